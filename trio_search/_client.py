@@ -1,0 +1,185 @@
+"""The Trio client: one connection, many requests, answered in order."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from ._errors import ErrorResponse, RemoteProtocolError, RequestError, ServerResponseError
+from ._json import decode_json, encode_json
+from ._limits import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_MAX_HEADER_LENGTH, RECEIVE_SIZE
+from ._message import BINARY_ENCODING, CLIENT_BINARY_CONTENT_TYPE, Message
+from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
+
+
+@attrs.define(eq=False)
+class SearchClient:
+    """A connection to a trio_search (or the tutorial's) server.
+
+    Requests on one client are answered in order; :meth:`request_many`
+    pipelines them in one write. Use one client from one task at a time.
+
+    Args:
+        stream: A connected Trio stream (TCP, TLS, or memory in tests).
+        max_header_length: Largest response header accepted, in bytes.
+        max_content_length: Largest response content accepted, in bytes.
+    """
+
+    stream: trio.abc.Stream
+    max_header_length: int = DEFAULT_MAX_HEADER_LENGTH
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    _protocol: MessageProtocol = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._protocol = MessageProtocol(self.max_header_length, self.max_content_length)
+
+    async def request(self, message: Message) -> Message:
+        """Send one request and return its response.
+
+        Raises:
+            ServerResponseError: the server closed without answering or sent
+                bytes that are not a valid message.
+            trio.BrokenResourceError: the connection broke.
+        """
+        (response,) = await self.request_many([message])
+        return response
+
+    async def request_many(self, messages: Iterable[Message]) -> list[Message]:
+        """Send several requests in one write and return their responses, in
+        order.
+
+        Raises:
+            ServerResponseError: as for :meth:`request`.
+        """
+        batch = [encode_message(message) for message in messages]
+        if not batch:
+            return []
+        await self.stream.send_all(b"".join(batch))
+        return [await self._receive_message() for _ in batch]
+
+    async def request_json(self, content: Mapping[str, Any], encoding: str = "utf-8") -> Any:
+        """Send a ``text/json`` request and return its decoded JSON answer."""
+        request = Message(encode_json(content, encoding), "text/json", encoding)
+        response = await self.request(request)
+        return decode_response_json(response)
+
+    async def search(self, value: str) -> str:
+        """Ask for ``value``'s answer, as the tutorial's ``search`` action.
+
+        Returns:
+            The answer; for a key not in the index, the server's
+            ``No match for '...'.`` text.
+
+        Raises:
+            ErrorResponse: the server refused the request.
+            ServerResponseError: the answer is not a valid search response.
+        """
+        content = await self.request_json({"action": "search", "value": value})
+        result = json_result(content)
+        if not isinstance(result, str):
+            raise ServerResponseError(
+                f"'result' is {type(result).__name__}, not a string", code="bad_result"
+            )
+        return result
+
+    async def request_binary(self, content: bytes) -> Message:
+        """Send ``content`` as the tutorial's binary request; return the reply."""
+        return await self.request(Message(content, CLIENT_BINARY_CONTENT_TYPE, BINARY_ENCODING))
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        await self.stream.aclose()
+
+    async def _receive_message(self) -> Message:
+        protocol = self._protocol
+        while True:
+            try:
+                event = protocol.next_message()
+            except RemoteProtocolError as exc:
+                raise ServerResponseError(
+                    f"invalid response: {exc.message}", code=exc.code
+                ) from exc
+            if event is CLOSED:
+                raise ServerResponseError(
+                    "the server closed the connection without answering", code="no_response"
+                )
+            if event is not NEED_DATA:
+                return event
+            protocol.receive_data(await self.stream.receive_some(RECEIVE_SIZE))
+
+
+def decode_response_json(response: Message) -> Any:
+    """The JSON content of a ``text/json`` response.
+
+    Raises:
+        ServerResponseError: the response is not text/json, or not decodable.
+    """
+    if not response.is_json:
+        raise ServerResponseError(
+            f"expected a text/json response, got {response.content_type!r}",
+            code="unexpected_content_type",
+        )
+    try:
+        return decode_json(response.content, response.content_encoding)
+    except RequestError as exc:
+        raise ServerResponseError(f"invalid response: {exc.message}", code=exc.code) from exc
+
+
+def json_result(content: Any) -> Any:
+    """The ``"result"`` of a JSON response, raising if it reports an error.
+
+    Raises:
+        ErrorResponse: the response carries an ``"error"`` code.
+        ServerResponseError: the response is not an object with ``"result"``.
+    """
+    if not isinstance(content, dict) or "result" not in content:
+        raise ServerResponseError(
+            "response is not a JSON object with a 'result'", code="bad_result"
+        )
+    if "error" in content:
+        raise ErrorResponse(str(content["result"]), code=str(content["error"]))
+    return content["result"]
+
+
+@asynccontextmanager
+async def open_client(
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
+) -> AsyncIterator[SearchClient]:
+    """Connect to a server and yield a :class:`SearchClient`; close on exit.
+
+    ``host`` may be an IPv4 or IPv6 literal or a hostname (Happy Eyeballs
+    picks the address). With ``ssl_context`` the connection is TLS, checked
+    against ``server_hostname`` (default: ``host``).
+
+    Raises:
+        OSError: the server cannot be reached.
+        trio.BrokenResourceError: the TLS handshake failed (its cause says why).
+    """
+    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+    if ssl_context is not None:
+        stream = trio.SSLStream(
+            stream,
+            ssl_context,
+            server_hostname=server_hostname or host,
+            https_compatible=False,
+        )
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+    client = SearchClient(stream, max_content_length=max_content_length)
+    try:
+        yield client
+    finally:
+        await trio.aclose_forcefully(stream)

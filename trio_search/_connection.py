@@ -1,0 +1,241 @@
+"""One client connection: read requests, answer them in order, enforce limits.
+
+Theory of operation
+-------------------
+
+A connection loops: answer every complete request the protocol object has
+buffered (all of a pipelined batch, written back in one ``send_all``), then
+wait for more bytes. The wait is bounded by a Trio cancel scope whose
+deadline depends on where the stream is:
+
+- between requests, the *idle* timeout, counted from accept and from each
+  response; a graceful shutdown cancels this wait at once;
+- inside a request, the *request* timeout, counted from its first byte.
+
+Writing is bounded by the request timeout too, so a client that never reads
+cannot hold the task. Content errors are answered and the connection goes
+on; framing errors are answered where the stream allows and end it. Every
+path closes the stream, and no exception leaves :meth:`ServerConnection.serve`
+except Trio's own cancellation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from ._app import Reply, SearchApp, error_reply
+from ._errors import RemoteProtocolError, TrioSearchError
+from ._limits import LINGER_BYTES, LINGER_TIMEOUT, RECEIVE_SIZE, THREAD_DECODE_THRESHOLD
+from ._message import Message
+from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
+from ._settings import ServerSettings
+from ._stats import ServerStats
+
+logger = logging.getLogger("trio_search")
+
+
+@attrs.define(eq=False)
+class ServerConnection:
+    """Serves one accepted stream until the peer closes, a limit ends it, or
+    a shutdown reaches it.
+
+    Args:
+        stream: Any Trio stream: a TCP socket, TLS, or a memory stream.
+        peer: The peer's address, for logs.
+        app: Answers each request.
+        settings: Limits and timeouts.
+        stats: Counters to update.
+        decode_limiter: Bounds the worker threads used for large requests.
+    """
+
+    stream: trio.abc.Stream
+    peer: str
+    app: SearchApp
+    settings: ServerSettings
+    stats: ServerStats
+    decode_limiter: trio.CapacityLimiter
+    _closing: bool = attrs.field(default=False, init=False)
+    _idle_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
+
+    def close_when_idle(self) -> None:
+        """Begin a graceful close: end now if waiting between requests,
+        otherwise after the requests already received are answered."""
+        self._closing = True
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
+
+    async def serve(self) -> None:
+        """Serve the connection to its end, then close the stream.
+
+        Cancellation (a server shutdown past its grace period) closes the
+        stream and propagates.
+        """
+        try:
+            await self._serve()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            logger.info("%s: connection lost: %s", self.peer, exc or type(exc).__name__)
+            self.stats.count_error("connection_lost")
+        except Exception:
+            # A bug of ours must not escape into the server's nursery and take
+            # the other connections down with it.
+            logger.exception("%s: internal error; closing the connection", self.peer)
+            self.stats.count_error("internal_error")
+        finally:
+            await trio.aclose_forcefully(self.stream)
+
+    async def _serve(self) -> None:
+        if isinstance(self.stream, trio.SSLStream) and not await self._tls_handshake():
+            return
+        protocol = MessageProtocol(
+            max_header_length=self.settings.max_header_length,
+            max_content_length=self.settings.max_content_length,
+        )
+        request_deadline = trio.current_time() + self.settings.request_timeout
+        while True:
+            replies: list[Reply] = []
+            try:
+                while True:
+                    event = protocol.next_message()
+                    if event is NEED_DATA or event is CLOSED:
+                        break
+                    replies.append(await self._respond(event))
+            except RemoteProtocolError as exc:
+                # Answer what arrived intact, then report the broken framing.
+                self._log_error(exc)
+                replies.append(error_reply(exc))
+                if await self._send(replies):
+                    await self._linger_close()
+                return
+            if replies and not await self._send(replies):
+                return
+            if event is CLOSED:
+                logger.debug("%s: closed by peer", self.peer)
+                return
+            if self._closing and not protocol.mid_message:
+                logger.debug("%s: closed for shutdown", self.peer)
+                return
+            if replies and protocol.mid_message:
+                # The rest of the batch's last read is the start of a request.
+                request_deadline = trio.current_time() + self.settings.request_timeout
+            was_mid_message = protocol.mid_message
+            data = await self._receive(was_mid_message, request_deadline)
+            if data is None:
+                return
+            if not was_mid_message:
+                request_deadline = trio.current_time() + self.settings.request_timeout
+            protocol.receive_data(data)
+
+    async def _receive(
+        self, mid_message: bool, request_deadline: float
+    ) -> bytes | bytearray | None:
+        """Wait for bytes under the timeout that applies; ``None`` means the
+        connection is over (timed out, or closed for shutdown)."""
+        if mid_message:
+            deadline = request_deadline
+        else:
+            deadline = trio.current_time() + self.settings.idle_timeout
+        with trio.CancelScope(deadline=deadline) as scope:
+            if not mid_message:
+                self._idle_scope = scope
+                if self._closing:
+                    scope.cancel()
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+        self._idle_scope = None
+        if not scope.cancelled_caught:
+            return data
+        if self._closing and not mid_message:
+            logger.debug("%s: idle connection closed for shutdown", self.peer)
+        elif mid_message:
+            error = RemoteProtocolError(
+                f"request not received within {self.settings.request_timeout:g} s",
+                code="request_timeout",
+            )
+            self._log_error(error)
+            await self._send([error_reply(error)])
+        else:
+            logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
+            self.stats.count_error("idle_timeout")
+        return None
+
+    async def _respond(self, request: Message) -> Reply:
+        if request.is_json and len(request.content) > THREAD_DECODE_THRESHOLD:
+            reply = await trio.to_thread.run_sync(
+                self.app.respond, request, limiter=self.decode_limiter
+            )
+        else:
+            reply = self.app.respond(request)
+        self.stats.requests += 1
+        if reply.error is not None:
+            self.stats.count_error(reply.error)
+            logger.warning("%s: request refused (%s)", self.peer, reply.error)
+        return reply
+
+    async def _send(self, replies: list[Reply]) -> bool:
+        """Write ``replies`` in order, in one write; False if the client did
+        not take them within the request timeout."""
+        data = b"".join([encode_message(reply.message) for reply in replies])
+        with trio.move_on_after(self.settings.request_timeout):
+            await self.stream.send_all(data)
+            return True
+        logger.warning(
+            "%s: response not taken within %g s; closing",
+            self.peer,
+            self.settings.request_timeout,
+        )
+        self.stats.count_error("send_timeout")
+        return False
+
+    async def _tls_handshake(self) -> bool:
+        assert isinstance(self.stream, trio.SSLStream)
+        with trio.move_on_after(self.settings.request_timeout):
+            try:
+                await self.stream.do_handshake()
+            except trio.BrokenResourceError as exc:
+                logger.warning("%s: TLS handshake failed: %s", self.peer, exc.__cause__ or exc)
+                self.stats.count_error("tls_handshake")
+                return False
+            return True
+        logger.warning(
+            "%s: TLS handshake not done within %g s", self.peer, self.settings.request_timeout
+        )
+        self.stats.count_error("tls_handshake_timeout")
+        return False
+
+    async def _linger_close(self) -> None:
+        """Half-close, then discard what the peer still sends for a moment.
+
+        Closing a TCP socket with unread input makes the kernel send a reset,
+        which can destroy the error response before the client reads it.
+        """
+        send_eof: Callable[[], object] | None = getattr(self.stream, "send_eof", None)
+        if send_eof is None:
+            return
+        with trio.move_on_after(LINGER_TIMEOUT):
+            await self.stream.send_eof()  # type: ignore[attr-defined]
+            discarded = 0
+            while discarded < LINGER_BYTES:
+                chunk = await self.stream.receive_some(RECEIVE_SIZE)
+                if not chunk:
+                    break
+                discarded += len(chunk)
+
+    def _log_error(self, error: TrioSearchError) -> None:
+        logger.warning("%s: %s (%s); closing", self.peer, error.message, error.code)
+
+
+async def refuse_busy(stream: trio.abc.Stream, peer: str, send_timeout: float) -> None:
+    """Answer "server busy" at once and close ``stream``; never raises
+    except for cancellation."""
+    error = TrioSearchError("server busy, try again later", code="busy")
+    try:
+        with trio.move_on_after(send_timeout):
+            await stream.send_all(encode_message(error_reply(error).message))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        await trio.aclose_forcefully(stream)
+    logger.warning("%s: refused: connection limit reached", peer)

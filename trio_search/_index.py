@@ -1,0 +1,65 @@
+"""The search index: the tutorial's built-in data, or a JSON file of one's own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from ._errors import ConfigurationError
+
+#: The tutorial's data, exactly (``request_search`` in its libserver.py).
+BUILTIN_INDEX: Mapping[str, str] = MappingProxyType(
+    {
+        "morpheus": "Follow the white rabbit. \U0001f430",
+        "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
+        "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
+    }
+)
+
+
+def parse_index(text: str, *, source: str = "<data>") -> Mapping[str, str]:
+    """Parse index JSON text: one object mapping each key to its answer string.
+
+    Raises:
+        ConfigurationError: the text is not such an object.
+    """
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigurationError(f"{source}: not valid JSON: {exc}", code="bad_data") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"{source}: expected a JSON object of key -> answer, got {type(data).__name__}",
+            code="bad_data",
+        )
+    for key, answer in data.items():
+        if not isinstance(answer, str):
+            raise ConfigurationError(
+                f"{source}: the answer for {key!r} is {type(answer).__name__}, not a string",
+                code="bad_data",
+            )
+    return MappingProxyType(data)
+
+
+def load_index(path: str | Path) -> Mapping[str, str]:
+    """Read an index file (UTF-8 JSON object of key -> answer string).
+
+    This blocks on file I/O: call it before the event loop starts, or through
+    ``trio.to_thread.run_sync``.
+
+    Raises:
+        ConfigurationError: the file cannot be read or is not a valid index.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read data file {str(path)!r}: {exc.strerror or exc}", code="bad_data"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"data file {str(path)!r} is not UTF-8: {exc}", code="bad_data"
+        ) from exc
+    return parse_index(text, source=str(path))

@@ -1,0 +1,64 @@
+"""JSON text content: encoding and decoding with the errors the peer can cause.
+
+The tutorial encodes with ``json.dumps(obj, ensure_ascii=False)`` and the
+declared ``content-encoding``, and decodes with that same codec. Each way a
+peer's content can be unusable maps to a :class:`RequestError` code.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from typing import Any
+
+from ._errors import LocalProtocolError, RequestError
+
+
+def encode_json(obj: Any, encoding: str = "utf-8") -> bytes:
+    """Encode ``obj`` as JSON text in ``encoding``, as the tutorial does.
+
+    Strings holding lone surrogates (which a peer can send as ``"\\ud800"``)
+    cannot be encoded as UTF-8 text; they are written as JSON escapes instead,
+    which is still valid JSON and decodes to the same value.
+
+    Raises:
+        LocalProtocolError: ``obj`` is not JSON-serializable, or ``encoding``
+            is not a text codec.
+    """
+    try:
+        text = json.dumps(obj, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise LocalProtocolError(f"cannot encode as JSON: {exc}", code="unencodable") from exc
+    try:
+        return text.encode(encoding)
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True).encode(encoding)
+    except LookupError as exc:
+        raise LocalProtocolError(f"unknown encoding {encoding!r}", code="unknown_encoding") from exc
+
+
+def decode_json(content: bytes, encoding: str) -> Any:
+    """Decode JSON text ``content`` that claims to be in ``encoding``.
+
+    Raises:
+        RequestError: with code ``unknown_encoding``, ``bad_encoding``,
+            ``invalid_json`` or ``too_deep``.
+    """
+    try:
+        codecs.lookup(encoding)
+        text = content.decode(encoding)
+    except LookupError as exc:
+        # Also raised for codecs that are not bytes-to-text, such as "rot13".
+        raise RequestError(
+            f"unknown content-encoding {encoding!r}", code="unknown_encoding"
+        ) from exc
+    except (UnicodeError, ValueError) as exc:
+        # UnicodeDecodeError for most codecs; a few (idna, punycode) raise
+        # plain UnicodeError or ValueError for bytes they cannot decode.
+        raise RequestError(f"content is not valid {encoding}: {exc}", code="bad_encoding") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"content is not valid JSON: {exc}", code="invalid_json") from exc
+    except RecursionError as exc:
+        raise RequestError("JSON content is nested too deeply", code="too_deep") from exc

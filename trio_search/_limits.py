@@ -1,0 +1,59 @@
+"""Named limits and defaults, each with its unit and the reason for its value.
+
+Every one of these is a default: servers, clients and protocol objects take
+their own values as settings.
+"""
+
+from __future__ import annotations
+
+#: Size of the fixed length prefix before the JSON header, in bytes (">H").
+PREFIX_LENGTH = 2
+
+#: Largest JSON header accepted by default, in bytes. The tutorial's headers
+#: are about 100 bytes; h11 caps an incomplete HTTP head at the same 16 KiB.
+DEFAULT_MAX_HEADER_LENGTH = 16 * 1024
+
+#: Largest content accepted by default, in bytes. A search request is tiny;
+#: 1 MiB leaves room for binary payloads while bounding per-connection memory.
+DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
+
+#: Largest header the 2-byte prefix can describe, in bytes.
+MAX_ENCODABLE_HEADER_LENGTH = 0xFFFF
+
+#: Bytes asked of the transport per receive. Big enough to take many
+#: pipelined requests in one call, small enough not to matter per connection.
+RECEIVE_SIZE = 64 * 1024
+
+#: Content above this many bytes is decoded in a worker thread, so one large
+#: request never stalls the event loop for the other connections.
+THREAD_DECODE_THRESHOLD = 64 * 1024
+
+#: Worker threads shared by all connections for large-content decoding.
+DECODE_THREADS = 2
+
+#: Seconds a connection may wait for the first byte of its next request.
+DEFAULT_IDLE_TIMEOUT = 60.0
+
+#: Seconds from a request's first byte to its last, and for writing a
+#: response to a client that does not read; also bounds a TLS handshake.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+
+#: Simultaneous connections served; one more is answered "busy" and closed.
+DEFAULT_MAX_CONNECTIONS = 10_000
+
+#: Seconds in-flight requests get to finish after a shutdown signal.
+DEFAULT_SHUTDOWN_GRACE = 10.0
+
+#: The tutorial's port.
+DEFAULT_PORT = 65432
+
+#: The tutorial's host.
+DEFAULT_HOST = "127.0.0.1"
+
+#: Seconds a connection with broken framing is kept half-closed after its
+#: error response, discarding input, so the peer can read the response before
+#: the close (closing with unread input makes TCP send a reset instead).
+LINGER_TIMEOUT = 2.0
+
+#: Bytes discarded at most while lingering, after which the close is abrupt.
+LINGER_BYTES = 1024 * 1024

@@ -1,0 +1,70 @@
+"""The message value: one header plus its content, as it travels either way."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from ._errors import LocalProtocolError
+
+#: The four header keys the tutorial requires, in the order it writes them.
+REQUIRED_HEADER_KEYS = ("byteorder", "content-type", "content-encoding", "content-length")
+
+JSON_CONTENT_TYPE = "text/json"
+BINARY_ENCODING = "binary"
+#: What the tutorial's client sends for a non-search action.
+CLIENT_BINARY_CONTENT_TYPE = "binary/custom-client-binary-type"
+#: What the tutorial's server answers to a binary request.
+SERVER_BINARY_CONTENT_TYPE = "binary/custom-server-binary-type"
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _freeze_extra_headers(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if not value:
+        return _EMPTY
+    clash = [key for key in REQUIRED_HEADER_KEYS if key in value]
+    if clash:
+        raise LocalProtocolError(
+            f"extra_headers may not set the required header key(s) {clash}",
+            code="extra_header_clash",
+        )
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class Message:
+    """One protocol message: a header and ``content``, immutable.
+
+    Requests and responses have the same shape. ``content-length`` is not a
+    field: it is always ``len(content)``.
+
+    Attributes:
+        content: The content bytes, exactly as sent.
+        content_type: The header's ``"content-type"``, e.g. ``"text/json"``.
+        content_encoding: The header's ``"content-encoding"``: a Python codec
+            name for text, ``"binary"`` for bytes.
+        byteorder: The header's ``"byteorder"``, the sender's ``sys.byteorder``.
+        extra_headers: Any other header keys, kept as received (read-only).
+    """
+
+    content: bytes = attrs.field(validator=attrs.validators.instance_of(bytes))
+    content_type: str = attrs.field(
+        default=JSON_CONTENT_TYPE, validator=attrs.validators.instance_of(str)
+    )
+    content_encoding: str = attrs.field(
+        default="utf-8", validator=attrs.validators.instance_of(str)
+    )
+    byteorder: str = attrs.field(default=sys.byteorder, validator=attrs.validators.instance_of(str))
+    extra_headers: Mapping[str, Any] = attrs.field(
+        default=None, converter=_freeze_extra_headers, eq=False, hash=False
+    )
+
+    @property
+    def is_json(self) -> bool:
+        """Whether the content is JSON text, to be decoded with its encoding."""
+        return self.content_type == JSON_CONTENT_TYPE

@@ -1,0 +1,185 @@
+"""The server's lifecycle: listen, accept under a nursery, shut down gracefully.
+
+Theory of operation
+-------------------
+
+:meth:`SearchServer.serve` opens its listeners, then runs two nested
+nurseries. The outer one holds a task per connection; the inner one holds
+``trio.serve_listeners``, the accept loop, which starts each connection in
+the outer nursery. So the accept loop can stop alone while connections go on.
+
+:meth:`SearchServer.shutdown` starts a graceful shutdown: it cancels the
+accept loop (the listeners close, so new connections are refused), asks
+every connection to close once idle (idle ones close at once), and gives the
+rest ``shutdown_grace`` seconds, as the deadline of the connections'
+nursery, after which Trio cancels them. Cancelling the task running
+:meth:`~SearchServer.serve` stops everything at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import trio
+
+from ._app import SearchApp
+from ._connection import ServerConnection, refuse_busy
+from ._index import BUILTIN_INDEX
+from ._limits import DECODE_THREADS
+from ._net import format_address, listener_address, peer_name
+from ._settings import ServerSettings
+from ._stats import ServerStats
+
+logger = logging.getLogger("trio_search")
+
+
+@attrs.define(eq=False)
+class SearchServer:
+    """The trio_search server, to run under a nursery.
+
+    Example::
+
+        server = SearchServer(ServerSettings(port=0))
+        addresses = await nursery.start(server.serve)
+
+    Args:
+        settings: Address, limits and timeouts.
+        index: The search data: key -> answer string.
+    """
+
+    settings: ServerSettings = attrs.field(factory=ServerSettings)
+    index: Mapping[str, str] = BUILTIN_INDEX
+    stats: ServerStats = attrs.field(factory=ServerStats, init=False)
+    #: ``(host, port)`` of each listener, once :meth:`serve` has started.
+    addresses: list[tuple[str, int]] = attrs.field(factory=list, init=False)
+    _app: SearchApp = attrs.field(init=False)
+    _decode_limiter: trio.CapacityLimiter = attrs.field(init=False)
+    _connections: set[ServerConnection] = attrs.field(factory=set, init=False)
+    _accept_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
+    _closing: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._app = SearchApp(self.index, self._stats_snapshot)
+        self._decode_limiter = trio.CapacityLimiter(DECODE_THREADS)
+
+    def _stats_snapshot(self) -> dict[str, Any]:
+        return self.stats.snapshot(trio.current_time())
+
+    async def open_listeners(self) -> list[trio.abc.Listener[Any]]:
+        """Bind and listen on the configured address (TLS-wrapped if set).
+
+        Raises:
+            OSError: the address cannot be bound (in use, unknown host, ...).
+        """
+        host = self.settings.host or None
+        tcp_listeners = await trio.open_tcp_listeners(self.settings.port, host=host)
+        context = self.settings.ssl_context
+        if context is None:
+            return list(tcp_listeners)
+        return [
+            trio.SSLListener(listener, context, https_compatible=False)
+            for listener in tcp_listeners
+        ]
+
+    async def serve(
+        self,
+        listeners: list[trio.abc.Listener[Any]] | None = None,
+        *,
+        task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen and serve until shut down or cancelled.
+
+        Args:
+            listeners: Serve these instead of opening the configured address.
+
+        Reports ``(host, port)`` of every listener to ``nursery.start``.
+        Returns after a graceful shutdown has finished.
+
+        Raises:
+            OSError: the configured address cannot be bound.
+        """
+        if listeners is None:
+            listeners = await self.open_listeners()
+        self.stats.started_at = trio.current_time()
+        self.addresses = [listener_address(listener) for listener in listeners]
+        async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as acceptor:
+                self._accept_scope = acceptor.cancel_scope
+                if self._closing:
+                    acceptor.cancel_scope.cancel()
+                await acceptor.start(
+                    functools.partial(
+                        trio.serve_listeners,
+                        self._serve_accepted,
+                        listeners,
+                        handler_nursery=connections,
+                    )
+                )
+                logger.info("listening on %s", ", ".join(format_address(a) for a in self.addresses))
+                task_status.started(self.addresses)
+            # The accept loop ended: a graceful shutdown is under way.
+            grace = self.settings.shutdown_grace
+            if self._connections:
+                logger.info(
+                    "stopped accepting; waiting up to %g s for %d connection(s)",
+                    grace,
+                    len(self._connections),
+                )
+            connections.cancel_scope.deadline = trio.current_time() + grace
+        if connections.cancel_scope.cancelled_caught:
+            logger.warning("shutdown grace of %g s over; remaining connections cancelled", grace)
+        logger.info("server stopped")
+
+    @property
+    def shutting_down(self) -> bool:
+        """Whether :meth:`shutdown` has been called."""
+        return self._closing
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown; :meth:`serve` returns once it is done.
+
+        Safe to call more than once, and before :meth:`serve` starts.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        logger.info("shutting down: no new connections")
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        for connection in list(self._connections):
+            connection.close_when_idle()
+
+    async def _serve_accepted(self, stream: trio.abc.Stream) -> None:
+        await self.handle_stream(stream, peer_name(stream))
+
+    async def handle_stream(self, stream: trio.abc.Stream, peer: str = "?") -> None:
+        """Serve one connection on any Trio stream, then close it.
+
+        This is what each accepted TCP connection runs; call it yourself to
+        serve memory streams, pipes, or streams you accept elsewhere. It
+        counts toward ``max_connections`` and the live counters.
+        """
+        stats = self.stats
+        if stats.connections_open >= self.settings.max_connections:
+            stats.connections_refused_busy += 1
+            stats.count_error("busy")
+            await refuse_busy(stream, peer, self.settings.request_timeout)
+            return
+        connection = ServerConnection(
+            stream, peer, self._app, self.settings, stats, self._decode_limiter
+        )
+        stats.connections_open += 1
+        stats.connections_total += 1
+        self._connections.add(connection)
+        logger.debug("%s: connected", peer)
+        try:
+            if self._closing:
+                connection.close_when_idle()
+            await connection.serve()
+        finally:
+            self._connections.discard(connection)
+            stats.connections_open -= 1

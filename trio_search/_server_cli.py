@@ -1,0 +1,211 @@
+"""``trio-search-server``: run the search service from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+import trio
+
+from ._cli_common import (
+    OneLineErrorParser,
+    fail,
+    non_negative_int,
+    port_number,
+    positive_int,
+    seconds,
+)
+from ._errors import ConfigurationError
+from ._index import BUILTIN_INDEX, load_index
+from ._limits import (
+    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONTENT_LENGTH,
+    DEFAULT_MAX_HEADER_LENGTH,
+    DEFAULT_PORT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SHUTDOWN_GRACE,
+    MAX_ENCODABLE_HEADER_LENGTH,
+)
+from ._net import format_address
+from ._server import SearchServer
+from ._settings import ServerSettings
+
+PROG = "trio-search-server"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog=PROG,
+        description=(
+            "Serve the Real Python socket tutorial's search protocol (2-byte length "
+            "prefix, JSON header, content) to many clients at once, on Trio. "
+            "Without --data it answers from the tutorial's three entries."
+        ),
+        epilog=(
+            "SIGINT (Ctrl-C) or SIGTERM shuts down gracefully: no new connections, "
+            "idle ones closed, requests in progress given --shutdown-grace seconds; "
+            "a second signal stops at once. Exit status 0 after a shutdown, 1 when "
+            "the server cannot start, 2 for a bad option."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    net = parser.add_argument_group("address")
+    net.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="IPv4/IPv6 address or hostname to listen on; '' listens on every interface",
+    )
+    net.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="TCP port; 0 picks one")
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        metavar="FILE",
+        help="JSON file holding one object of key -> answer string (default: the tutorial's)",
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--max-content-length",
+        type=non_negative_int,
+        default=DEFAULT_MAX_CONTENT_LENGTH,
+        metavar="BYTES",
+        help="largest request content accepted, in bytes",
+    )
+    limits.add_argument(
+        "--max-header-length",
+        type=positive_int,
+        default=DEFAULT_MAX_HEADER_LENGTH,
+        metavar="BYTES",
+        help=f"largest JSON header accepted, in bytes (at most {MAX_ENCODABLE_HEADER_LENGTH})",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections served at once; one more is answered 'server busy' and closed",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="S",
+        help="seconds a connection may wait for its next request before it is closed",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=seconds,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="S",
+        help=(
+            "seconds from a request's first byte to its last, and for a client to "
+            "take its response; also bounds the TLS handshake"
+        ),
+    )
+    limits.add_argument(
+        "--shutdown-grace",
+        type=seconds,
+        default=DEFAULT_SHUTDOWN_GRACE,
+        metavar="S",
+        help="seconds requests in progress get to finish after SIGINT/SIGTERM",
+    )
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve over TLS")
+    tls.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="INFO",
+        help="least severe log messages shown (on stderr)",
+    )
+    return parser
+
+
+def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigurationError("--tls-cert and --tls-key must be given together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load TLS certificate/key: {exc}") from exc
+    return context
+
+
+async def _watch_signals(
+    signals: AsyncIterator[int], server: SearchServer, everything: trio.CancelScope
+) -> None:
+    logger = logging.getLogger("trio_search")
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if server.shutting_down:
+            logger.warning("%s again: stopping now", name)
+            everything.cancel()
+            return
+        logger.info("%s received: shutting down gracefully", name)
+        server.shutdown()
+
+
+async def _run(server: SearchServer) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # Bound here, outside any nursery, so "address in use" arrives as a
+        # plain OSError rather than inside an exception group.
+        listeners = await server.open_listeners()
+        async with trio.open_nursery() as nursery:
+
+            async def serve_then_stop(task_status: trio.TaskStatus[list[tuple[str, int]]]) -> None:
+                await server.serve(listeners, task_status=task_status)
+                nursery.cancel_scope.cancel()
+
+            await nursery.start(serve_then_stop)
+            for address in server.addresses:
+                print(f"{PROG} listening on {format_address(address)}", flush=True)
+            nursery.start_soon(_watch_signals, signals, server, nursery.cancel_scope)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; return the process exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        index = load_index(args.data) if args.data is not None else BUILTIN_INDEX
+        settings = ServerSettings(
+            host=args.host,
+            port=args.port,
+            max_header_length=min(args.max_header_length, MAX_ENCODABLE_HEADER_LENGTH),
+            max_content_length=args.max_content_length,
+            idle_timeout=args.idle_timeout,
+            request_timeout=args.request_timeout,
+            max_connections=args.max_connections,
+            shutdown_grace=args.shutdown_grace,
+            ssl_context=_tls_context(args.tls_cert, args.tls_key),
+        )
+    except ConfigurationError as exc:
+        return fail(PROG, exc.message)
+    server = SearchServer(settings, index)
+    try:
+        trio.run(_run, server)
+    except OSError as exc:
+        where = format_address((args.host or "*", args.port))
+        return fail(PROG, f"cannot listen on {where}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        # Ctrl-C before the signal handlers were installed.
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

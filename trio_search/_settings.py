@@ -1,0 +1,86 @@
+"""Server settings: every limit a server enforces, validated on creation."""
+
+from __future__ import annotations
+
+import math
+import ssl
+
+import attrs
+
+from ._limits import (
+    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONTENT_LENGTH,
+    DEFAULT_MAX_HEADER_LENGTH,
+    DEFAULT_PORT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SHUTDOWN_GRACE,
+    MAX_ENCODABLE_HEADER_LENGTH,
+)
+
+
+def _non_negative_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{attribute.name} must be a non-negative integer, not {value!r}")
+
+
+def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{attribute.name} must be a positive integer, not {value!r}")
+
+
+def _seconds(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"{attribute.name} must be a number of seconds, not {value!r}")
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be more than 0 seconds, not {value!r}")
+
+
+def _port(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or not 0 <= value <= 65535:
+        raise ValueError(f"{attribute.name} must be an integer from 0 to 65535, not {value!r}")
+
+
+def _header_length(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or not 1 <= value <= MAX_ENCODABLE_HEADER_LENGTH:
+        raise ValueError(
+            f"{attribute.name} must be an integer from 1 to "
+            f"{MAX_ENCODABLE_HEADER_LENGTH}, not {value!r}"
+        )
+
+
+@attrs.frozen
+class ServerSettings:
+    """How a :class:`SearchServer` listens and which limits it enforces.
+
+    Attributes:
+        host: Address or hostname to listen on; ``None`` or ``""`` listens on
+            every interface, IPv4 and IPv6.
+        port: TCP port; 0 picks a free one (see ``SearchServer.addresses``).
+        max_header_length: Largest JSON header accepted, in bytes.
+        max_content_length: Largest request content accepted, in bytes.
+        idle_timeout: Seconds a connection may wait for the first byte of its
+            next request, counted from accept and from each response.
+        request_timeout: Seconds from a request's first byte to its last, and
+            for writing a response; also bounds the TLS handshake.
+        max_connections: Connections served at once; more are answered
+            "busy" and closed.
+        shutdown_grace: Seconds requests in progress get to finish once a
+            graceful shutdown begins.
+        ssl_context: Serve TLS with this server-side context, or plain TCP.
+    """
+
+    host: str | None = DEFAULT_HOST
+    port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
+    max_header_length: int = attrs.field(
+        default=DEFAULT_MAX_HEADER_LENGTH, validator=_header_length
+    )
+    max_content_length: int = attrs.field(
+        default=DEFAULT_MAX_CONTENT_LENGTH, validator=_non_negative_int
+    )
+    idle_timeout: float = attrs.field(default=DEFAULT_IDLE_TIMEOUT, validator=_seconds)
+    request_timeout: float = attrs.field(default=DEFAULT_REQUEST_TIMEOUT, validator=_seconds)
+    max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_positive_int)
+    shutdown_grace: float = attrs.field(default=DEFAULT_SHUTDOWN_GRACE, validator=_seconds)
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
