@@ -1,0 +1,53 @@
+"""Developer sessions: ``nox -s tests lint typecheck`` is what CI runs.
+
+- tests: the test suite (fast: timeouts run on Trio's autojump clock).
+- lint: ruff's linter and formatter check.
+- typecheck: mypy --strict on the package.
+- fuzz: the hypothesis properties, run far longer than in ``tests``.
+- bench: the side-by-side benchmark against peer servers (not part of CI).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against the installed package."""
+    session.install(".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install(".", "mypy>=1.10")
+    session.run("mypy")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The hypothesis properties with many more examples than ``tests`` runs."""
+    session.install(".[test]")
+    session.run(
+        "pytest",
+        "-m",
+        "fuzz",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"TRIO_SEARCH_HYPOTHESIS_PROFILE": "fuzz"},
+    )
