@@ -15,6 +15,15 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def fail(prog: str, message: str, status: int = 1) -> int:
     """Print ``prog: error: message`` to stderr and return ``status``."""
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import trio
 
-from ._cli_common import OneLineErrorParser, fail, port_number, seconds
+from ._cli_common import DefaultsHelpFormatter, OneLineErrorParser, fail, port_number, seconds
 from ._client import decode_response_json, open_client
 from ._errors import ServerResponseError
 from ._json import encode_json
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Exit status 0 for an answer, 1 when the server is unreachable, answers "
             "garbage, reports an error or is too slow, 2 for a bad option."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("host", metavar="HOST", help="server address or hostname")
     parser.add_argument("port", metavar="PORT", type=port_number, help="server port")

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 import trio
 
 from ._cli_common import (
+    DefaultsHelpFormatter,
     OneLineErrorParser,
     fail,
     non_negative_int,
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
             "a second signal stops at once. Exit status 0 after a shutdown, 1 when "
             "the server cannot start, 2 for a bad option."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     net = parser.add_argument_group("address")
     net.add_argument(
