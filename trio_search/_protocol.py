@@ -188,9 +188,11 @@ class MessageProtocol:
         return CLOSED
 
     def _parse_header(self, raw: bytes) -> _Header:
+        # ValueError covers UnicodeDecodeError, JSONDecodeError, and a number
+        # with more digits than int() accepts (sys.get_int_max_str_digits()).
         try:
             fields = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise RemoteProtocolError(
                 f"header is not UTF-8 JSON: {exc}", code="bad_header"
             ) from exc
