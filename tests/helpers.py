@@ -73,3 +73,31 @@ def result_of(message: Message) -> Any:
     """The decoded JSON content of a text/json response."""
     assert message.content_type == "text/json", message
     return json.loads(message.content.decode(message.content_encoding))
+
+
+def json_response(obj: Any) -> bytes:
+    """The exact bytes the tutorial's server sends for a text/json answer."""
+    return raw_message(json.dumps(obj, ensure_ascii=False).encode("utf-8"))
+
+
+def framed(header: bytes, content: bytes = b"") -> bytes:
+    """A message with a hand-made header, valid or not, after its length prefix."""
+    return struct.pack(">H", len(header)) + header + content
+
+
+def parse_all(data: bytes) -> list[Message]:
+    """Every message in ``data``, which must end exactly after the last one."""
+    protocol = MessageProtocol()
+    protocol.receive_data(data)
+    protocol.receive_data(b"")
+    messages: list[Message] = []
+    while (event := protocol.next_message()) is not CLOSED:
+        assert event is not NEED_DATA
+        messages.append(event)
+    return messages
+
+
+def local_address(stream: trio.SocketStream) -> str:
+    """``host:port`` of our end of ``stream``: the peer address the server logs."""
+    host, port = stream.socket.getsockname()[:2]
+    return f"{host}:{port}"

@@ -1,0 +1,228 @@
+"""The server over real loopback sockets: the tutorial's app, keep-alive,
+pipelining, odd write patterns, many clients, and embedding."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from tests.helpers import (
+    json_request,
+    json_response,
+    raw_message,
+    read_messages,
+    read_until_eof,
+    result_of,
+    start_server,
+)
+from trio_search import SearchServer, ServerSettings
+
+RABBIT = "Follow the white rabbit. \U0001f430"
+
+#: PROTOCOL.md's table: (request bytes, the exact response bytes expected).
+TUTORIAL_ROWS = {
+    "hit morpheus": (
+        json_request({"action": "search", "value": "morpheus"}),
+        json_response({"result": RABBIT}),
+    ),
+    "hit ring": (
+        json_request({"action": "search", "value": "ring"}),
+        json_response({"result": "In the caves beneath the Misty Mountains. \U0001f48d"}),
+    ),
+    "hit dog": (
+        json_request({"action": "search", "value": "\U0001f436"}),
+        json_response({"result": "\U0001f43e Playing ball! \U0001f3d0"}),
+    ),
+    "miss": (
+        json_request({"action": "search", "value": "neo"}),
+        json_response({"result": "No match for 'neo'."}),
+    ),
+    "invalid action": (
+        json_request({"action": "dance", "value": "morpheus"}),
+        json_response({"result": "Error: invalid action 'dance'.", "error": "invalid_action"}),
+    ),
+    "binary echo": (
+        raw_message(b"binaryhello world", "binary/custom-client-binary-type", "binary"),
+        raw_message(
+            b"First 10 bytes of request: binaryhell",
+            "binary/custom-server-binary-type",
+            "binary",
+        ),
+    ),
+}
+
+
+def search(value: str) -> bytes:
+    return json_request({"action": "search", "value": value})
+
+
+async def exchange(address: tuple[str, int], request: bytes) -> bytes:
+    """Send ``request`` alone on a new connection, half-close, return all the
+    bytes the server sends back before closing."""
+    async with await trio.open_tcp_stream(*address) as stream:
+        await stream.send_all(request)
+        await stream.send_eof()
+        return await read_until_eof(stream)
+
+
+@pytest.mark.parametrize("row", TUTORIAL_ROWS.values(), ids=TUTORIAL_ROWS.keys())
+async def test_protocol_md_rows_byte_exact(nursery: trio.Nursery, row: tuple[bytes, bytes]) -> None:
+    request, expected = row
+    _, address = await start_server(nursery)
+    with trio.fail_after(5):
+        # Half-closing after the request also shows the server answers it and
+        # then closes its side, as the tutorial's client expects.
+        assert await exchange(address, request) == expected
+
+
+async def test_response_header_is_what_the_tutorial_client_reads(nursery: trio.Nursery) -> None:
+    _, address = await start_server(nursery)
+    with trio.fail_after(5):
+        async with await trio.open_tcp_stream(*address) as stream:
+            await stream.send_all(search("morpheus"))
+            (response,) = await read_messages(stream, 1)
+    assert response.content_type == "text/json"
+    assert response.content_encoding == "utf-8"
+    assert response.byteorder == sys.byteorder
+
+
+async def test_utf16_request(nursery: trio.Nursery) -> None:
+    _, address = await start_server(nursery)
+    request = json_request({"action": "search", "value": "\U0001f436"}, encoding="utf-16")
+    with trio.fail_after(5):
+        response = await exchange(address, request)
+    # Answered in UTF-8, whatever the request's encoding (as the tutorial does).
+    assert response == json_response({"result": "\U0001f43e Playing ball! \U0001f3d0"})
+
+
+async def test_custom_index(nursery: trio.Nursery) -> None:
+    server = SearchServer(ServerSettings(port=0), index={"neo": "The One. \U0001f576", "x": ""})
+    _, address = await start_server(nursery, server)
+    with trio.fail_after(5):
+        assert await exchange(address, search("neo")) == json_response(
+            {"result": "The One. \U0001f576"}
+        )
+        assert await exchange(address, search("x")) == json_response({"result": ""})
+        # The built-in data is replaced, not extended.
+        assert await exchange(address, search("morpheus")) == json_response(
+            {"result": "No match for 'morpheus'."}
+        )
+
+
+async def test_keep_alive_many_requests_one_connection(nursery: trio.Nursery) -> None:
+    server, address = await start_server(nursery)
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream(*address) as stream:
+            for i in range(200):
+                await stream.send_all(search(f"key{i}"))
+                (response,) = await read_messages(stream, 1)
+                assert result_of(response) == {"result": f"No match for 'key{i}'."}
+    assert server.stats.connections_total == 1
+    assert server.stats.requests == 200
+
+
+async def test_pipelined_requests_answered_in_order(nursery: trio.Nursery) -> None:
+    _, address = await start_server(nursery)
+    rows = list(TUTORIAL_ROWS.values())
+    requests: list[bytes] = []
+    expected: list[bytes] = []
+    for i in range(300):
+        if i % 2:
+            request, response = rows[i % len(rows)]
+        else:
+            request = search(f"key{i}")
+            response = json_response({"result": f"No match for 'key{i}'."})
+        requests.append(request)
+        expected.append(response)
+    with trio.fail_after(10):
+        # One write holding all 300 requests; the answers must come back
+        # byte for byte in the same order.
+        assert await exchange(address, b"".join(requests)) == b"".join(expected)
+
+
+async def test_requests_split_into_one_byte_writes(nursery: trio.Nursery) -> None:
+    server, address = await start_server(nursery)
+    requests = search("morpheus") + search("neo") + TUTORIAL_ROWS["binary echo"][0]
+    expected = (
+        json_response({"result": RABBIT})
+        + json_response({"result": "No match for 'neo'."})
+        + TUTORIAL_ROWS["binary echo"][1]
+    )
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream(*address) as stream:
+            for i in range(len(requests)):
+                await stream.send_all(requests[i : i + 1])
+                # Let the server read this byte alone before the next one.
+                await trio.testing.wait_all_tasks_blocked()
+            await stream.send_eof()
+            assert await read_until_eof(stream) == expected
+    assert server.stats.requests == 3
+
+
+async def test_half_closed_client_still_gets_every_answer(nursery: trio.Nursery) -> None:
+    _, address = await start_server(nursery)
+    with trio.fail_after(5):
+        async with await trio.open_tcp_stream(*address) as stream:
+            await stream.send_all(search("ring") + search("morpheus"))
+            await stream.send_eof()
+            responses = await read_messages(stream, 2)
+            assert await read_until_eof(stream) == b""
+    assert [result_of(r)["result"] for r in responses] == [
+        "In the caves beneath the Misty Mountains. \U0001f48d",
+        RABBIT,
+    ]
+
+
+async def test_1000_simultaneous_clients(nursery: trio.Nursery) -> None:
+    server, address = await start_server(nursery)
+    clients = 1000
+    answered = 0
+    all_answered = trio.Event()
+    results: dict[int, Any] = {}
+
+    async def client(i: int) -> None:
+        nonlocal answered
+        value = "morpheus" if i % 10 == 0 else f"key{i}"
+        async with await trio.open_tcp_stream(*address) as stream:
+            await stream.send_all(search(value))
+            (response,) = await read_messages(stream, 1)
+            results[i] = result_of(response)["result"]
+            answered += 1
+            if answered == clients:
+                all_answered.set()
+            # Keep the connection open until every client has its answer, so
+            # all 1000 are being served at the same time.
+            await all_answered.wait()
+
+    async def check_all_open() -> None:
+        await all_answered.wait()
+        assert server.stats.connections_open == clients
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as clients_nursery:
+            clients_nursery.start_soon(check_all_open)
+            for i in range(clients):
+                clients_nursery.start_soon(client, i)
+    assert results == {
+        i: RABBIT if i % 10 == 0 else f"No match for 'key{i}'." for i in range(clients)
+    }
+    assert server.stats.connections_total == clients
+
+
+async def test_handle_stream_serves_a_memory_stream() -> None:
+    server = SearchServer()
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.handle_stream, server_stream, "memory")
+            await client_stream.send_all(search("morpheus") + search("neo"))
+            responses = await read_messages(client_stream, 2)
+            # Closing our end ends the handler, so the nursery can exit.
+            await client_stream.aclose()
+    assert [result_of(r)["result"] for r in responses] == [RABBIT, "No match for 'neo'."]
+    assert server.stats.connections_open == 0
+    assert server.stats.requests == 2
