@@ -60,6 +60,8 @@ class ServerConnection:
     decode_limiter: trio.CapacityLimiter
     _closing: bool = attrs.field(default=False, init=False)
     _idle_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
+    #: When the current wait between requests began: accept, or the last response.
+    _idle_since: float = attrs.field(factory=trio.current_time, init=False)
 
     def close_when_idle(self) -> None:
         """Begin a graceful close: end now if waiting between requests,
@@ -105,13 +107,15 @@ class ServerConnection:
                     replies.append(await self._respond(event))
             except RemoteProtocolError as exc:
                 # Answer what arrived intact, then report the broken framing.
-                self._log_error(exc)
+                self._report_error(exc)
                 replies.append(error_reply(exc))
                 if await self._send(replies):
                     await self._linger_close()
                 return
-            if replies and not await self._send(replies):
-                return
+            if replies:
+                if not await self._send(replies):
+                    return
+                self._idle_since = trio.current_time()
             if event is CLOSED:
                 logger.debug("%s: closed by peer", self.peer)
                 return
@@ -137,7 +141,7 @@ class ServerConnection:
         if mid_message:
             deadline = request_deadline
         else:
-            deadline = trio.current_time() + self.settings.idle_timeout
+            deadline = self._idle_since + self.settings.idle_timeout
         with trio.CancelScope(deadline=deadline) as scope:
             if not mid_message:
                 self._idle_scope = scope
@@ -154,8 +158,9 @@ class ServerConnection:
                 f"request not received within {self.settings.request_timeout:g} s",
                 code="request_timeout",
             )
-            self._log_error(error)
-            await self._send([error_reply(error)])
+            self._report_error(error)
+            if await self._send([error_reply(error)]):
+                await self._linger_close()
         else:
             logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
             self.stats.count_error("idle_timeout")
@@ -223,8 +228,10 @@ class ServerConnection:
                     break
                 discarded += len(chunk)
 
-    def _log_error(self, error: TrioSearchError) -> None:
+    def _report_error(self, error: TrioSearchError) -> None:
+        """Log and count an error that ends the connection."""
         logger.warning("%s: %s (%s); closing", self.peer, error.message, error.code)
+        self.stats.count_error(error.code)
 
 
 async def refuse_busy(stream: trio.abc.Stream, peer: str, send_timeout: float) -> None:
