@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -101,3 +103,56 @@ def local_address(stream: trio.SocketStream) -> str:
     """``host:port`` of our end of ``stream``: the peer address the server logs."""
     host, port = stream.socket.getsockname()[:2]
     return f"{host}:{port}"
+
+
+async def receive_exactly(stream: trio.abc.ReceiveStream, count: int) -> bytes:
+    """Exactly ``count`` bytes from ``stream``; EOFError if it ends first."""
+    data = bytearray()
+    while len(data) < count:
+        chunk = await stream.receive_some(count - len(data))
+        if not chunk:
+            raise EOFError(f"stream ended after {len(data)} of {count} bytes")
+        data += chunk
+    return bytes(data)
+
+
+#: The tutorial's data, for the one-request server below.
+TUTORIAL_DATA = {
+    "morpheus": "Follow the white rabbit. \U0001f430",
+    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
+    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
+}
+
+
+async def serve_one_request_then_close(stream: trio.abc.Stream) -> None:
+    """A ``trio.serve_tcp`` handler that behaves like the tutorial's
+    app-server.py (written from PROTOCOL.md): read one request, answer it,
+    close the connection."""
+    async with stream:
+        (header_length,) = struct.unpack(">H", await receive_exactly(stream, 2))
+        header = json.loads((await receive_exactly(stream, header_length)).decode("utf-8"))
+        content = await receive_exactly(stream, header["content-length"])
+        if header["content-type"] == "text/json":
+            request = json.loads(content.decode(header["content-encoding"]))
+            action, value = request.get("action"), request.get("value")
+            if action == "search":
+                answer = TUTORIAL_DATA.get(value, f"No match for '{value}'.")
+            else:
+                answer = f"Error: invalid action '{action}'."
+            response = json_response({"result": answer})
+        else:
+            response = raw_message(
+                b"First 10 bytes of request: " + content[:10],
+                "binary/custom-server-binary-type",
+                "binary",
+            )
+        await stream.send_all(response)
+
+
+async def start_fake_server(
+    nursery: trio.Nursery, handler: Callable[[trio.SocketStream], Awaitable[None]]
+) -> tuple[str, int]:
+    """Serve ``handler`` on 127.0.0.1, a free port; return the address."""
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    host, port = listeners[0].socket.getsockname()[:2]
+    return host, port
