@@ -46,19 +46,28 @@ def decode_json(content: bytes, encoding: str) -> Any:
     """
     try:
         codecs.lookup(encoding)
+    except (LookupError, ValueError) as exc:
+        # ValueError for names no codec can have: "utf-8\x00", or lone
+        # surrogates (UnicodeEncodeError).
+        raise RequestError(
+            f"unknown content-encoding {encoding!r}", code="unknown_encoding"
+        ) from exc
+    try:
         text = content.decode(encoding)
     except LookupError as exc:
-        # Also raised for codecs that are not bytes-to-text, such as "rot13".
+        # Raised for codecs that are not bytes-to-text, such as "rot13".
         raise RequestError(
             f"unknown content-encoding {encoding!r}", code="unknown_encoding"
         ) from exc
     except (UnicodeError, ValueError) as exc:
-        # UnicodeDecodeError for most codecs; a few (idna, punycode) raise
+        # UnicodeDecodeError for most codecs; a few (idna, for one) raise
         # plain UnicodeError or ValueError for bytes they cannot decode.
         raise RequestError(f"content is not valid {encoding}: {exc}", code="bad_encoding") from exc
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestError(f"content is not valid JSON: {exc}", code="invalid_json") from exc
     except RecursionError as exc:
         raise RequestError("JSON content is nested too deeply", code="too_deep") from exc
+    except ValueError as exc:
+        # JSONDecodeError, or a number with more digits than int() accepts
+        # (sys.get_int_max_str_digits()), which json.loads lets through.
+        raise RequestError(f"content is not valid JSON: {exc}", code="invalid_json") from exc
