@@ -1,0 +1,161 @@
+"""The tutorial's application, as a pure function of one request (no sockets)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from trio_search import BUILTIN_INDEX, Message, Reply, SearchApp, encode_message
+
+
+def json_message(obj: Any, encoding: str = "utf-8", *, ensure_ascii: bool = False) -> Message:
+    """A text/json request as the tutorial's client builds it."""
+    content = json.dumps(obj, ensure_ascii=ensure_ascii).encode(encoding)
+    return Message(content, "text/json", encoding)
+
+
+def result(reply: Reply) -> Any:
+    """The decoded content of a text/json reply, which must be UTF-8."""
+    message = reply.message
+    assert (message.content_type, message.content_encoding) == ("text/json", "utf-8")
+    return json.loads(message.content.decode("utf-8"))
+
+
+def search(value: Any, app: SearchApp | None = None) -> Any:
+    app = app if app is not None else SearchApp()
+    return result(app.respond(json_message({"action": "search", "value": value})))
+
+
+@pytest.mark.parametrize(("key", "answer"), list(BUILTIN_INDEX.items()))
+def test_search_finds_each_builtin_key(key: str, answer: str) -> None:
+    reply = SearchApp().respond(json_message({"action": "search", "value": key}))
+    assert result(reply) == {"result": answer}
+    assert reply.error is None
+
+
+def test_builtin_index_is_the_tutorials() -> None:
+    assert search("morpheus") == {"result": "Follow the white rabbit. \U0001f430"}
+    assert search("ring") == {"result": "In the caves beneath the Misty Mountains. \U0001f48d"}
+    assert search("\U0001f436") == {"result": "\U0001f43e Playing ball! \U0001f3d0"}
+
+
+def test_response_is_utf8_json_written_with_ensure_ascii_false() -> None:
+    reply = SearchApp().respond(json_message({"action": "search", "value": "ring"}))
+    assert reply.message.content == json.dumps(
+        {"result": BUILTIN_INDEX["ring"]}, ensure_ascii=False
+    ).encode("utf-8")
+
+
+def test_search_miss() -> None:
+    assert search("neo") == {"result": "No match for 'neo'."}
+
+
+def test_search_uses_the_apps_own_index() -> None:
+    app = SearchApp({"neo": "The One."})
+    assert search("neo", app) == {"result": "The One."}
+    assert search("morpheus", app) == {"result": "No match for 'morpheus'."}
+
+
+def test_invalid_action() -> None:
+    reply = SearchApp().respond(json_message({"action": "delete", "value": "ring"}))
+    assert result(reply) == {"result": "Error: invalid action 'delete'.", "error": "invalid_action"}
+    assert reply.error == "invalid_action"
+
+
+def test_binary_request_echoes_its_first_10_bytes() -> None:
+    request = Message(b"searchmorpheus", "binary/custom-client-binary-type", "binary")
+    reply = SearchApp().respond(request)
+    assert reply.message == Message(
+        b"First 10 bytes of request: searchmorp", "binary/custom-server-binary-type", "binary"
+    )
+    assert reply.error is None
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", ""])
+def test_any_other_content_type_is_answered_as_binary(content_type: str) -> None:
+    reply = SearchApp().respond(Message(b"abc", content_type, "utf-8"))
+    assert reply.message == Message(
+        b"First 10 bytes of request: abc", "binary/custom-server-binary-type", "binary"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1", "utf-8-sig"])
+def test_request_in_another_text_encoding(encoding: str) -> None:
+    request = json_message({"action": "search", "value": "morpheus"}, encoding)
+    assert result(SearchApp().respond(request)) == {"result": BUILTIN_INDEX["morpheus"]}
+
+
+def test_utf16_request_for_a_non_ascii_key() -> None:
+    request = json_message({"action": "search", "value": "\U0001f436"}, "utf-16")
+    assert result(SearchApp().respond(request)) == {"result": BUILTIN_INDEX["\U0001f436"]}
+
+
+def test_stats_action_reports_the_counters() -> None:
+    app = SearchApp(stats=lambda: {"requests": 3, "connections_open": 1})
+    reply = app.respond(json_message({"action": "stats"}))
+    assert result(reply) == {"result": {"requests": 3, "connections_open": 1}}
+    assert reply.error is None
+
+
+def test_stats_action_without_counters_is_an_invalid_action() -> None:
+    reply = SearchApp().respond(json_message({"action": "stats"}))
+    assert reply.error == "invalid_action"
+
+
+def test_search_value_with_a_lone_surrogate_gets_a_valid_utf8_answer() -> None:
+    # Only escaped JSON can carry a lone surrogate: "\ud800" is not UTF-8.
+    request = json_message({"action": "search", "value": "\ud800"}, ensure_ascii=True)
+    reply = SearchApp().respond(request)
+    text = reply.message.content.decode("utf-8")  # strict: raises if not UTF-8
+    assert json.loads(text) == {"result": "No match for '\ud800'."}
+    encode_message(reply.message)
+
+
+def test_invalid_action_with_a_lone_surrogate_gets_a_valid_utf8_answer() -> None:
+    request = json_message({"action": "\udfff"}, ensure_ascii=True)
+    assert result(SearchApp().respond(request))["result"] == "Error: invalid action '\udfff'."
+
+
+CONTENT_ERRORS = {
+    "invalid-json": (b'{"action": "search", ', "utf-8", "invalid_json"),
+    "empty-content": (b"", "utf-8", "invalid_json"),
+    "number-too-long-for-int": (b'{"action": ' + b"9" * 5000 + b"}", "utf-8", "invalid_json"),
+    "not-utf8": (b'{"action": "search", "value": "\xff"}', "utf-8", "bad_encoding"),
+    "odd-length-utf16": (b'{"a', "utf-16-le", "bad_encoding"),
+    "not-a-codec": (b"{}", "no-such-codec", "unknown_encoding"),
+    "rot13": (b'{"action": "search"}', "rot13", "unknown_encoding"),
+    "base64": (b"e30=", "base64", "unknown_encoding"),
+    "binary-on-text-json": (b"{}", "binary", "unknown_encoding"),
+    "nul-in-codec-name": (b"{}", "utf-8\x00", "unknown_encoding"),
+    "surrogate-in-codec-name": (b"{}", "utf-\ud800", "unknown_encoding"),
+    "array": (b"[]", "utf-8", "not_an_object"),
+    "string": (b'"search"', "utf-8", "not_an_object"),
+    "null": (b"null", "utf-8", "not_an_object"),
+    "no-action": (b'{"value": "ring"}', "utf-8", "missing_action"),
+    "no-value": (b'{"action": "search"}', "utf-8", "bad_value"),
+    "number-value": (b'{"action": "search", "value": 1}', "utf-8", "bad_value"),
+    "null-value": (b'{"action": "search", "value": null}', "utf-8", "bad_value"),
+    "list-value": (b'{"action": "search", "value": ["ring"]}', "utf-8", "bad_value"),
+    "deep-array": (b"[" * 100_000 + b"]" * 100_000, "utf-8", "too_deep"),
+    "deep-value": (
+        b'{"action": "search", "value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "utf-8",
+        "too_deep",
+    ),
+    "unclosed-brackets": (b"[" * 100_000, "utf-8", "too_deep"),
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding", "code"), list(CONTENT_ERRORS.values()), ids=list(CONTENT_ERRORS)
+)
+def test_bad_content_gets_an_error_result_and_code(
+    content: bytes, encoding: str, code: str
+) -> None:
+    reply = SearchApp().respond(Message(content, "text/json", encoding))
+    answer = result(reply)
+    assert answer["error"] == code
+    assert answer["result"].startswith("Error: ")
+    assert reply.error == code
