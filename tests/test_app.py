@@ -127,6 +127,7 @@ CONTENT_ERRORS = {
     "not-a-codec": (b"{}", "no-such-codec", "unknown_encoding"),
     "rot13": (b'{"action": "search"}', "rot13", "unknown_encoding"),
     "base64": (b"e30=", "base64", "unknown_encoding"),
+    "punycode-too-slow-to-decode": (b"-" + b"a" * 1000, "punycode", "unknown_encoding"),
     "binary-on-text-json": (b"{}", "binary", "unknown_encoding"),
     "nul-in-codec-name": (b"{}", "utf-8\x00", "unknown_encoding"),
     "surrogate-in-codec-name": (b"{}", "utf-\ud800", "unknown_encoding"),
