@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -78,6 +79,29 @@ def describe_response(response: Message) -> tuple[str, bool]:
     return f"Got result: {result}", is_error
 
 
+def connect_error_text(exc: OSError) -> str:
+    """Why a connection attempt failed, as the system words it.
+
+    ``trio.open_tcp_stream`` reports "all attempts to connect to ... failed"
+    and keeps each address's own error (``Connection refused``, ``Network is
+    unreachable``, ...) in a nested exception group: those are what a user
+    needs to read.
+    """
+    reasons: list[str] = []
+    nested = getattr(exc.__cause__, "exceptions", None) or [exc]
+    for error in nested:
+        if isinstance(error, OSError) and error.errno and error.errno > 0:
+            reason = os.strerror(error.errno)
+        elif isinstance(error, OSError) and error.strerror:
+            # socket.gaierror: negative resolver codes, e.g. "Name or service not known".
+            reason = error.strerror
+        else:
+            reason = str(error)
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    return "; ".join(reasons) or type(exc).__name__
+
+
 async def _exchange(args: argparse.Namespace, context: ssl.SSLContext | None) -> Message:
     request = build_request(args.action, args.value, as_json=args.json)
     async with open_client(args.host, args.port, ssl_context=context) as client:
@@ -108,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = exc.__cause__ or exc
         return fail(PROG, f"connection to {where} failed: {cause}")
     except OSError as exc:
-        return fail(PROG, f"cannot connect to {where}: {exc.strerror or exc}")
+        return fail(PROG, f"cannot connect to {where}: {connect_error_text(exc)}")
     except KeyboardInterrupt:
         return fail(PROG, "interrupted", 130)
     if response is None:

@@ -1,0 +1,270 @@
+"""The installed commands, run as subprocesses the way a user runs them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.helpers import (
+    TUTORIAL_DATA,
+    json_request,
+    read_messages,
+    read_until_eof,
+    serve_one_request_then_close,
+    start_fake_server,
+)
+from trio_search import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_PORT
+from trio_search._server_cli import build_parser
+
+RABBIT_LINE = "Got result: Follow the white rabbit. \U0001f430"
+BINARY_LINE = "Got response: b'First 10 bytes of request: binaryhell'"
+#: Seconds any one subprocess may take before the test fails.
+TIMEOUT = 10
+#: UTF-8 output whatever the locale; wide help so each option is one entry.
+ENV = {**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200"}
+
+
+def command(name: str, module: str, how: str = "script") -> list[str]:
+    """How to run ``name``: its console script next to this Python (the
+    editable dev venv and nox's installed venv both have one), or ``-m``."""
+    if how == "module":
+        return [sys.executable, "-m", module]
+    script = shutil.which(name, path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip(f"{name} is not installed next to {sys.executable}")
+    return [script]
+
+
+def server_command(how: str = "script") -> list[str]:
+    return command("trio-search-server", "trio_search._server_cli", how)
+
+
+def client_command(how: str = "script") -> list[str]:
+    return command("trio-search-client", "trio_search._client_cli", how)
+
+
+async def run(args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run a command to its end (bounded in time), capturing its output."""
+    with trio.fail_after(TIMEOUT):
+        return await trio.run_process(
+            list(args), capture_stdout=True, capture_stderr=True, check=False, env=ENV
+        )
+
+
+def one_line_error(result: subprocess.CompletedProcess[bytes], prog: str) -> str:
+    """The command's one line of error on stderr (nothing on stdout)."""
+    stderr = result.stderr.decode()
+    assert stderr.count("\n") == 1 and stderr.startswith(f"{prog}: error: "), stderr
+    assert result.stdout == b""
+    return stderr
+
+
+@asynccontextmanager
+async def running_server(
+    *options: str, how: str = "script"
+) -> AsyncIterator[tuple[trio.Process, int]]:
+    """Start trio-search-server on a free port; yield it and its port, read
+    from the address it prints. The process is always killed at the end."""
+    process = await trio.lowlevel.open_process(
+        [*server_command(how), "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        output = b""
+        with trio.fail_after(TIMEOUT):
+            while b"\n" not in output:
+                chunk = await process.stdout.receive_some()
+                assert chunk, f"server exited before printing its address: {output!r}"
+                output += chunk
+        match = re.fullmatch(
+            r"trio-search-server listening on 127\.0\.0\.1:(\d+)", output.decode().splitlines()[0]
+        )
+        assert match, output
+        yield process, int(match[1])
+    finally:
+        process.kill()
+        with trio.move_on_after(TIMEOUT):
+            await process.wait()
+        if process.stdout is not None:
+            await process.stdout.aclose()
+
+
+async def client(port: int, action: str, value: str, how: str = "script") -> str:
+    """Run trio-search-client; return what it printed, asserting success."""
+    result = await run([*client_command(how), "127.0.0.1", str(port), action, value])
+    assert result.returncode == 0, result
+    assert result.stderr == b""
+    return result.stdout.decode()
+
+
+async def free_port() -> int:
+    """A port nothing listens on (bound then released)."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port: int = listeners[0].socket.getsockname()[1]
+    await listeners[0].aclose()
+    return port
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+async def test_server_answers_client_then_stops_on_sigint(how: str) -> None:
+    async with running_server(how=how) as (server, port):
+        assert await client(port, "search", "morpheus", how) == RABBIT_LINE + "\n"
+        assert await client(port, "search", "neo", how) == "Got result: No match for 'neo'.\n"
+        assert await client(port, "binary", "hello world", how) == BINARY_LINE + "\n"
+        server.send_signal(signal.SIGINT)
+        with trio.fail_after(5):
+            assert await server.wait() == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_signal_stops_server_quickly_with_an_idle_client(signum: int) -> None:
+    async with (
+        running_server() as (server, port),
+        await trio.open_tcp_stream("127.0.0.1", port) as idle,
+    ):
+        # One answer first, so the connection is surely accepted, then idle.
+        await idle.send_all(json_request({"action": "search", "value": "ring"}))
+        await read_messages(idle, 1)
+        server.send_signal(signum)
+        # Well within the 10 s shutdown grace: idle connections close at once.
+        with trio.fail_after(5):
+            assert await read_until_eof(idle) == b""
+            assert await server.wait() == 0
+
+
+async def test_port_in_use() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with listeners[0]:
+        result = await run([*server_command(), "--port", str(port)])
+    assert result.returncode == 1
+    assert "in use" in one_line_error(result, "trio-search-server")
+
+
+BAD_DATA = {
+    "invalid JSON": b'{"morpheus": ',
+    "not an object": b'["morpheus"]',
+    "answer not a string": b'{"morpheus": 42}',
+    "not UTF-8": b'{"\xff": "x"}',
+}
+
+
+@pytest.mark.parametrize(
+    "content", [*BAD_DATA.values(), None, "dir"], ids=[*BAD_DATA, "missing", "a directory"]
+)
+async def test_unusable_data_file(tmp_path: Path, content: bytes | str | None) -> None:
+    data = tmp_path / "index.json"
+    if content == "dir":
+        data.mkdir()
+    elif isinstance(content, bytes):
+        data.write_bytes(content)
+    result = await run([*server_command(), "--port", "0", "--data", str(data)])
+    assert result.returncode == 1
+    assert str(data) in one_line_error(result, "trio-search-server")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--port", "abc"],
+        ["--port", "70000"],
+        ["--max-content-length", "-1"],
+        ["--log-level", "LOUD"],
+        ["--no-such-option"],
+    ],
+    ids=" ".join,
+)
+async def test_bad_option(options: list[str]) -> None:
+    result = await run([*server_command(), *options])
+    assert result.returncode == 2
+    assert options[0] in one_line_error(result, "trio-search-server")
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """Each option's help entry, keyed by its long option, on one line."""
+    entries: dict[str, str] = {}
+    current = ""
+    for line in text.splitlines():
+        if match := re.match(r"\s{2}(?:-\w, )?(--[\w-]+)", line):
+            current = match[1]
+            entries[current] = line
+        elif current and line.startswith("    "):
+            entries[current] += " " + line.strip()
+        else:
+            current = ""
+    return {option: " ".join(entry.split()) for option, entry in entries.items()}
+
+
+async def test_server_help_shows_every_option_with_its_default() -> None:
+    result = await run([*server_command(), "--help"])
+    assert result.returncode == 0
+    entries = help_entries(result.stdout.decode())
+    # The options the issue asks for, with the defaults a user relies on.
+    for option, default in [
+        ("--host", "127.0.0.1"),
+        ("--port", str(DEFAULT_PORT)),
+        ("--max-content-length", str(DEFAULT_MAX_CONTENT_LENGTH)),
+        ("--log-level", "INFO"),
+    ]:
+        assert f"(default: {default})" in entries[option], entries[option]
+    assert "--data" in entries
+    # And every option the parser knows, with its default where it has one.
+    for action in build_parser()._actions:
+        if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+            continue
+        option = action.option_strings[-1]
+        assert option in entries, option
+        if action.default not in (None, False, argparse.SUPPRESS):
+            assert f"(default: {action.default})" in entries[option], entries[option]
+
+
+async def test_server_serves_data_file(tmp_path: Path) -> None:
+    data = tmp_path / "index.json"
+    data.write_text(json.dumps({"neo": "The One. \U0001f576"}), encoding="utf-8")
+    async with running_server("--data", str(data)) as (_, port):
+        assert await client(port, "search", "neo") == "Got result: The One. \U0001f576\n"
+        assert await client(port, "search", "morpheus") == "Got result: No match for 'morpheus'.\n"
+
+
+async def test_client_unreachable_server() -> None:
+    port = await free_port()
+    result = await run([*client_command(), "127.0.0.1", str(port), "search", "morpheus"])
+    assert result.returncode == 1
+    error = one_line_error(result, "trio-search-client")
+    assert f"cannot connect to 127.0.0.1:{port}: Connection refused" in error
+
+
+async def test_client_garbage_server(nursery: trio.Nursery) -> None:
+    async def http_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            await read_messages(stream, 1)
+            await stream.send_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    _, port = await start_fake_server(nursery, http_server)
+    result = await run([*client_command(), "127.0.0.1", str(port), "search", "morpheus"])
+    assert result.returncode == 1
+    assert "bad response from" in one_line_error(result, "trio-search-client")
+
+
+async def test_client_against_server_that_closes_after_each_reply(nursery: trio.Nursery) -> None:
+    _, port = await start_fake_server(nursery, serve_one_request_then_close)
+    with trio.fail_after(3 * TIMEOUT):
+        assert await client(port, "search", "morpheus") == RABBIT_LINE + "\n"
+        assert await client(port, "search", "ring") == f"Got result: {TUTORIAL_DATA['ring']}\n"
+        assert await client(port, "search", "neo") == "Got result: No match for 'neo'.\n"
+        assert await client(port, "binary", "hello world") == BINARY_LINE + "\n"
