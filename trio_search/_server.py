@@ -33,6 +33,7 @@ from ._limits import DECODE_THREADS
 from ._net import format_address, listener_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
+from ._workers import open_reuse_port_listeners
 
 logger = logging.getLogger("trio_search")
 
@@ -76,7 +77,10 @@ class SearchServer:
             OSError: the address cannot be bound (in use, unknown host, ...).
         """
         host = self.settings.host or None
-        tcp_listeners = await trio.open_tcp_listeners(self.settings.port, host=host)
+        if self.settings.reuse_port:
+            tcp_listeners = await open_reuse_port_listeners(self.settings.port, host=host)
+        else:
+            tcp_listeners = await trio.open_tcp_listeners(self.settings.port, host=host)
         context = self.settings.ssl_context
         if context is None:
             return list(tcp_listeners)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import resource
 import signal
 import ssl
 import sys
@@ -36,9 +38,13 @@ from ._limits import (
 from ._net import format_address
 from ._server import SearchServer
 from ._settings import ServerSettings
+from ._workers import WorkerStartupError, supervise, watch_supervisor
 
 PROG = "trio-search-server"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: File descriptors needed beyond --max-connections, for the listeners, the
+#: sockets answered "busy", log files and Trio's own wake-up descriptors.
+OPEN_FILES_MARGIN = 64
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds requests in progress get to finish after SIGINT/SIGTERM",
     )
+    procs = parser.add_argument_group("processes")
+    procs.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help=(
+            "server processes sharing the port (SO_REUSEPORT), supervised by this "
+            "one: a worker that dies is restarted; 1 serves in this process"
+        ),
+    )
+    # Internal: run as worker K of a --workers supervisor.
+    procs.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve over TLS")
     tls.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
@@ -156,7 +175,43 @@ async def _watch_signals(
         server.shutdown()
 
 
-async def _run(server: SearchServer) -> None:
+def _raise_open_files_limit(max_connections: int) -> None:
+    """Raise the soft RLIMIT_NOFILE towards the hard one when it is too low
+    for ``max_connections``, as an operator would expect."""
+    logger = logging.getLogger("trio_search")
+    needed = max_connections + OPEN_FILES_MARGIN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else hard
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        logger.warning("cannot raise the open-files limit from %d: %s", soft, exc)
+        target = soft
+    else:
+        logger.info(
+            "raised the open-files limit (RLIMIT_NOFILE) from %d to %d for --max-connections %d",
+            soft,
+            target,
+            max_connections,
+        )
+    if target < needed:
+        logger.warning(
+            "open-files limit %d is below --max-connections %d + %d: accepting "
+            "slows down (EMFILE) before the connection limit is reached",
+            target,
+            max_connections,
+            OPEN_FILES_MARGIN,
+        )
+
+
+def _announce(addresses: list[tuple[str, int]]) -> None:
+    for address in addresses:
+        print(f"{PROG} listening on {format_address(address)}", flush=True)
+
+
+async def _run(server: SearchServer, supervised: bool = False) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         # Bound here, outside any nursery, so "address in use" arrives as a
         # plain OSError rather than inside an exception group.
@@ -168,17 +223,20 @@ async def _run(server: SearchServer) -> None:
                 nursery.cancel_scope.cancel()
 
             await nursery.start(serve_then_stop)
-            for address in server.addresses:
-                print(f"{PROG} listening on {format_address(address)}", flush=True)
+            _announce(server.addresses)
             nursery.start_soon(_watch_signals, signals, server, nursery.cancel_scope)
+            if supervised:
+                nursery.start_soon(watch_supervisor, server.shutdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; return the process exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    worker_tag = "" if args.worker is None else f"[worker {args.worker}]"
     logging.basicConfig(
         level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{worker_tag}: %(message)s",
         stream=sys.stderr,
     )
     try:
@@ -193,15 +251,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_connections=args.max_connections,
             shutdown_grace=args.shutdown_grace,
             ssl_context=_tls_context(args.tls_cert, args.tls_key),
+            reuse_port=args.worker is not None,
         )
     except ConfigurationError as exc:
         return fail(PROG, exc.message)
-    server = SearchServer(settings, index)
     try:
-        trio.run(_run, server)
+        if args.workers > 1:
+            trio.run(
+                functools.partial(
+                    supervise,
+                    argv,
+                    args.workers,
+                    settings.host or None,
+                    settings.port,
+                    f"{PROG} listening on ".encode(),
+                    _announce,
+                )
+            )
+        else:
+            _raise_open_files_limit(settings.max_connections)
+            trio.run(_run, SearchServer(settings, index), args.worker is not None)
     except OSError as exc:
         where = format_address((args.host or "*", args.port))
         return fail(PROG, f"cannot listen on {where}: {exc.strerror or exc}")
+    except WorkerStartupError as exc:
+        return fail(PROG, exc.message)
     except KeyboardInterrupt:
         # Ctrl-C before the signal handlers were installed.
         pass

@@ -69,6 +69,9 @@ class ServerSettings:
         shutdown_grace: Seconds requests in progress get to finish once a
             graceful shutdown begins.
         ssl_context: Serve TLS with this server-side context, or plain TCP.
+        reuse_port: Set SO_REUSEPORT before binding, so several processes
+            can listen on the same port and the kernel spreads connections
+            over them (``--workers``).
     """
 
     host: str | None = DEFAULT_HOST
@@ -84,3 +87,4 @@ class ServerSettings:
     max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_positive_int)
     shutdown_grace: float = attrs.field(default=DEFAULT_SHUTDOWN_GRACE, validator=_seconds)
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
+    reuse_port: bool = False

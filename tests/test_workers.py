@@ -1,0 +1,216 @@
+"""``trio-search-server --workers 2``, end to end: the installed command as a
+subprocess, its workers sharing one port, restarted when killed, stopped by
+SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from tests.helpers import json_request, read_messages, result_of
+from trio_search import BUILTIN_INDEX
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreading is Linux")
+
+#: Seconds any single wait in these tests may take before it fails.
+WAIT_LIMIT = 10.0
+#: Connections opened at once to see both workers serve.
+CONNECTIONS = 40
+
+WORKER_STARTED = re.compile(rb"worker (\d+) started \(pid (\d+)\)")
+WORKER_LISTENING = re.compile(rb"worker (\d+) \(pid (\d+)\) listening")
+CONNECTED = re.compile(rb"\[worker (\d+)\]: \S+: connected")
+
+
+def server_command() -> list[str]:
+    """The installed ``trio-search-server``, next to this interpreter."""
+    script = Path(sys.executable).with_name("trio-search-server")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("trio-search-server")
+    assert found is not None, "trio-search-server is not installed"
+    return [found]
+
+
+@attrs.define(eq=False)
+class RunningServer:
+    """A ``trio-search-server`` subprocess and everything it has printed."""
+
+    process: trio.Process
+    stdout: bytearray = attrs.field(factory=bytearray)
+    stderr: bytearray = attrs.field(factory=bytearray)
+    changed: trio.Event = attrs.field(factory=trio.Event)
+
+    async def pump(self, stream: trio.abc.ReceiveStream, into: bytearray) -> None:
+        while chunk := await stream.receive_some(65536):
+            into += chunk
+            self.changed.set()
+            self.changed = trio.Event()
+
+    async def wait_for(
+        self, pattern: re.Pattern[bytes], where: str = "stderr", count: int = 1
+    ) -> list[re.Match[bytes]]:
+        """Wait (bounded) until ``pattern`` has matched ``count`` times."""
+        with trio.fail_after(WAIT_LIMIT):
+            while True:
+                matches = list(pattern.finditer(getattr(self, where)))
+                if len(matches) >= count:
+                    return matches
+                await self.changed.wait()
+
+    def worker_pids(self) -> dict[int, int]:
+        """Worker number -> pid of its latest start."""
+        return {int(m[1]): int(m[2]) for m in WORKER_STARTED.finditer(self.stderr)}
+
+    def every_worker_pid(self) -> set[int]:
+        return {int(m[2]) for m in WORKER_STARTED.finditer(self.stderr)}
+
+    def connections_by_worker(self, since: int = 0) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for match in CONNECTED.finditer(self.stderr, since):
+            counts[int(match[1])] = counts.get(int(match[1]), 0) + 1
+        return counts
+
+
+def _kill_leftover(pid: int) -> None:
+    """SIGKILL ``pid`` if it is still one of our servers (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if b"trio_search" in cmdline:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@asynccontextmanager
+async def running_server(*options: str) -> AsyncIterator[tuple[RunningServer, int]]:
+    """Start the server with ``options``; yield it and its port once it
+    listens. Kills it and any worker left on the way out."""
+    process = await trio.lowlevel.open_process(
+        [*server_command(), "--port", "0", "--log-level", "DEBUG", *options],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    server = RunningServer(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            assert process.stdout is not None and process.stderr is not None
+            nursery.start_soon(server.pump, process.stdout, server.stdout)
+            nursery.start_soon(server.pump, process.stderr, server.stderr)
+            (line,) = await server.wait_for(re.compile(rb"listening on \S+:(\d+)\n"), "stdout")
+            yield server, int(line[1])
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            process.kill()
+            await process.wait()
+            for pid in server.every_worker_pid():
+                _kill_leftover(pid)
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    await pipe.aclose()
+
+
+async def search_on_many_connections(port: int, count: int = CONNECTIONS) -> None:
+    """``count`` connections at once, each asking one search; check each answer."""
+    answered = 0
+
+    async def one(index: int) -> None:
+        nonlocal answered
+        key = list(BUILTIN_INDEX)[index % len(BUILTIN_INDEX)]
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(json_request({"action": "search", "value": key}))
+            (response,) = await read_messages(stream, 1)
+        assert result_of(response) == {"result": BUILTIN_INDEX[key]}
+        answered += 1
+
+    with trio.fail_after(WAIT_LIMIT):
+        async with trio.open_nursery() as nursery:
+            for index in range(count):
+                nursery.start_soon(one, index)
+    assert answered == count
+
+
+def assert_gone(pids: set[int]) -> None:
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} still exists"
+
+
+async def test_two_workers_share_the_port_and_both_serve() -> None:
+    async with running_server("--workers", "2") as (server, port):
+        await server.wait_for(WORKER_LISTENING, count=2)
+        await search_on_many_connections(port)
+        await server.wait_for(CONNECTED, count=CONNECTIONS)
+        by_worker = server.connections_by_worker()
+        assert set(by_worker) == {1, 2}, by_worker
+        assert sum(by_worker.values()) == CONNECTIONS
+
+
+async def test_a_killed_worker_is_restarted_and_the_service_goes_on() -> None:
+    async with running_server("--workers", "2") as (server, port):
+        await server.wait_for(WORKER_LISTENING, count=2)
+        killed = server.worker_pids()[1]
+        os.kill(killed, signal.SIGKILL)
+        await server.wait_for(
+            re.compile(rb"worker 1 \(pid %d\) killed by SIGKILL.*restarting in" % killed)
+        )
+        # Worker 2 alone answers while worker 1 waits out its back-off.
+        await search_on_many_connections(port, 10)
+        await server.wait_for(WORKER_LISTENING, count=3)
+        restarted = server.worker_pids()[1]
+        assert restarted != killed
+        since = len(server.stderr)
+        await search_on_many_connections(port)
+        await server.wait_for(CONNECTED, count=CONNECTIONS + 10)
+        assert server.connections_by_worker(since).get(1, 0) > 0
+        assert server.process.returncode is None
+
+
+async def test_sigterm_stops_every_worker_and_exits_0() -> None:
+    async with running_server("--workers", "2") as (server, port):
+        await server.wait_for(WORKER_LISTENING, count=2)
+        workers = set(server.worker_pids().values())
+        # An idle connection must not hold the shutdown up.
+        idle = await trio.open_tcp_stream("127.0.0.1", port)
+        async with idle:
+            server.process.send_signal(signal.SIGTERM)
+            with trio.fail_after(WAIT_LIMIT):
+                status = await server.process.wait()
+        assert status == 0, server.stderr.decode(errors="replace")
+        assert_gone(workers)
+        assert b"all workers stopped" in server.stderr
+
+
+async def test_port_in_use_is_one_line_and_status_1() -> None:
+    holder = trio.socket.socket()
+    with holder:
+        await holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with trio.fail_after(WAIT_LIMIT):
+            result = await trio.run_process(
+                [*server_command(), "--workers", "2", "--port", str(port)],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    assert result.returncode == 1
+    assert result.stdout == b""
+    lines = result.stderr.decode().splitlines()
+    assert lines == [
+        f"trio-search-server: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

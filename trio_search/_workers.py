@@ -1,0 +1,420 @@
+"""Several server processes on one port: SO_REUSEPORT listeners and their supervisor.
+
+Theory of operation
+-------------------
+
+``trio-search-server --workers N`` runs :func:`supervise` in the parent
+process. It first binds, without listening, a SO_REUSEPORT socket on each
+configured address. That is the "address in use" check before any worker
+starts, and with ``--port 0`` it picks the one port every worker then shares.
+The parent keeps those sockets bound until it exits, so the port stays
+reserved while workers restart; as they never listen, the kernel never hands
+them a connection.
+
+Each worker is ``trio-search-server`` again, run with the chosen port and the
+hidden ``--worker K`` option: it listens with SO_REUSEPORT, so the kernel
+spreads new connections over the workers that listen, and prints the usual
+"listening on" line, which the parent reads from the worker's stdout as the
+sign that it serves. Workers run in a session of their own, so Ctrl-C at a
+terminal reaches the parent only and each worker gets exactly one SIGTERM,
+forwarded by the parent. A worker's stdin is a pipe from the parent: its end
+of file tells the worker that the parent is gone, even after SIGKILL, and the
+worker shuts down gracefully (:func:`watch_supervisor`).
+
+One task per worker slot starts the worker, waits for it to exit and starts
+it again after a back-off that doubles with each crash, so a crash loop costs
+one start per :data:`RESTART_DELAY_MAX` at most. The first SIGINT or SIGTERM
+sends SIGTERM to every worker and stops the restarts; :func:`supervise`
+returns once every worker has exited and been reaped. A second signal sends
+SIGKILL.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ._errors import TrioSearchError
+
+logger = logging.getLogger("trio_search")
+
+#: Seconds a worker has, from its start, to print its "listening on" line;
+#: past that it is killed and counts as a crash. Python's start-up and our
+#: imports take well under a second; the rest is room for a loaded machine.
+WORKER_START_TIMEOUT = 30.0
+
+#: Seconds before a crashed worker is started again, after its first crash:
+#: short, so a one-off crash is back in service almost at once.
+RESTART_DELAY_INITIAL = 0.25
+
+#: Longest restart delay, in seconds: the delay doubles with each crash up
+#: to this, so a worker that crashes at once costs one start per period.
+RESTART_DELAY_MAX = 30.0
+
+#: Seconds a worker must have run for its crash to count as a one-off: the
+#: back-off starts again from :data:`RESTART_DELAY_INITIAL`.
+WORKER_STABLE_AFTER = 60.0
+
+#: Bytes read from a worker's stdout per call; a worker prints one line per
+#: listener, once.
+WORKER_OUTPUT_CHUNK = 4096
+
+#: Longest stdout line kept from a worker, in bytes, so a runaway worker
+#: cannot grow the parent's memory.
+MAX_WORKER_LINE = 64 * 1024
+
+#: Listen backlog: the system's maximum, as ``trio.open_tcp_listeners`` asks.
+LISTEN_BACKLOG = 0xFFFF
+
+
+class WorkerStartupError(TrioSearchError):
+    """A worker exited, or hung, before it was listening."""
+
+    default_code = "worker_startup"
+
+
+async def bind_reuse_port_sockets(host: str | None, port: int) -> list[trio.socket.SocketType]:
+    """Bind, without listening, a SO_REUSEPORT TCP socket on each address of
+    ``host``, as ``trio.open_tcp_listeners`` would (``None`` is every
+    interface, IPv4 and IPv6).
+
+    With ``port`` 0 the kernel picks a port for the first address and the
+    other addresses take the same one, so one number describes them all.
+
+    Raises:
+        OSError: an address cannot be bound (in use without SO_REUSEPORT,
+            unknown host, ...). No socket is left open then.
+    """
+    addresses = await trio.socket.getaddrinfo(
+        host, port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE
+    )
+    sockets: list[trio.socket.SocketType] = []
+    unsupported: OSError | None = None
+    try:
+        for family, type_, proto, _, sockaddr in addresses:
+            try:
+                sock = trio.socket.socket(family, type_, proto)
+            except OSError as exc:
+                # Like Trio: an address family this host lacks is skipped.
+                if exc.errno != errno.EAFNOSUPPORT:
+                    raise
+                unsupported = exc
+                continue
+            sockets.append(sock)
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
+            if family == trio.socket.AF_INET6:
+                sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                chosen = sockets[0].getsockname()[1]
+                sockaddr = (sockaddr[0], chosen, *sockaddr[2:])
+            await sock.bind(sockaddr)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    if not sockets:
+        assert unsupported is not None
+        raise unsupported
+    return sockets
+
+
+async def open_reuse_port_listeners(
+    port: int, *, host: str | None = None
+) -> list[trio.SocketListener]:
+    """``trio.open_tcp_listeners`` with SO_REUSEPORT set before bind, so
+    several processes can listen on the same port and the kernel spreads the
+    connections over them.
+
+    Raises:
+        OSError: as :func:`bind_reuse_port_sockets`.
+    """
+    sockets = await bind_reuse_port_sockets(host, port)
+    try:
+        for sock in sockets:
+            sock.listen(LISTEN_BACKLOG)
+        return [trio.SocketListener(sock) for sock in sockets]
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+
+
+async def watch_supervisor(on_gone: Callable[[], object]) -> None:
+    """In a worker: call ``on_gone`` once the supervisor has gone.
+
+    The supervisor holds the other end of the worker's stdin and never
+    writes to it; end of file there means the parent exited, however it did.
+    Returns after calling ``on_gone``; cancel it to stop watching.
+    """
+    async with trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())) as stdin:
+        while await stdin.receive_some(WORKER_OUTPUT_CHUNK):
+            pass
+    logger.warning("supervisor gone: shutting down")
+    on_gone()
+
+
+def describe_exit(returncode: int) -> str:
+    """``exit status 1`` or ``killed by SIGKILL``, for logs."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"killed by {name}"
+
+
+def restart_delay(crashes: int) -> float:
+    """Seconds to wait before the next start after ``crashes`` crashes in a
+    row (at least 1): doubling from :data:`RESTART_DELAY_INITIAL`, capped."""
+    return min(RESTART_DELAY_MAX, RESTART_DELAY_INITIAL * 2.0 ** min(crashes - 1, 32))
+
+
+async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[bytes]:
+    """The lines of ``stream`` without their ends, until end of file; an
+    over-long line is cut at :data:`MAX_WORKER_LINE` bytes."""
+    pending = bytearray()
+    while chunk := await stream.receive_some(WORKER_OUTPUT_CHUNK):
+        pending += chunk
+        while (end := pending.find(b"\n")) >= 0:
+            yield bytes(pending[:end])
+            del pending[: end + 1]
+        if len(pending) > MAX_WORKER_LINE:
+            yield bytes(pending)
+            pending.clear()
+    if pending:
+        yield bytes(pending)
+
+
+@attrs.define(eq=False)
+class Supervisor:
+    """Runs ``count`` worker processes and keeps them running until a signal.
+
+    Args:
+        command: The command line of worker number K (from 1).
+        count: How many workers run at once.
+        ready_prefix: The start of the stdout line a worker prints once it
+            listens.
+    """
+
+    command: Callable[[int], Sequence[str]]
+    count: int
+    ready_prefix: bytes
+    _processes: dict[int, trio.Process] = attrs.field(factory=dict, init=False)
+    _ready: set[int] = attrs.field(factory=set, init=False)
+    #: Set once every worker listens, or startup failed, or a stop began.
+    _settled: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _stopping: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _killing: bool = attrs.field(default=False, init=False)
+    _startup_failure: str | None = attrs.field(default=None, init=False)
+
+    async def run(self, on_ready: Callable[[], object]) -> None:
+        """Start the workers, call ``on_ready`` once all of them listen, then
+        keep them running until SIGINT/SIGTERM; return once all have exited.
+
+        Raises:
+            WorkerStartupError: a worker exited, or did not listen within
+                :data:`WORKER_START_TIMEOUT`, before all were listening. The
+                other workers have been stopped.
+        """
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_signals, signals)
+                async with trio.open_nursery() as workers:
+                    for number in range(1, self.count + 1):
+                        workers.start_soon(self._keep_running, number)
+                    await self._settled.wait()
+                    if self._startup_failure is None and not self._stopping.is_set():
+                        logger.info("all %d workers listening", self.count)
+                        on_ready()
+                # Every worker has exited: stop watching for signals.
+                nursery.cancel_scope.cancel()
+        if self._startup_failure is not None:
+            raise WorkerStartupError(self._startup_failure)
+        logger.info("all workers stopped")
+
+    def stop(self) -> None:
+        """Stop gracefully: SIGTERM to every worker, no more restarts."""
+        self._stopping.set()
+        self._settled.set()
+        for process in self._processes.values():
+            process.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Stop at once: SIGKILL to every worker, no more restarts."""
+        self._killing = True
+        self.stop()
+        for process in self._processes.values():
+            process.kill()
+
+    async def _watch_signals(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if self._stopping.is_set():
+                logger.warning("%s again: killing the workers", name)
+                self.kill()
+            else:
+                logger.info("%s received: stopping the workers gracefully", name)
+                self.stop()
+
+    async def _keep_running(self, number: int) -> None:
+        crashes = 0
+        while not self._stopping.is_set():
+            started_at = trio.current_time()
+            ending = await self._run_once(number)
+            if self._stopping.is_set():
+                break
+            if not self._settled.is_set():
+                self._startup_failure = f"worker {number} {ending} before it was listening"
+                logger.error("%s; stopping the other workers", self._startup_failure)
+                self.stop()
+                break
+            if trio.current_time() - started_at >= WORKER_STABLE_AFTER:
+                crashes = 0
+            crashes += 1
+            delay = restart_delay(crashes)
+            logger.error(
+                "worker %d %s (crash %d in a row); restarting in %g s",
+                number,
+                ending,
+                crashes,
+                delay,
+            )
+            with trio.move_on_after(delay):
+                await self._stopping.wait()
+
+    async def _run_once(self, number: int) -> str:
+        """Run worker ``number`` until it exits; describe how it ended."""
+        try:
+            process = await trio.lowlevel.open_process(
+                list(self.command(number)),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return f"could not be started: {exc}"
+        self._processes[number] = process
+        try:
+            if self._killing:
+                process.kill()
+            elif self._stopping.is_set():
+                process.send_signal(signal.SIGTERM)
+            logger.info("worker %d started (pid %d)", number, process.pid)
+            async with trio.open_nursery() as nursery:
+                settled = trio.Event()
+                nursery.start_soon(self._read_output, number, process, settled)
+                with trio.move_on_after(WORKER_START_TIMEOUT) as timer:
+                    await settled.wait()
+                if timer.cancelled_caught:
+                    logger.error(
+                        "worker %d (pid %d) not listening after %g s; killing it",
+                        number,
+                        process.pid,
+                        WORKER_START_TIMEOUT,
+                    )
+                    process.kill()
+                await process.wait()
+        except BaseException:
+            # Cancelled, or a bug of ours: no worker outlives its task.
+            process.kill()
+            raise
+        finally:
+            # Reap the process (killed above unless it had exited), then
+            # close our ends of its pipes.
+            with trio.CancelScope(shield=True):
+                returncode = await process.wait()
+                for pipe in (process.stdin, process.stdout):
+                    if pipe is not None:
+                        await pipe.aclose()
+            del self._processes[number]
+        return f"(pid {process.pid}) {describe_exit(returncode)}"
+
+    def _worker_listening(self, number: int, pid: int) -> None:
+        logger.info("worker %d (pid %d) listening", number, pid)
+        self._ready.add(number)
+        if len(self._ready) == self.count:
+            self._settled.set()
+
+    async def _read_output(self, number: int, process: trio.Process, settled: trio.Event) -> None:
+        """Read the worker's stdout to its end, so the worker never blocks on
+        it; set ``settled`` at its "listening on" line or at end of file."""
+        assert process.stdout is not None
+        listening = False
+        try:
+            async for line in _lines(process.stdout):
+                if not listening and line.startswith(self.ready_prefix):
+                    listening = True
+                    self._worker_listening(number, process.pid)
+                    settled.set()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            settled.set()
+
+
+async def supervise(
+    worker_argv: Sequence[str],
+    count: int,
+    host: str | None,
+    port: int,
+    ready_prefix: bytes,
+    on_ready: Callable[[list[tuple[str, int]]], object],
+) -> None:
+    """Serve with ``count`` worker processes sharing ``host``:``port``.
+
+    Args:
+        worker_argv: The ``trio-search-server`` options every worker gets;
+            the port, ``--workers 1`` and ``--worker K`` are appended.
+        count: How many workers.
+        host: Address to listen on; ``None`` is every interface.
+        port: TCP port; 0 picks one, shared by every worker.
+        ready_prefix: The start of a worker's "listening on" stdout line.
+        on_ready: Called with the ``(host, port)`` of each address once every
+            worker listens.
+
+    Raises:
+        OSError: the address cannot be bound; no worker was started.
+        WorkerStartupError: a worker failed before all were listening.
+    """
+    # Bound here, outside any nursery, so "address in use" arrives as a
+    # plain OSError rather than inside an exception group.
+    sockets = await bind_reuse_port_sockets(host, port)
+    try:
+        addresses: list[tuple[str, int]] = [_host_port(sock.getsockname()) for sock in sockets]
+        chosen_port = addresses[0][1]
+
+        def command(number: int) -> list[str]:
+            # argparse keeps the last value of a repeated option.
+            return [
+                sys.executable,
+                "-m",
+                "trio_search._server_cli",
+                *worker_argv,
+                "--port",
+                str(chosen_port),
+                "--workers",
+                "1",
+                "--worker",
+                str(number),
+            ]
+
+        supervisor = Supervisor(command, count, ready_prefix)
+        await supervisor.run(lambda: on_ready(addresses))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _host_port(sockname: Any) -> tuple[str, int]:
+    return str(sockname[0]), int(sockname[1])
