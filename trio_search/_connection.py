@@ -29,7 +29,13 @@ import trio
 
 from ._app import Reply, SearchApp, error_reply
 from ._errors import RemoteProtocolError, TrioSearchError
-from ._limits import LINGER_BYTES, LINGER_TIMEOUT, RECEIVE_SIZE, THREAD_DECODE_THRESHOLD
+from ._limits import (
+    BUSY_LINGER_TIMEOUT,
+    LINGER_BYTES,
+    LINGER_TIMEOUT,
+    RECEIVE_SIZE,
+    THREAD_DECODE_THRESHOLD,
+)
 from ._message import Message
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
 from ._settings import ServerSettings
@@ -211,22 +217,7 @@ class ServerConnection:
         return False
 
     async def _linger_close(self) -> None:
-        """Half-close, then discard what the peer still sends for a moment.
-
-        Closing a TCP socket with unread input makes the kernel send a reset,
-        which can destroy the error response before the client reads it.
-        """
-        send_eof: Callable[[], object] | None = getattr(self.stream, "send_eof", None)
-        if send_eof is None:
-            return
-        with trio.move_on_after(LINGER_TIMEOUT):
-            await self.stream.send_eof()  # type: ignore[attr-defined]
-            discarded = 0
-            while discarded < LINGER_BYTES:
-                chunk = await self.stream.receive_some(RECEIVE_SIZE)
-                if not chunk:
-                    break
-                discarded += len(chunk)
+        await linger_close(self.stream, LINGER_TIMEOUT)
 
     def _report_error(self, error: TrioSearchError) -> None:
         """Log and count an error that ends the connection."""
@@ -234,15 +225,38 @@ class ServerConnection:
         self.stats.count_error(error.code)
 
 
+async def linger_close(stream: trio.abc.Stream, linger_s: float) -> None:
+    """Half-close, then discard what the peer still sends, for at most
+    ``linger_s`` seconds and :data:`LINGER_BYTES` bytes; the caller closes.
+
+    Closing a TCP socket with unread input makes the kernel send a reset,
+    which can destroy an error response before the client reads it (and
+    turns the client's clean end of file into "connection reset"). Streams
+    without ``send_eof`` (TLS) are left alone.
+    """
+    send_eof: Callable[[], object] | None = getattr(stream, "send_eof", None)
+    if send_eof is None:
+        return
+    with trio.move_on_after(linger_s):
+        await stream.send_eof()  # type: ignore[attr-defined]
+        discarded = 0
+        while discarded < LINGER_BYTES:
+            chunk = await stream.receive_some(RECEIVE_SIZE)
+            if not chunk:
+                break
+            discarded += len(chunk)
+
+
 async def refuse_busy(stream: trio.abc.Stream, peer: str, send_timeout: float) -> None:
     """Answer "server busy" at once and close ``stream``; never raises
     except for cancellation."""
     error = TrioSearchError("server busy, try again later", code="busy")
+    logger.warning("%s: refused: connection limit reached", peer)
     try:
         with trio.move_on_after(send_timeout):
             await stream.send_all(encode_message(error_reply(error).message))
+            await linger_close(stream, BUSY_LINGER_TIMEOUT)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
         await trio.aclose_forcefully(stream)
-    logger.warning("%s: refused: connection limit reached", peer)

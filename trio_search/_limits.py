@@ -55,5 +55,16 @@ DEFAULT_HOST = "127.0.0.1"
 #: the close (closing with unread input makes TCP send a reset instead).
 LINGER_TIMEOUT = 2.0
 
+#: Seconds a connection refused as "busy" lingers the same way. Shorter: the
+#: server is at its connection limit, and a well-behaved client closes as
+#: soon as it has read the answer, which ends the linger at once.
+BUSY_LINGER_TIMEOUT = 0.5
+
 #: Bytes discarded at most while lingering, after which the close is abrupt.
 LINGER_BYTES = 1024 * 1024
+
+#: Seconds between accept attempts while the process is out of file
+#: descriptors or socket memory (EMFILE, ENFILE, ENOMEM, ENOBUFS): the same
+#: pause as ``trio.serve_listeners``; short enough to recover at once when a
+#: connection closes, long enough not to spin.
+ACCEPT_RETRY_DELAY = 0.1

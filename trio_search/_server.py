@@ -30,7 +30,7 @@ from ._app import SearchApp
 from ._connection import ServerConnection, refuse_busy
 from ._index import BUILTIN_INDEX
 from ._limits import DECODE_THREADS
-from ._net import format_address, listener_address, peer_name
+from ._net import RetryingListener, format_address, listener_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
 from ._workers import open_reuse_port_listeners
@@ -66,6 +66,9 @@ class SearchServer:
     def __attrs_post_init__(self) -> None:
         self._app = SearchApp(self.index, self._stats_snapshot)
         self._decode_limiter = trio.CapacityLimiter(DECODE_THREADS)
+
+    def _connections_open(self) -> int:
+        return self.stats.connections_open
 
     def _stats_snapshot(self) -> dict[str, Any]:
         return self.stats.snapshot(trio.current_time())
@@ -109,7 +112,10 @@ class SearchServer:
         if listeners is None:
             listeners = await self.open_listeners()
         self.stats.started_at = trio.current_time()
-        self.addresses = [listener_address(listener) for listener in listeners]
+        self.addresses = [
+            address for address in map(listener_address, listeners) if address is not None
+        ]
+        listeners = [RetryingListener(listener, self._connections_open) for listener in listeners]
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as acceptor:
                 self._accept_scope = acceptor.cancel_scope
@@ -123,7 +129,10 @@ class SearchServer:
                         handler_nursery=connections,
                     )
                 )
-                logger.info("listening on %s", ", ".join(format_address(a) for a in self.addresses))
+                if self.addresses:
+                    logger.info(
+                        "listening on %s", ", ".join(format_address(a) for a in self.addresses)
+                    )
                 task_status.started(self.addresses)
             # The accept loop ended: a graceful shutdown is under way.
             grace = self.settings.shutdown_grace

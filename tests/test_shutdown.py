@@ -1,0 +1,325 @@
+"""Graceful shutdown: of the embedded server, and of ``trio-search-server``
+on SIGTERM and SIGINT.
+
+The embedded server's timing runs on the autojump clock over memory streams
+(served through an in-memory listener); the refusal of new connections and
+the command's signal handling use real sockets and a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from tests.helpers import json_request, read_messages, read_until_eof, result_of
+from trio_search import SearchServer, ServerSettings
+
+MORPHEUS = json_request({"action": "search", "value": "morpheus"})
+MORPHEUS_ANSWER = {"result": "Follow the white rabbit. \U0001f430"}
+HALF = len(MORPHEUS) // 2
+SERVER_COMMAND = os.path.join(os.path.dirname(sys.executable), "trio-search-server")
+
+
+@attrs.define(eq=False)
+class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
+    """A listener whose clients connect in memory, for the autojump clock."""
+
+    nursery: trio.Nursery
+    _send: trio.MemorySendChannel[trio.abc.Stream] = attrs.field(init=False)
+    _receive: trio.MemoryReceiveChannel[trio.abc.Stream] = attrs.field(init=False)
+    closed: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel[trio.abc.Stream](100)
+
+    def connect(self, *, lockstep: bool = False) -> trio.abc.Stream:
+        """Connect a client; raises ConnectionRefusedError once closed.
+
+        A ``lockstep`` connection has no buffer, like a TCP connection whose
+        windows are full: a send blocks until the peer reads.
+        """
+        if self.closed:
+            raise ConnectionRefusedError("listener closed")
+        pair = trio.testing.lockstep_stream_pair if lockstep else trio.testing.memory_stream_pair
+        client, server_side = pair()
+        self._send.send_nowait(server_side)
+        return client
+
+    async def accept(self) -> trio.abc.Stream:
+        return await self._receive.receive()
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await trio.lowlevel.checkpoint()
+
+
+async def start(
+    nursery: trio.Nursery, **settings: float
+) -> tuple[SearchServer, MemoryListener, trio.Event]:
+    """A server on a memory listener; the event is set when serve() returns."""
+    server = SearchServer(ServerSettings(port=0, **settings))  # type: ignore[arg-type]
+    listener = MemoryListener(nursery)
+    stopped = trio.Event()
+
+    async def serve(task_status: trio.TaskStatus[None]) -> None:
+        await server.serve([listener], task_status=task_status)
+        stopped.set()
+
+    await nursery.start(serve)
+    return server, listener, stopped
+
+
+async def ask_morpheus(stream: trio.abc.Stream) -> None:
+    await stream.send_all(MORPHEUS)
+    (response,) = await read_messages(stream, 1)
+    assert result_of(response) == MORPHEUS_ANSWER
+
+
+async def test_shutdown_closes_listener_and_idle_connections_at_once(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server, listener, stopped = await start(nursery, shutdown_grace=10, idle_timeout=60)
+    idle = listener.connect()
+    fresh = listener.connect()  # accepted, has sent nothing yet
+    await ask_morpheus(idle)
+    await trio.testing.wait_all_tasks_blocked()
+    start_time = trio.current_time()
+    server.shutdown()
+    with trio.fail_after(60):
+        assert await read_until_eof(idle) == b""
+        assert await read_until_eof(fresh) == b""
+        await stopped.wait()
+    assert trio.current_time() == start_time
+    assert listener.closed
+    with pytest.raises(ConnectionRefusedError):
+        listener.connect()
+
+
+async def test_request_in_progress_finishes_within_the_grace(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server, listener, stopped = await start(nursery, shutdown_grace=10, request_timeout=30)
+    client = listener.connect()
+    await client.send_all(MORPHEUS[:HALF])
+    await trio.testing.wait_all_tasks_blocked()
+    start_time = trio.current_time()
+    server.shutdown()
+    with trio.fail_after(60):
+        await trio.sleep(9)
+        await client.send_all(MORPHEUS[HALF:])
+        (response,) = await read_messages(client, 1)
+        assert result_of(response) == MORPHEUS_ANSWER
+        # Answered, then closed, since the server is shutting down.
+        assert await read_until_eof(client) == b""
+        await stopped.wait()
+    assert trio.current_time() - start_time == pytest.approx(9)
+
+
+async def test_requests_still_in_progress_after_the_grace_are_cancelled(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server, listener, stopped = await start(nursery, shutdown_grace=10, request_timeout=30)
+    slow = listener.connect()
+    await slow.send_all(MORPHEUS[:HALF])
+    await trio.testing.wait_all_tasks_blocked()
+    start_time = trio.current_time()
+    server.shutdown()
+    with trio.fail_after(60):
+        await stopped.wait()
+        assert trio.current_time() - start_time == pytest.approx(10)
+        assert await read_until_eof(slow) == b""
+
+
+async def test_shutdown_grace_bounds_a_client_that_does_not_read(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server, listener, stopped = await start(nursery, shutdown_grace=3, request_timeout=30)
+    client = listener.connect(lockstep=True)
+    nursery.start_soon(client.send_all, MORPHEUS)
+    await trio.testing.wait_all_tasks_blocked()
+    start_time = trio.current_time()
+    server.shutdown()
+    with trio.fail_after(60):
+        await stopped.wait()
+    assert trio.current_time() - start_time == pytest.approx(3)
+
+
+async def test_requests_fully_received_before_shutdown_are_answered(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server, listener, stopped = await start(nursery, shutdown_grace=10)
+    idle = listener.connect()
+    await ask_morpheus(idle)
+    await trio.testing.wait_all_tasks_blocked()
+    # Three pipelined requests arrive, and the shutdown comes before the
+    # server's task has even looked at them.
+    await idle.send_all(MORPHEUS * 3)
+    server.shutdown()
+    with trio.fail_after(60):
+        responses = await read_messages(idle, 3)
+        assert [result_of(r) for r in responses] == [MORPHEUS_ANSWER] * 3
+        assert await read_until_eof(idle) == b""
+        await stopped.wait()
+
+
+async def test_shutdown_before_serve_starts(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server = SearchServer(ServerSettings(port=0))
+    server.shutdown()
+    listener = MemoryListener(nursery)
+    with trio.fail_after(60):
+        await server.serve([listener])
+    assert listener.closed
+
+
+async def test_new_tcp_connections_are_refused_after_shutdown(nursery: trio.Nursery) -> None:
+    server = SearchServer(ServerSettings(port=0))
+    stopped = trio.Event()
+
+    async def serve(task_status: trio.TaskStatus[list[tuple[str, int]]]) -> None:
+        await server.serve(task_status=task_status)
+        stopped.set()
+
+    (host, port), *_ = await nursery.start(serve)
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream(host, port) as idle:
+            await ask_morpheus(idle)
+            server.shutdown()
+            assert await read_until_eof(idle) == b""
+            await stopped.wait()
+        with pytest.raises(OSError):
+            await trio.open_tcp_stream(host, port)
+
+
+# --- the command: trio-search-server in a subprocess -------------------------
+
+
+@attrs.define(eq=False)
+class ServerProcess:
+    """A running ``trio-search-server`` and what it printed."""
+
+    process: trio.Process
+    addresses: list[tuple[str, int]]
+    stderr: bytearray
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    async def wait(self) -> int:
+        """Its exit status, failing if it takes more than 10 s."""
+        with trio.fail_after(10):
+            return await self.process.wait()
+
+
+@asynccontextmanager
+async def server_process(
+    args: Sequence[str], *, listeners: int = 1, command: Sequence[str] = (SERVER_COMMAND,)
+) -> AsyncIterator[ServerProcess]:
+    """Run the server with ``args``; yield once it has printed ``listeners``
+    addresses; kill it on exit if still running."""
+    process = await trio.lowlevel.open_process(
+        [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    stderr = bytearray()
+
+    async def collect(stream: trio.abc.ReceiveStream) -> None:
+        while chunk := await stream.receive_some(65536):
+            stderr.extend(chunk)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(collect, process.stderr)
+            output = b""
+            with trio.fail_after(20):
+                while output.count(b"\n") < listeners:
+                    chunk = await process.stdout.receive_some(4096)
+                    assert chunk, f"server exited: {bytes(stderr).decode()}"
+                    output += chunk
+            addresses = [
+                (host.decode(), int(port))
+                for host, port in re.findall(rb"listening on \[?([^\s\]]+?)\]?:(\d+)\n", output)
+            ]
+            assert len(addresses) == listeners, output
+            yield ServerProcess(process, addresses, stderr)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with trio.CancelScope(shield=True):
+                await process.wait()
+        await process.stdout.aclose()
+        await process.stderr.aclose()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_command_exits_0_on_signal(signum: int) -> None:
+    async with server_process(["--port", "0"]) as server:
+        host, port = server.addresses[0]
+        async with await trio.open_tcp_stream(host, port) as idle:
+            await ask_morpheus(idle)
+            server.signal(signum)
+            with trio.fail_after(10):
+                assert await read_until_eof(idle) == b""
+            assert await server.wait() == 0
+    assert f"{signal.Signals(signum).name} received: shutting down gracefully".encode() in (
+        server.stderr
+    )
+    assert b"server stopped" in server.stderr
+
+
+async def test_command_answers_a_request_in_progress_then_exits() -> None:
+    async with server_process(["--port", "0", "--shutdown-grace", "20"]) as server:
+        host, port = server.addresses[0]
+        async with await trio.open_tcp_stream(host, port) as client:
+            await client.send_all(MORPHEUS[:HALF])
+            await trio.sleep(0.1)
+            server.signal(signal.SIGTERM)
+            await trio.sleep(0.3)
+            # New connections are refused while the old one finishes.
+            with pytest.raises(OSError):
+                await trio.open_tcp_stream(host, port)
+            await client.send_all(MORPHEUS[HALF:])
+            with trio.fail_after(10):
+                (response,) = await read_messages(client, 1)
+                assert result_of(response) == MORPHEUS_ANSWER
+            assert await server.wait() == 0
+
+
+async def test_command_honours_shutdown_grace() -> None:
+    async with server_process(["--port", "0", "--shutdown-grace", "0.5"]) as server:
+        host, port = server.addresses[0]
+        async with await trio.open_tcp_stream(host, port) as client:
+            await client.send_all(MORPHEUS[:HALF])
+            await trio.sleep(0.1)
+            start_time = trio.current_time()
+            server.signal(signal.SIGTERM)
+            assert await server.wait() == 0
+            assert 0.5 <= trio.current_time() - start_time < 5
+            assert await read_until_eof(client) == b""
+    assert b"shutdown grace of 0.5 s over" in server.stderr
+
+
+async def test_command_second_signal_stops_at_once() -> None:
+    async with server_process(["--port", "0", "--shutdown-grace", "60"]) as server:
+        host, port = server.addresses[0]
+        async with await trio.open_tcp_stream(host, port) as client:
+            await client.send_all(MORPHEUS[:HALF])
+            await trio.sleep(0.1)
+            server.signal(signal.SIGTERM)
+            await trio.sleep(0.3)
+            start_time = trio.current_time()
+            server.signal(signal.SIGINT)
+            assert await server.wait() == 0
+            assert trio.current_time() - start_time < 5
+    assert b"SIGINT again: stopping now" in server.stderr
