@@ -1,0 +1,454 @@
+"""Side-by-side benchmark: trio_search against the peer servers, written to RESULTS.md.
+
+Each server (trio_search and every script in peers/) is started in turn on
+127.0.0.1 and driven by the same load generator, ``trio-search-bench``, run
+as a subprocess with ``--json``, for each workload:
+
+- oneshot-16: a new connection per request, 16 at a time (the tutorial's
+  pattern);
+- keepalive-64: 64 kept-alive connections, one request in flight on each;
+- pipelined-64x16: 64 kept-alive connections, 16 requests pipelined on each.
+
+The load generator verifies every answer and reads the server process's CPU
+time (user + system, with its children) from /proc just before and after its
+measured window, so "server CPU per request" excludes start-up. Every cell is
+repeated ``--repeats`` times, servers started afresh each round and in a
+rotated order, and medians are reported. Results go to RESULTS.md (and the
+raw runs to results.json) beside this file.
+
+Usage: python benchmarks/run.py [--duration 5] [--repeats 3]
+(``nox -s bench -- --duration 5 --repeats 3`` installs what it needs first.)
+Linux only (it reads /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE / "peers"
+HOST = "127.0.0.1"
+#: Seconds a server gets to start listening.
+START_TIMEOUT = 20.0
+#: Seconds a server gets to exit after SIGTERM before it is killed.
+STOP_TIMEOUT = 10.0
+#: Requests sent to a freshly started server before any measurement.
+WARMUP_REQUESTS = 2000
+
+REFERENCE = "trio_search"
+#: name -> (command taking HOST and PORT, whether it serves more than one
+#: request per connection).
+SERVERS: dict[str, tuple[list[str], bool]] = {
+    REFERENCE: (
+        [
+            sys.executable,
+            "-m",
+            "trio_search._server_cli",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--log-level",
+            "WARNING",
+        ],
+        True,
+    ),
+    "asyncio_streams": (
+        [sys.executable, str(PEERS / "asyncio_streams.py"), "--host", "{host}", "--port", "{port}"],
+        True,
+    ),
+    "asyncio_uvloop_orjson": (
+        [
+            sys.executable,
+            str(PEERS / "asyncio_uvloop_orjson.py"),
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+        ],
+        True,
+    ),
+    "selectors_oneshot": (
+        [
+            sys.executable,
+            str(PEERS / "selectors_oneshot.py"),
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+        ],
+        False,
+    ),
+    "trio_naive": (
+        [sys.executable, str(PEERS / "trio_naive.py"), "--host", "{host}", "--port", "{port}"],
+        True,
+    ),
+}
+
+#: name -> (description, load generator options, needs keep-alive).
+WORKLOADS: dict[str, tuple[str, list[str], bool]] = {
+    "oneshot-16": (
+        "oneshot: a new connection per request, 16 connections at a time",
+        ["--mode", "oneshot", "--connections", "16"],
+        False,
+    ),
+    "keepalive-64": (
+        "keep-alive: 64 connections, 1 request in flight on each",
+        ["--mode", "keepalive", "--connections", "64", "--pipeline", "1"],
+        True,
+    ),
+    "pipelined-64x16": (
+        "keep-alive: 64 connections, 16 requests pipelined on each",
+        ["--mode", "keepalive", "--connections", "64", "--pipeline", "16"],
+        True,
+    ),
+}
+
+#: Issue 4, point 3: trio_search's server CPU per request must be at most the
+#: peer's, in the same run: (workload, peer).
+TARGETS = [
+    ("keepalive-64", "asyncio_streams"),
+    ("pipelined-64x16", "asyncio_uvloop_orjson"),
+    ("oneshot-16", "selectors_oneshot"),
+]
+
+BENCH = [sys.executable, "-m", "trio_search._bench_cli"]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """One server process on a fresh port, started and stopped."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.port = free_port()
+        command, _ = SERVERS[name]
+        argv = [part.format(host=HOST, port=self.port) for part in command]
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                _, stderr = self.process.communicate()
+                raise RuntimeError(
+                    f"{name} exited with {self.process.returncode}: {stderr.decode()[-2000:]}"
+                )
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{name} did not listen within {START_TIMEOUT} s") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.communicate(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+
+
+def run_bench(server: Server, options: list[str], duration: float | None) -> dict[str, Any]:
+    amount = ["--duration", str(duration)] if duration else ["--requests", str(WARMUP_REQUESTS)]
+    argv = [
+        *BENCH,
+        HOST,
+        str(server.port),
+        *amount,
+        *options,
+        "--json",
+        "--quiet",
+        "--server-pid",
+        str(server.process.pid),
+    ]
+    completed = subprocess.run(
+        argv, capture_output=True, text=True, timeout=(duration or 10) + 60, check=False
+    )
+    if completed.returncode not in (0, 1) or not completed.stdout.strip():
+        raise RuntimeError(f"load generator failed: {completed.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=HERE,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_implementation() + " " + platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit or "?",
+        "loadavg": load_average(),
+    }
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def cell_median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def median(values: list[float | None]) -> float | None:
+        present = [value for value in values if value is not None]
+        return statistics.median(present) if present else None
+
+    return {
+        "rps": median([run["requests_per_second"] for run in runs]),
+        "p50": median([run["latency_ms"]["p50"] for run in runs]),
+        "p99": median([run["latency_ms"]["p99"] for run in runs]),
+        "cpu": median([run["server_cpu_us_per_request"] for run in runs]),
+        "bench_cpu": median([run["client_cpu_us_per_request"] for run in runs]),
+        "failed": sum(run["failed"] for run in runs),
+        "ok": sum(run["ok"] for run in runs),
+        "errors": _sum_errors(runs),
+        "repeats": len(runs),
+    }
+
+
+def _sum_errors(runs: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for run in runs:
+        for kind, count in run["errors"].items():
+            total[kind] = total.get(kind, 0) + count
+    return total
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(value: float | None, reference: float | None) -> str:
+    if value is None or not reference:
+        return "-"
+    return f"{value / reference:.2f}x"
+
+
+def render(
+    medians: dict[tuple[str, str], dict[str, Any]],
+    servers: list[str],
+    workloads: list[str],
+    info: dict[str, Any],
+    args: argparse.Namespace,
+) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `benchmarks/run.py` (`nox -s bench`); see docs/performance.md for what "
+        "the figures mean and how to reproduce them.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {info['cpu']}, {info['cores']} cores",
+        f"- {info['python']} on {info['os']}",
+        f"- date: {info['date']}, trio_search commit {info['commit']}",
+        f"- load average before / after: {info['loadavg']} / {info['loadavg_after']}",
+        f"- each cell: {args.duration:g} s, median of {args.repeats} run(s); load generator "
+        "and server share the machine's cores",
+        "",
+        "Ratios are the server's figure divided by trio_search's in the same run: "
+        "for requests/s above 1.00x means the peer is faster, for server CPU per request "
+        "above 1.00x means the peer spends more CPU per request than trio_search. "
+        "Errors are summed over all runs of the cell (they must be 0).",
+        "",
+    ]
+    for workload in workloads:
+        description, _, _ = WORKLOADS[workload]
+        lines += [
+            f"## {workload}: {description}",
+            "",
+            "| server | requests/s | ratio | p50 ms | ratio | p99 ms | ratio | errors | "
+            "server CPU µs/req | ratio | bench CPU µs/req |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        reference = medians.get((REFERENCE, workload))
+        for server in servers:
+            cell = medians.get((server, workload))
+            if cell is None:
+                lines.append(f"| {server} | n/a | | | | | | | | | |")
+                continue
+            ref = reference or {}
+            errors = ", ".join(f"{kind} {count}" for kind, count in cell["errors"].items())
+            lines.append(
+                f"| {server} | {fmt(cell['rps'])} | {ratio(cell['rps'], ref.get('rps'))} "
+                f"| {fmt(cell['p50'], 2)} | {ratio(cell['p50'], ref.get('p50'))} "
+                f"| {fmt(cell['p99'], 2)} | {ratio(cell['p99'], ref.get('p99'))} "
+                f"| {errors or 0} "
+                f"| {fmt(cell['cpu'], 1)} | {ratio(cell['cpu'], ref.get('cpu'))} "
+                f"| {fmt(cell['bench_cpu'], 1)} |"
+            )
+        lines.append("")
+    lines += [
+        "## Targets (issue 4, point 3)",
+        "",
+        "trio_search's server CPU per request must be at most the peer's in the same run, "
+        "so the ratio trio_search / peer must be at most 1.00.",
+        "",
+        "| workload | peer | trio_search µs/req | peer µs/req | trio_search / peer | target |",
+        "|---|---|--:|--:|--:|---|",
+    ]
+    for workload, peer in TARGETS:
+        ours = medians.get((REFERENCE, workload), {}).get("cpu")
+        theirs = medians.get((peer, workload), {}).get("cpu")
+        if ours is None or theirs is None:
+            lines.append(
+                f"| {workload} | {peer} | {fmt(ours, 1)} | {fmt(theirs, 1)} | - | not run |"
+            )
+            continue
+        share = ours / theirs
+        verdict = "met" if share <= 1.0 else f"missed by {(share - 1) * 100:.0f} %"
+        lines.append(
+            f"| {workload} | {peer} | {fmt(ours, 1)} | {fmt(theirs, 1)} | {share:.2f} | {verdict} |"
+        )
+    lines += [
+        "",
+        "Runs on shared or virtual machines vary by ±20-30 % from one run to the next; "
+        "compare ratios within one run, not figures across runs.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds per measurement (default 5)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per cell; medians are reported (default 3)"
+    )
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"comma-separated servers to run (default all: {','.join(SERVERS)})",
+    )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated workloads (default all: {','.join(WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=HERE / "RESULTS.md", help="where to write the table"
+    )
+    args = parser.parse_args()
+    if not Path("/proc/self/stat").exists():
+        parser.error("this benchmark reads server CPU time from /proc: Linux only")
+    servers = [name for name in args.servers.split(",") if name]
+    workloads = [name for name in args.workloads.split(",") if name]
+    for name in servers:
+        if name not in SERVERS:
+            parser.error(f"unknown server {name!r}")
+    for name in workloads:
+        if name not in WORKLOADS:
+            parser.error(f"unknown workload {name!r}")
+    if args.repeats < 1 or args.duration <= 0:
+        parser.error("--repeats must be at least 1 and --duration more than 0")
+
+    info = machine()
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    cells = [
+        (server, workload)
+        for server in servers
+        for workload in workloads
+        if SERVERS[server][1] or not WORKLOADS[workload][2]
+    ]
+    total = len(cells) * args.repeats
+    log(
+        f"run.py: {len(cells)} cells x {args.repeats} repeats x {args.duration:g} s "
+        f"(about {total * (args.duration + 1) / 60:.0f} min)"
+    )
+    done = 0
+    for repeat in range(args.repeats):
+        # Rotate the order so that no server always runs first (or last).
+        order = servers[repeat % len(servers) :] + servers[: repeat % len(servers)]
+        for name in order:
+            mine = [workload for server, workload in cells if server == name]
+            if not mine:
+                continue
+            server = Server(name)
+            try:
+                run_bench(server, WORKLOADS[mine[0]][1], None)  # warm-up, not measured
+                for workload in mine:
+                    result = run_bench(server, WORKLOADS[workload][1], args.duration)
+                    runs.setdefault((name, workload), []).append(result)
+                    done += 1
+                    log(
+                        f"[{done}/{total}] {name:<22} {workload:<16} "
+                        f"{result['requests_per_second']:>10,.0f} req/s  "
+                        f"p99 {fmt(result['latency_ms']['p99'], 2):>7} ms  "
+                        f"server {fmt(result['server_cpu_us_per_request'], 1):>6} µs/req  "
+                        f"{result['failed']} failed"
+                    )
+            finally:
+                server.stop()
+    info["loadavg_after"] = load_average()
+    medians = {cell: cell_median(results) for cell, results in runs.items()}
+    args.output.write_text(render(medians, servers, workloads, info, args), encoding="utf-8")
+    raw = {
+        "machine": info,
+        "duration": args.duration,
+        "repeats": args.repeats,
+        "runs": [
+            {"server": server, "workload": workload, **result}
+            for (server, workload), results in runs.items()
+            for result in results
+        ],
+    }
+    args.output.with_name("results.json").write_text(
+        json.dumps(raw, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    log(f"run.py: wrote {args.output} and {args.output.with_name('results.json')}")
+    failed = sum(cell["failed"] for cell in medians.values())
+    if failed:
+        log(f"run.py: {failed} request(s) failed; see the errors column")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

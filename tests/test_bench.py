@@ -1,0 +1,179 @@
+"""The load generator counts right answers and each kind of failure.
+
+Correctness only, on a few hundred requests: speed is never asserted here
+(``nox -s bench`` measures it).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import trio
+
+from tests.helpers import start_server
+from trio_search import CLOSED, NEED_DATA, Message, MessageProtocol, encode_json, encode_message
+from trio_search._bench import AnswerChecker, BenchConfig, run_bench, search_request
+from trio_search._bench_cli import main as bench_main
+
+Handler = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+async def start_fake_server(nursery: trio.Nursery, handler: Handler) -> int:
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    port: int = listeners[0].socket.getsockname()[1]
+    return port
+
+
+def answer_each_request(response: bytes) -> Handler:
+    """A handler that answers every request it parses with ``response``."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        protocol = MessageProtocol()
+        async with stream:
+            while True:
+                replies = []
+                while True:
+                    event = protocol.next_message()
+                    if event is NEED_DATA or event is CLOSED:
+                        break
+                    replies.append(response)
+                if replies:
+                    await stream.send_all(b"".join(replies))
+                if event is CLOSED:
+                    return
+                protocol.receive_data(await stream.receive_some(65536))
+
+    return handler
+
+
+async def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
+    """Run ``trio-search-bench --json --quiet argv`` in a thread (it calls
+    ``trio.run`` itself); return its exit status and its JSON output."""
+    status = await trio.to_thread.run_sync(bench_main, [*argv, "--json", "--quiet"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--connections", "4"],
+        ["--connections", "4", "--pipeline", "8"],
+        ["--connections", "4", "--mode", "oneshot"],
+        ["--connections", "2", "--binary", "--query", "0123456789abcdef"],
+        ["--connections", "2", "--query", "nowhere"],
+    ],
+)
+async def test_right_answers_exit_0(
+    nursery: trio.Nursery, capsys: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    _, (host, port) = await start_server(nursery)
+    status, result = await run_cli([host, str(port), "--requests", "200", *options], capsys)
+    assert result["ok"] == 200
+    assert result["failed"] == 0
+    assert result["errors"] == {}
+    assert result["latency_ms"]["p50"] is not None
+    assert status == 0
+
+
+async def test_wrong_answers_counted_exit_1(
+    nursery: trio.Nursery, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = encode_message(Message(encode_json({"result": "Follow the black cat."})))
+    port = await start_fake_server(nursery, answer_each_request(wrong))
+    status, result = await run_cli(
+        ["127.0.0.1", str(port), "--requests", "50", "--pipeline", "5"], capsys
+    )
+    assert result["ok"] == 0
+    assert result["errors"] == {"wrong_answer": 50}
+    assert status == 1
+
+
+async def close_at_once(stream: trio.SocketStream) -> None:
+    await stream.aclose()
+
+
+async def send_garbage(stream: trio.SocketStream) -> None:
+    async with stream:
+        await stream.receive_some(65536)
+        await stream.send_all(b"\x00\x05nope!")
+
+
+async def answer_one_then_close(stream: trio.SocketStream) -> None:
+    answer = encode_message(Message(encode_json({"result": "Follow the white rabbit. \U0001f430"})))
+    async with stream:
+        await stream.receive_some(65536)
+        await stream.send_all(answer)
+
+
+@pytest.mark.parametrize(
+    ("handler", "errors"),
+    [
+        (close_at_once, {"closed": 8}),
+        (send_garbage, {"bad_framing": 8}),
+        # Each batch of 4 gets one answer, then its connection closes.
+        (answer_one_then_close, {"closed": 6}),
+    ],
+)
+async def test_failures_counted_by_kind(
+    nursery: trio.Nursery, handler: Handler, errors: dict[str, int]
+) -> None:
+    port = await start_fake_server(nursery, handler)
+    request, checker = search_request("morpheus")
+    config = BenchConfig("127.0.0.1", port, request, checker, connections=1, requests=8, pipeline=4)
+    result = await run_bench(config)
+    assert {kind: count for kind, count in result.errors.items() if count} == errors
+    assert result.ok == 8 - sum(errors.values())
+
+
+async def test_timeout_counted(nursery: trio.Nursery) -> None:
+    async def never_answer(stream: trio.SocketStream) -> None:
+        async with stream:
+            await trio.sleep_forever()
+
+    port = await start_fake_server(nursery, never_answer)
+    request, checker = search_request("morpheus")
+    config = BenchConfig("127.0.0.1", port, request, checker, requests=3, timeout=0.05)
+    result = await run_bench(config)
+    assert result.errors["timeout"] == 3
+
+
+async def test_connect_error_counted() -> None:
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens there now.
+    request, checker = search_request("morpheus")
+    config = BenchConfig("127.0.0.1", port, request, checker, requests=3, mode="oneshot")
+    result = await run_bench(config)
+    assert result.errors["connect_error"] == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding", "right"),
+    [
+        (b'{"result":"yes"}', "utf-8", True),
+        ('{"result": "yes"}'.encode("utf-16"), "utf-16", True),
+        (b'{"result": "yes", "error": "x"}', "utf-8", False),
+        (b'{"result": "no"}', "utf-8", False),
+        (b'{"result": ["yes"]}', "utf-8", False),
+        (b"not json", "utf-8", False),
+        (b'{"result": "yes"}', "no-such-codec", False),
+    ],
+)
+def test_checker_decodes_any_encoding_of_the_answer(
+    content: bytes, encoding: str, right: bool
+) -> None:
+    checker = AnswerChecker("text/json", result="yes")
+    message = Message(content, "text/json", encoding)
+    assert checker.is_right(message) is right
+    # The second time, the remembered bytes decide; the answer is the same.
+    assert checker.is_right(message) is right
+
+
+def test_checker_rejects_another_content_type() -> None:
+    checker = AnswerChecker("text/json", result="yes")
+    assert not checker.is_right(Message(b'{"result": "yes"}', "text/plain"))

@@ -1,0 +1,630 @@
+"""The load generator's engine: many connections, every answer verified.
+
+Theory of operation
+-------------------
+
+One Trio task per connection. The request bytes are built once; a pipelined
+batch of depth D is those bytes repeated D times and goes out in one
+``send_all``. Responses are parsed with the same :class:`MessageProtocol` the
+server uses, and each one is checked against the expected answer: a byte
+comparison against answers already seen to be right, falling back to
+decoding the JSON ``"result"`` for a server that encodes differently (another
+spacing, another codec), whose bytes are then remembered.
+
+Two modes:
+
+- ``keepalive``: each task opens its connection before the clock starts, then
+  sends batches on it for the whole run. A failure (closed, reset, timeout,
+  broken framing) fails the batch's unanswered requests and the task
+  reconnects.
+- ``oneshot``: the tutorial's pattern, a new connection per request, closed
+  by us after the answer; the latency includes the connect (and the TLS
+  handshake).
+
+The run ends after ``duration`` seconds (requests still in flight are
+dropped, neither counted nor failed, as wrk does) or once ``requests``
+requests have been answered or failed. Every request that fails counts once,
+under one kind (:data:`ERROR_KINDS`).
+
+Latency is measured per request from the write of its batch to the parse of
+its response, with ``time.perf_counter``. Server CPU time, when a pid is
+given, is read from ``/proc`` (Linux) for that process and its descendants
+just before the clock starts and just after it stops.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import ssl
+import sys
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Literal
+
+import attrs
+import trio
+
+from ._app import BINARY_ANSWER_PREFIX, BINARY_ECHO_LENGTH
+from ._errors import RemoteProtocolError, RequestError
+from ._index import BUILTIN_INDEX
+from ._json import decode_json, encode_json
+from ._limits import RECEIVE_SIZE
+from ._message import (
+    BINARY_ENCODING,
+    CLIENT_BINARY_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    SERVER_BINARY_CONTENT_TYPE,
+    Message,
+)
+from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
+
+Mode = Literal["oneshot", "keepalive"]
+MODES: Final = ("oneshot", "keepalive")
+
+#: Every way a request can fail, in the order reports list them.
+ERROR_KINDS: Final = (
+    "wrong_answer",  # a well-framed response that is not the expected answer
+    "bad_framing",  # bytes that break the framing (this and the rest of the batch)
+    "closed",  # the server closed or reset the connection before answering
+    "timeout",  # no answer within the timeout (the connection is dropped)
+    "connect_error",  # the TCP connect failed
+    "tls_error",  # the TLS handshake failed
+)
+
+#: Seconds a task waits after a failed connect before the next attempt, so a
+#: server that is down is not hammered in a tight loop.
+CONNECT_RETRY_DELAY = 0.01
+
+#: Right answers remembered as bytes, per checker; a server encodes one answer
+#: in one or two ways, so a handful is plenty.
+KNOWN_GOOD_ANSWERS = 16
+
+#: Seconds between two progress reports.
+PROGRESS_INTERVAL = 1.0
+
+
+class BenchError(Exception):
+    """The run cannot start (unknown host, bad settings)."""
+
+
+@attrs.define(eq=False)
+class AnswerChecker:
+    """Decides whether a response is the expected answer.
+
+    Args:
+        content_type: The expected response content-type.
+        result: For ``text/json``: the expected ``"result"`` string.
+        content: For any other type: the expected content, byte for byte.
+    """
+
+    content_type: str
+    result: str | None = None
+    content: bytes | None = None
+    # Right answers seen, content -> content-encoding.
+    _good: dict[bytes, str] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.result is None) == (self.content is None):
+            raise ValueError("give exactly one of result and content")
+        if self.content is not None:
+            self._good[self.content] = BINARY_ENCODING
+
+    def is_right(self, message: Message) -> bool:
+        """Whether ``message`` is the expected answer."""
+        if message.content_type != self.content_type:
+            return False
+        encoding = self._good.get(message.content)
+        if encoding is not None:
+            return encoding == message.content_encoding or self.result is None
+        if self.result is None:
+            return False
+        try:
+            body = decode_json(message.content, message.content_encoding)
+        except RequestError:
+            return False
+        right = (
+            type(body) is dict
+            and body.get("result") == self.result
+            and "error" not in body
+            and type(body["result"]) is str
+        )
+        if right and len(self._good) < KNOWN_GOOD_ANSWERS:
+            self._good[message.content] = message.content_encoding
+        return right
+
+
+def search_request(query: str, expect: str | None = None) -> tuple[bytes, AnswerChecker]:
+    """The wire bytes of a ``search`` for ``query``, and its answer checker.
+
+    Without ``expect`` the answer is the built-in index's, or the tutorial's
+    ``No match for '...'.`` for a key it does not hold.
+    """
+    request = encode_message(Message(encode_json({"action": "search", "value": query})))
+    if expect is None:
+        expect = BUILTIN_INDEX.get(query, f"No match for '{query}'.")
+    return request, AnswerChecker(JSON_CONTENT_TYPE, result=expect)
+
+
+def binary_request(payload: bytes, expect: bytes | None = None) -> tuple[bytes, AnswerChecker]:
+    """The wire bytes of a binary request carrying ``payload``, and its checker.
+
+    Without ``expect`` the answer is the tutorial's echo of the first bytes.
+    """
+    request = encode_message(Message(payload, CLIENT_BINARY_CONTENT_TYPE, BINARY_ENCODING))
+    if expect is None:
+        expect = BINARY_ANSWER_PREFIX + payload[:BINARY_ECHO_LENGTH]
+    return request, AnswerChecker(SERVER_BINARY_CONTENT_TYPE, content=expect)
+
+
+def _check_mode(_instance: object, _attribute: object, value: str) -> None:
+    if value not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {value!r}")
+
+
+@attrs.frozen
+class BenchConfig:
+    """What to run.
+
+    Args:
+        host: Server address or hostname.
+        port: Server port.
+        request: Wire bytes of one request (:func:`search_request`).
+        checker: Decides whether a response is right.
+        connections: Connections (tasks) at once.
+        duration: Seconds to run; or
+        requests: the number of requests to send (exactly one of the two).
+        mode: ``"keepalive"`` or ``"oneshot"`` (a connection per request).
+        pipeline: Requests in flight per connection, sent in one write
+            (``keepalive`` only).
+        timeout: Seconds a batch may wait for its answers.
+        ssl_context: Connect over TLS with this context.
+        server_hostname: Name the TLS certificate is checked against
+            (default: ``host``).
+        server_pid: Measure this process's CPU time (Linux ``/proc``).
+    """
+
+    host: str
+    port: int
+    request: bytes
+    checker: AnswerChecker
+    connections: int = 1
+    duration: float | None = None
+    requests: int | None = None
+    mode: str = attrs.field(default="keepalive", validator=_check_mode)
+    pipeline: int = 1
+    timeout: float = 10.0
+    ssl_context: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+    server_pid: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.duration is None) == (self.requests is None):
+            raise ValueError("give exactly one of duration and requests")
+        if self.connections < 1 or self.pipeline < 1:
+            raise ValueError("connections and pipeline must be at least 1")
+        if self.mode == "oneshot" and self.pipeline != 1:
+            raise ValueError("oneshot mode sends one request per connection: pipeline must be 1")
+
+
+@attrs.frozen
+class Progress:
+    """A progress report: totals since the clock started."""
+
+    elapsed: float
+    ok: int
+    errors: int
+    #: Answers per second over the last interval.
+    rate: float
+
+
+@attrs.frozen
+class BenchResult:
+    """What a run measured. Times in seconds unless the name says otherwise."""
+
+    config: BenchConfig
+    elapsed: float
+    ok: int
+    errors: dict[str, int]
+    latencies: list[float]  # sorted, one per right answer
+    client_cpu: float
+    server_cpu: float | None
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
+
+    def percentile(self, fraction: float) -> float | None:
+        """The latency below which ``fraction`` of right answers came (nearest
+        rank), or None without any."""
+        if not self.latencies:
+            return None
+        rank = max(1, math.ceil(fraction * len(self.latencies)))
+        return self.latencies[min(rank, len(self.latencies)) - 1]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``--json`` prints)."""
+        config = self.config
+
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value * 1000, 4)
+
+        def per_request_us(cpu: float | None) -> float | None:
+            if cpu is None or not self.ok:
+                return None
+            return round(cpu / self.ok * 1e6, 3)
+
+        latencies = self.latencies
+        return {
+            "host": config.host,
+            "port": config.port,
+            "tls": config.ssl_context is not None,
+            "mode": config.mode,
+            "connections": config.connections,
+            "pipeline": config.pipeline,
+            "duration_requested": config.duration,
+            "requests_requested": config.requests,
+            "elapsed": round(self.elapsed, 6),
+            "ok": self.ok,
+            "failed": self.failed,
+            "errors": {kind: count for kind, count in self.errors.items() if count},
+            "requests_per_second": round(self.requests_per_second, 2),
+            "latency_ms": {
+                "p50": ms(self.percentile(0.50)),
+                "p90": ms(self.percentile(0.90)),
+                "p99": ms(self.percentile(0.99)),
+                "max": ms(latencies[-1] if latencies else None),
+                "mean": ms(sum(latencies) / len(latencies) if latencies else None),
+            },
+            "client_cpu_seconds": round(self.client_cpu, 4),
+            "client_cpu_us_per_request": per_request_us(self.client_cpu),
+            "server_pid": config.server_pid,
+            "server_cpu_seconds": None if self.server_cpu is None else round(self.server_cpu, 4),
+            "server_cpu_us_per_request": per_request_us(self.server_cpu),
+        }
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            raw = file.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name, field 2, is in parentheses and may hold spaces.
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def process_tree_cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds of ``pid`` and all its live descendants,
+    from ``/proc`` (Linux); None if ``pid`` is not there.
+
+    Descendants count so that a server with worker processes is measured
+    whole. (Fields after the command name: 2 is the parent pid, 12 and 13
+    are utime and stime in clock ticks.)
+    """
+    own = _stat_fields(pid)
+    if own is None:
+        return None
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, int] = {pid: int(own[11]) + int(own[12])}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        entries = []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == pid:
+            continue
+        fields = _stat_fields(entry)
+        if fields is None:
+            continue
+        child = int(entry)
+        children.setdefault(int(fields[1]), []).append(child)
+        cpu[child] = int(fields[11]) + int(fields[12])
+    total = 0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu.get(current, 0)
+        todo.extend(children.get(current, ()))
+    return total / _CLOCK_TICKS
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@attrs.define(eq=False)
+class _Run:
+    """The state one run shares between its tasks."""
+
+    config: BenchConfig
+    sockaddr: Any
+    family: int
+    remaining: int
+    batches: dict[int, bytes]
+    ok: int = 0
+    errors: Counter[str] = attrs.field(factory=Counter)
+    latencies: list[array[float]] = attrs.field(factory=list)
+    stream_id: int = 0
+
+    def claim(self, most: int) -> int:
+        """Take up to ``most`` requests to send; 0 once all are taken."""
+        count = min(most, self.remaining)
+        self.remaining -= count
+        return count
+
+    def fail(self, kind: str, count: int) -> None:
+        self.errors[kind] += count
+
+    async def connect(self) -> trio.abc.Stream:
+        """A new connection (TLS handshake done).
+
+        Raises:
+            OSError: the TCP connect failed.
+            trio.BrokenResourceError: the TLS handshake failed.
+        """
+        sock = trio.socket.socket(self.family, trio.socket.SOCK_STREAM)
+        try:
+            await sock.connect(self.sockaddr)
+        except BaseException:
+            sock.close()
+            raise
+        stream: trio.abc.Stream = trio.SocketStream(sock)
+        config = self.config
+        if config.ssl_context is not None:
+            tls = trio.SSLStream(
+                stream,
+                config.ssl_context,
+                server_hostname=config.server_hostname or config.host,
+                https_compatible=False,
+            )
+            try:
+                await tls.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(tls)
+                raise
+            stream = tls
+        return stream
+
+    async def connect_or_fail(self, count: int) -> trio.abc.Stream | None:
+        """:meth:`connect`, or None after failing ``count`` requests."""
+        try:
+            with trio.fail_after(self.config.timeout):
+                return await self.connect()
+        except OSError:
+            self.fail("connect_error", count)
+        except trio.BrokenResourceError:
+            self.fail("tls_error", count)
+        except trio.TooSlowError:
+            self.fail("timeout", count)
+        await trio.sleep(CONNECT_RETRY_DELAY)
+        return None
+
+    async def keepalive_task(self, stream: trio.abc.Stream | None) -> None:
+        latencies: array[float] = array("d")
+        self.latencies.append(latencies)
+        pipeline = self.config.pipeline
+        timeout = self.config.timeout
+        is_right = self.config.checker.is_right
+        batches = self.batches
+        perf_counter = time.perf_counter
+        try:
+            while True:
+                count = self.claim(pipeline)
+                if not count:
+                    return
+                if stream is None:
+                    stream = await self.connect_or_fail(count)
+                    if stream is None:
+                        continue
+                protocol = MessageProtocol()
+                answered = 0
+                failure: str | None = None
+                # One scope per connection; its deadline moves with each batch.
+                with trio.CancelScope() as scope:
+                    while True:
+                        scope.deadline = trio.current_time() + timeout
+                        answered = 0
+                        sent_at = perf_counter()
+                        try:
+                            await stream.send_all(batches[count])
+                            while answered < count:
+                                event = protocol.next_message()
+                                if event is NEED_DATA:
+                                    protocol.receive_data(await stream.receive_some(RECEIVE_SIZE))
+                                    continue
+                                if event is CLOSED:
+                                    failure = "closed"
+                                    break
+                                answered += 1
+                                if is_right(event):
+                                    latencies.append(perf_counter() - sent_at)
+                                    self.ok += 1
+                                else:
+                                    self.errors["wrong_answer"] += 1
+                        except trio.BrokenResourceError:
+                            failure = "closed"
+                        except RemoteProtocolError:
+                            failure = "bad_framing"
+                        if failure is not None:
+                            break
+                        count = self.claim(pipeline)
+                        if not count:
+                            return
+                if scope.cancelled_caught:
+                    failure = "timeout"
+                assert failure is not None
+                self.fail(failure, count - answered)
+                await trio.aclose_forcefully(stream)
+                stream = None
+        finally:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+
+    async def oneshot_task(self) -> None:
+        latencies: array[float] = array("d")
+        self.latencies.append(latencies)
+        request = self.batches[1]
+        is_right = self.config.checker.is_right
+        perf_counter = time.perf_counter
+        while self.claim(1):
+            sent_at = perf_counter()
+            stream = await self.connect_or_fail(1)
+            if stream is None:
+                continue
+            protocol = MessageProtocol()
+            failure = "timeout"
+            try:
+                with trio.move_on_after(self.config.timeout):
+                    await stream.send_all(request)
+                    while True:
+                        event = protocol.next_message()
+                        if event is NEED_DATA:
+                            protocol.receive_data(await stream.receive_some(RECEIVE_SIZE))
+                            continue
+                        if event is CLOSED:
+                            failure = "closed"
+                        elif is_right(event):
+                            latencies.append(perf_counter() - sent_at)
+                            self.ok += 1
+                            failure = ""
+                        else:
+                            failure = "wrong_answer"
+                        break
+            except trio.BrokenResourceError:
+                failure = "closed"
+            except RemoteProtocolError:
+                failure = "bad_framing"
+            finally:
+                await trio.aclose_forcefully(stream)
+            if failure:
+                self.fail(failure, 1)
+
+
+async def _resolve(host: str, port: int) -> tuple[int, Any]:
+    try:
+        infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+    except OSError as exc:
+        raise BenchError(f"cannot resolve {host!r}: {exc}") from exc
+    if not infos:
+        raise BenchError(f"cannot resolve {host!r}")
+    family, _type, _proto, _name, sockaddr = infos[0]
+    return int(family), sockaddr
+
+
+async def run_bench(
+    config: BenchConfig,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_interval: float = PROGRESS_INTERVAL,
+    stop: trio.Event | None = None,
+) -> BenchResult:
+    """Run the load described by ``config`` and return what it measured.
+
+    Args:
+        on_progress: Called every ``progress_interval`` seconds while running.
+        stop: Setting this event ends the run early (its figures are kept).
+
+    Raises:
+        BenchError: the host cannot be resolved.
+    """
+    family, sockaddr = await _resolve(config.host, config.port)
+    total = config.requests if config.requests is not None else sys.maxsize
+    batches = {depth: config.request * depth for depth in range(1, config.pipeline + 1)}
+    run = _Run(config, sockaddr, family, total, batches)
+
+    streams: list[trio.abc.Stream | None] = []
+    if config.mode == "keepalive":
+        # Connect before the clock starts; a failure here is retried (and
+        # counted) by the task.
+        async def open_one() -> None:
+            try:
+                with trio.fail_after(config.timeout):
+                    streams.append(await run.connect())
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError):
+                streams.append(None)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(config.connections):
+                nursery.start_soon(open_one)
+
+    server_cpu_start = (
+        process_tree_cpu_seconds(config.server_pid) if config.server_pid is not None else None
+    )
+    client_cpu_start = _own_cpu_seconds()
+    started = time.perf_counter()
+    try:
+        async with trio.open_nursery() as outer:
+            if stop is not None:
+
+                async def wait_stop() -> None:
+                    await stop.wait()
+                    outer.cancel_scope.cancel()
+
+                outer.start_soon(wait_stop)
+            if on_progress is not None:
+                outer.start_soon(_report_progress, run, started, on_progress, progress_interval)
+            if config.duration is not None:
+                outer.cancel_scope.deadline = trio.current_time() + config.duration
+            async with trio.open_nursery() as workers:
+                if config.mode == "keepalive":
+                    for stream in streams:
+                        workers.start_soon(run.keepalive_task, stream)
+                    streams.clear()
+                else:
+                    for _ in range(config.connections):
+                        workers.start_soon(run.oneshot_task)
+            outer.cancel_scope.cancel()
+    finally:
+        for stream in streams:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+    elapsed = time.perf_counter() - started
+    if config.duration is not None and not (stop is not None and stop.is_set()):
+        elapsed = min(elapsed, config.duration)
+    client_cpu = _own_cpu_seconds() - client_cpu_start
+    server_cpu = None
+    if server_cpu_start is not None and config.server_pid is not None:
+        server_cpu_end = process_tree_cpu_seconds(config.server_pid)
+        if server_cpu_end is not None:
+            server_cpu = server_cpu_end - server_cpu_start
+    return BenchResult(
+        config=config,
+        elapsed=elapsed,
+        ok=run.ok,
+        errors={kind: run.errors[kind] for kind in ERROR_KINDS},
+        latencies=sorted(_chain(run.latencies)),
+        client_cpu=client_cpu,
+        server_cpu=server_cpu,
+    )
+
+
+def _chain(arrays: Iterable[array[float]]) -> list[float]:
+    merged: list[float] = []
+    for values in arrays:
+        merged.extend(values)
+    return merged
+
+
+async def _report_progress(
+    run: _Run, started: float, on_progress: Callable[[Progress], None], interval: float
+) -> None:
+    last_done, last_at = 0, started
+    while True:
+        await trio.sleep(interval)
+        now = time.perf_counter()
+        done = run.ok + sum(run.errors.values())
+        rate = (done - last_done) / (now - last_at) if now > last_at else 0.0
+        on_progress(Progress(now - started, run.ok, sum(run.errors.values()), rate))
+        last_done, last_at = done, now
