@@ -51,3 +51,14 @@ def fuzz(session: nox.Session) -> None:
         *session.posargs,
         env={"TRIO_SEARCH_HYPOTHESIS_PROFILE": "fuzz"},
     )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """trio_search against the peer servers; writes benchmarks/RESULTS.md.
+
+    Takes about 5 minutes with the defaults; options go to benchmarks/run.py,
+    e.g. ``nox -s bench -- --duration 10 --repeats 5``.
+    """
+    session.install(".", "orjson", "uvloop")
+    session.run("python", "benchmarks/run.py", *session.posargs)
