@@ -238,9 +238,9 @@ async def server_process(
         while chunk := await stream.receive_some(65536):
             stderr.extend(chunk)
 
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(collect, process.stderr)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collect, process.stderr)
+        try:
             output = b""
             with trio.fail_after(20):
                 while output.count(b"\n") < listeners:
@@ -253,13 +253,13 @@ async def server_process(
             ]
             assert len(addresses) == listeners, output
             yield ServerProcess(process, addresses, stderr)
-    finally:
-        if process.returncode is None:
-            process.kill()
+        finally:
+            # Kill it before leaving the nursery: collect() ends at its exit.
             with trio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.kill()
                 await process.wait()
-        await process.stdout.aclose()
-        await process.stderr.aclose()
+                await process.stdout.aclose()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -85,7 +85,8 @@ class ServerConnection:
         try:
             await self._serve()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            logger.info("%s: connection lost: %s", self.peer, exc or type(exc).__name__)
+            reason = exc.__cause__ or exc
+            logger.info("%s: connection lost: %s", self.peer, str(reason) or type(reason).__name__)
             self.stats.count_error("connection_lost")
         except Exception:
             # A bug of ours must not escape into the server's nursery and take

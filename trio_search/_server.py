@@ -87,9 +87,11 @@ class SearchServer:
         context = self.settings.ssl_context
         if context is None:
             return list(tcp_listeners)
+        # Our messages are self-delimiting, so a peer closing without TLS's
+        # close_notify cannot truncate one unnoticed (the protocol object
+        # reports "truncated"): treat it as a plain end of file, as HTTPS does.
         return [
-            trio.SSLListener(listener, context, https_compatible=False)
-            for listener in tcp_listeners
+            trio.SSLListener(listener, context, https_compatible=True) for listener in tcp_listeners
         ]
 
     async def serve(
