@@ -212,6 +212,7 @@ class ServerProcess:
     process: trio.Process
     addresses: list[tuple[str, int]]
     stderr: bytearray
+    stdout: bytes
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
@@ -252,7 +253,7 @@ async def server_process(
                 for host, port in re.findall(rb"listening on \[?([^\s\]]+?)\]?:(\d+)\n", output)
             ]
             assert len(addresses) == listeners, output
-            yield ServerProcess(process, addresses, stderr)
+            yield ServerProcess(process, addresses, stderr, output)
         finally:
             # Kill it before leaving the nursery: collect() ends at its exit.
             with trio.CancelScope(shield=True):
