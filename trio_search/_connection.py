@@ -132,6 +132,9 @@ class ServerConnection:
             if replies and protocol.mid_message:
                 # The rest of the batch's last read is the start of a request.
                 request_deadline = trio.current_time() + self.settings.request_timeout
+            # Hold nothing of the last batch while waiting, which is most of
+            # an idle connection's life.
+            del replies
             was_mid_message = protocol.mid_message
             data = await self._receive(was_mid_message, request_deadline)
             if data is None:
@@ -139,6 +142,7 @@ class ServerConnection:
             if not was_mid_message:
                 request_deadline = trio.current_time() + self.settings.request_timeout
             protocol.receive_data(data)
+            del data  # copied into the protocol's buffer
 
     async def _receive(
         self, mid_message: bool, request_deadline: float
