@@ -184,6 +184,7 @@ class ServerConnection:
             )
         else:
             reply = self.app.respond(request)
+        # Counted once answered: a stats request reports the ones before it.
         self.stats.requests += 1
         if reply.error is not None:
             self.stats.count_error(reply.error)

@@ -17,8 +17,8 @@ class ServerStats:
         connections_open: Connections being served now.
         connections_total: Connections accepted since start.
         connections_refused_busy: Connections answered "busy" at the limit.
-        requests: Well-framed requests received (so a ``stats`` request
-            counts itself), those answered with an error included.
+        requests: Well-framed requests answered, those answered with an
+            error included (a ``stats`` answer counts the ones before it).
         errors: Error responses and dropped connections, by error code.
     """
 
