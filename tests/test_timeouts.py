@@ -139,6 +139,22 @@ async def test_client_that_never_reads_is_dropped_at_request_timeout(
         await read_until_eof(client)
 
 
+async def test_slowloris_that_never_reads_is_dropped_soon_after_the_timeout(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server = make_server(idle=100, request=30)
+    client, server_side = trio.testing.lockstep_stream_pair()
+    nursery.start_soon(drip, client, MORPHEUS, 1.0)
+    start = trio.current_time()
+    with trio.fail_after(600):
+        await server.handle_stream(server_side, "memory")
+    # 30 s for the request, then 2 s (CLOSING_SEND_TIMEOUT) to take the
+    # error response, not another full request timeout.
+    assert trio.current_time() - start == pytest.approx(30 + 2)
+    assert server.stats.errors["request_timeout"] == 1
+    assert server.stats.errors["send_timeout"] == 1
+
+
 async def test_other_connections_are_served_meanwhile(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
 ) -> None:

@@ -31,6 +31,7 @@ from ._app import Reply, SearchApp, error_reply
 from ._errors import RemoteProtocolError, TrioSearchError
 from ._limits import (
     BUSY_LINGER_TIMEOUT,
+    CLOSING_SEND_TIMEOUT,
     LINGER_BYTES,
     LINGER_TIMEOUT,
     RECEIVE_SIZE,
@@ -170,7 +171,8 @@ class ServerConnection:
                 code="request_timeout",
             )
             self._report_error(error)
-            if await self._send([error_reply(error)]):
+            # This client is slow already: the answer gets a short while only.
+            if await self._send([error_reply(error)], within=CLOSING_SEND_TIMEOUT):
                 await self._linger_close()
         else:
             logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
@@ -191,18 +193,16 @@ class ServerConnection:
             logger.warning("%s: request refused (%s)", self.peer, reply.error)
         return reply
 
-    async def _send(self, replies: list[Reply]) -> bool:
+    async def _send(self, replies: list[Reply], within: float | None = None) -> bool:
         """Write ``replies`` in order, in one write; False if the client did
-        not take them within the request timeout."""
+        not take them within ``within`` seconds (default: the request
+        timeout)."""
         data = b"".join([encode_message(reply.message) for reply in replies])
-        with trio.move_on_after(self.settings.request_timeout):
+        limit = self.settings.request_timeout if within is None else within
+        with trio.move_on_after(limit):
             await self.stream.send_all(data)
             return True
-        logger.warning(
-            "%s: response not taken within %g s; closing",
-            self.peer,
-            self.settings.request_timeout,
-        )
+        logger.warning("%s: response not taken within %g s; closing", self.peer, limit)
         self.stats.count_error("send_timeout")
         return False
 

@@ -55,6 +55,11 @@ DEFAULT_HOST = "127.0.0.1"
 #: the close (closing with unread input makes TCP send a reset instead).
 LINGER_TIMEOUT = 2.0
 
+#: Seconds the "request_timeout" error response may take to send. The
+#: client has just proved slow; a full request timeout more for a client
+#: that does not read either would double how long it holds its task.
+CLOSING_SEND_TIMEOUT = 2.0
+
 #: Seconds a connection refused as "busy" lingers the same way. Shorter: the
 #: server is at its connection limit, and a well-behaved client closes as
 #: soon as it has read the answer, which ends the linger at once.
