@@ -196,6 +196,9 @@ async def test_real_emfile_recovers() -> None:
             server.signal(signal.SIGTERM)
             assert await server.wait() == 0
     assert b"accepting new connections is failing: EMFILE" in server.stderr
+    # The hard limit is 40 too: the server cannot raise it, and says so.
+    assert b"raised the open-files limit" not in server.stderr
+    assert b"open-files limit 40 is below --max-connections" in server.stderr
     assert b"accepting again after EMFILE" in server.stderr
 
 

@@ -184,18 +184,23 @@ def _raise_open_files_limit(max_connections: int) -> None:
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return
     target = needed if hard == resource.RLIM_INFINITY else hard
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (ValueError, OSError) as exc:
-        logger.warning("cannot raise the open-files limit from %d: %s", soft, exc)
+    if target <= soft:
+        # The hard limit is the soft one already: nothing to raise.
         target = soft
     else:
-        logger.info(
-            "raised the open-files limit (RLIMIT_NOFILE) from %d to %d for --max-connections %d",
-            soft,
-            target,
-            max_connections,
-        )
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot raise the open-files limit from %d: %s", soft, exc)
+            target = soft
+        else:
+            logger.info(
+                "raised the open-files limit (RLIMIT_NOFILE) from %d to %d for "
+                "--max-connections %d",
+                soft,
+                target,
+                max_connections,
+            )
     if target < needed:
         logger.warning(
             "open-files limit %d is below --max-connections %d + %d: accepting "
