@@ -1,6 +1,7 @@
 """Side-by-side benchmark: trio_search against the peer servers, written to RESULTS.md.
 
-Each server (trio_search and every script in peers/) is started in turn on
+Each server (trio_search, trio_search_2w, which is trio_search with
+``--workers 2``, and every script in peers/) is started in turn on
 127.0.0.1 and driven by the same load generator, ``trio-search-bench``, run
 as a subprocess with ``--json``, for each workload:
 
@@ -9,12 +10,12 @@ as a subprocess with ``--json``, for each workload:
 - keepalive-64: 64 kept-alive connections, one request in flight on each;
 - pipelined-64x16: 64 kept-alive connections, 16 requests pipelined on each.
 
-The load generator verifies every answer and reads the server process's CPU
-time (user + system, with its children) from /proc just before and after its
-measured window, so "server CPU per request" excludes start-up. Every cell is
-repeated ``--repeats`` times, servers started afresh each round and in a
-rotated order, and medians are reported. Results go to RESULTS.md (and the
-raw runs to results.json) beside this file.
+The load generator verifies every answer and reads the server's CPU time
+(user + system of the process and its descendants, so of all workers) from
+/proc just before and after its measured window, so "server CPU per request"
+excludes start-up. Every cell is repeated ``--repeats`` times, servers
+started afresh each round and in a rotated order, and medians are reported.
+Results go to RESULTS.md (and the raw runs to results.json) beside this file.
 
 Usage: python benchmarks/run.py [--duration 5] [--repeats 3]
 (``nox -s bench -- --duration 5 --repeats 3`` installs what it needs first.)
@@ -61,6 +62,23 @@ SERVERS: dict[str, tuple[list[str], bool]] = {
             "{port}",
             "--log-level",
             "WARNING",
+        ],
+        True,
+    ),
+    # Issue 4, point 4: the same server with two worker processes (SO_REUSEPORT).
+    f"{REFERENCE}_2w": (
+        [
+            sys.executable,
+            "-m",
+            "trio_search._server_cli",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--log-level",
+            "WARNING",
+            "--workers",
+            "2",
         ],
         True,
     ),
@@ -311,7 +329,11 @@ def render(
         for server in servers:
             cell = medians.get((server, workload))
             if cell is None:
-                lines.append(f"| {server} | n/a | | | | | | | | | |")
+                supported = SERVERS[server][1] or not WORKLOADS[workload][2]
+                why = (
+                    "did not run (see the log)" if supported else "n/a (one request per connection)"
+                )
+                lines.append(f"| {server} | {why} | | | | | | | | | |")
                 continue
             ref = reference or {}
             errors = ", ".join(f"{kind} {count}" for kind, count in cell["errors"].items())
@@ -411,7 +433,12 @@ def main() -> int:
             mine = [workload for server, workload in cells if server == name]
             if not mine:
                 continue
-            server = Server(name)
+            try:
+                server = Server(name)
+            except RuntimeError as exc:
+                log(f"run.py: {name} did not start, its cells are left out: {exc}")
+                done += len(mine)
+                continue
             try:
                 run_bench(server, WORKLOADS[mine[0]][1], None)  # warm-up, not measured
                 for workload in mine:
