@@ -4,10 +4,12 @@ that set every limit."""
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 
@@ -16,7 +18,13 @@ import pytest
 import trio
 import trio.testing
 
-from tests.helpers import json_request, read_messages, read_until_eof, result_of, start_server
+from tests.helpers import (
+    json_request,
+    read_messages,
+    read_until_eof,
+    result_of,
+    start_server,
+)
 from tests.test_shutdown import server_process
 from trio_search import SearchServer, ServerSettings
 from trio_search._server_cli import build_parser
@@ -200,6 +208,28 @@ async def test_real_emfile_recovers() -> None:
     assert b"raised the open-files limit" not in server.stderr
     assert b"open-files limit 40 is below --max-connections" in server.stderr
     assert b"accepting again after EMFILE" in server.stderr
+
+
+async def test_a_client_cannot_write_much_into_the_log(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, (host, port) = await start_server(nursery)
+    # The error's reason quotes the bad value, 15,000 characters of it.
+    header = json.dumps(
+        {
+            "byteorder": "little",
+            "content-type": "text/json",
+            "content-encoding": "utf-8",
+            "content-length": "x" * 15_000,
+        }
+    ).encode()
+    async with await trio.open_tcp_stream(host, port) as stream:
+        with trio.fail_after(10):
+            await stream.send_all(struct.pack(">H", len(header)) + header)
+            (response,) = await read_messages(stream, 1)
+    assert result_of(response)["error"] == "bad_content_length"
+    assert caplog.records
+    assert max(len(r.getMessage()) for r in caplog.records) < 400
 
 
 LIMIT_OPTIONS = {

@@ -34,6 +34,7 @@ from ._limits import (
     CLOSING_SEND_TIMEOUT,
     LINGER_BYTES,
     LINGER_TIMEOUT,
+    MAX_LOGGED_REASON,
     RECEIVE_SIZE,
     THREAD_DECODE_THRESHOLD,
 )
@@ -227,7 +228,12 @@ class ServerConnection:
 
     def _report_error(self, error: TrioSearchError) -> None:
         """Log and count an error that ends the connection."""
-        logger.warning("%s: %s (%s); closing", self.peer, error.message, error.code)
+        reason = error.message
+        if len(reason) > MAX_LOGGED_REASON:
+            # The reason may quote the peer's header values: bound what a
+            # client can write into the log.
+            reason = reason[:MAX_LOGGED_REASON] + "..."
+        logger.warning("%s: %s (%s); closing", self.peer, reason, error.code)
         self.stats.count_error(error.code)
 
 

@@ -73,3 +73,7 @@ LINGER_BYTES = 1024 * 1024
 #: pause as ``trio.serve_listeners``; short enough to recover at once when a
 #: connection closes, long enough not to spin.
 ACCEPT_RETRY_DELAY = 0.1
+
+#: Characters of an error's reason written to the log, at most. Reasons can
+#: quote a peer's header values, which may be up to a header's length long.
+MAX_LOGGED_REASON = 200
