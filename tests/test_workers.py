@@ -20,6 +20,7 @@ import trio
 
 from tests.helpers import json_request, read_messages, result_of
 from trio_search import BUILTIN_INDEX
+from trio_search._workers import RESTART_DELAY_INITIAL, RESTART_DELAY_MAX, restart_delay
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreading is Linux")
 
@@ -214,3 +215,57 @@ async def test_port_in_use_is_one_line_and_status_1() -> None:
     assert lines == [
         f"trio-search-server: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+async def test_a_second_signal_kills_workers_still_serving() -> None:
+    async with running_server("--workers", "2", "--shutdown-grace", "60") as (server, port):
+        await server.wait_for(WORKER_LISTENING, count=2)
+        workers = set(server.worker_pids().values())
+        # Half a request: its worker would give it the whole grace period.
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(json_request({"action": "search", "value": "ring"})[:5])
+            await server.wait_for(CONNECTED)
+            server.process.send_signal(signal.SIGTERM)
+            await server.wait_for(re.compile(rb"SIGTERM received: stopping the workers"))
+            await server.wait_for(re.compile(rb"\[worker \d\]: SIGTERM received"), count=2)
+            server.process.send_signal(signal.SIGTERM)
+            with trio.fail_after(WAIT_LIMIT):
+                status = await server.process.wait()
+        assert status == 0
+        assert b"SIGTERM again: killing the workers" in server.stderr
+        assert_gone(workers)
+
+
+async def test_workers_shut_down_when_the_parent_is_killed() -> None:
+    async with running_server("--workers", "2") as (server, _):
+        await server.wait_for(WORKER_LISTENING, count=2)
+        workers = set(server.worker_pids().values())
+        server.process.kill()
+        await server.process.wait()
+        # Their stdin (a pipe from the parent) ends: each shuts down.
+        with trio.fail_after(WAIT_LIMIT):
+            for pid in workers:
+                await wait_exited(pid)
+        assert server.stderr.count(b"supervisor gone: shutting down") == 2
+
+
+async def wait_exited(pid: int) -> None:
+    """Wait until ``pid``, not necessarily our child, has exited."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def test_restart_delay_doubles_up_to_its_cap() -> None:
+    delays = [restart_delay(crashes) for crashes in range(1, 12)]
+    assert delays[0] == RESTART_DELAY_INITIAL
+    assert delays[1] == 2 * RESTART_DELAY_INITIAL
+    assert delays == sorted(delays)
+    assert delays[-1] == RESTART_DELAY_MAX
+    assert restart_delay(10_000) == RESTART_DELAY_MAX
