@@ -106,6 +106,8 @@ def assert_warned(caplog: pytest.LogCaptureFixture, peer: str, code: str) -> Non
         if r.name == "trio_search" and r.levelno == logging.WARNING
     ]
     assert any(peer in message and code in message for message in warnings), warnings
+    # Bad input is the peer's fault, never an internal error of ours.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @pytest.mark.parametrize("case", CONTENT_ERRORS.values(), ids=CONTENT_ERRORS.keys())

@@ -268,3 +268,15 @@ async def test_client_against_server_that_closes_after_each_reply(nursery: trio.
         assert await client(port, "search", "ring") == f"Got result: {TUTORIAL_DATA['ring']}\n"
         assert await client(port, "search", "neo") == "Got result: No match for 'neo'.\n"
         assert await client(port, "binary", "hello world") == BINARY_LINE + "\n"
+
+
+async def test_client_gives_up_on_a_silent_server(nursery: trio.Nursery) -> None:
+    async def silent_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            await trio.sleep_forever()
+
+    _, port = await start_fake_server(nursery, silent_server)
+    args = ["127.0.0.1", str(port), "search", "morpheus", "--timeout", "0.5"]
+    result = await run([*client_command(), *args])
+    assert result.returncode == 1
+    assert "no answer from" in one_line_error(result, "trio-search-client")
