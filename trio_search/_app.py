@@ -6,15 +6,29 @@ messages out. See PROTOCOL.md, "Requests and responses of the tutorial's app".
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import orjson
 
 from ._errors import RequestError, TrioSearchError
 from ._index import BUILTIN_INDEX
 from ._json import decode_json, encode_json
-from ._message import BINARY_ENCODING, SERVER_BINARY_CONTENT_TYPE, Message
+from ._limits import REPLY_CACHE_ENTRIES, REPLY_CACHE_MAX_KEY_LENGTH
+from ._message import (
+    BINARY_ENCODING,
+    EMPTY_HEADERS,
+    JSON_CONTENT_TYPE,
+    SERVER_BINARY_CONTENT_TYPE,
+    Message,
+)
+from ._protocol import encode_message
+
+#: Spellings of UTF-8 that take the fast path (orjson reads UTF-8 only).
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "UTF-8", "UTF8"})
 
 #: The prefix of the binary answer, followed by the request's first bytes.
 BINARY_ANSWER_PREFIX = b"First 10 bytes of request: "
@@ -29,10 +43,17 @@ class Reply:
     message: Message
     error: str | None = None
 
+    @functools.cached_property
+    def wire(self) -> bytes:
+        """The response's bytes on the wire, encoded once per reply."""
+        return encode_message(self.message)
+
 
 def json_response(content: Mapping[str, Any]) -> Message:
     """A ``text/json`` response in UTF-8, as the tutorial's server sends."""
-    return Message(encode_json(content, "utf-8"))
+    return Message._trusted(
+        encode_json(content, "utf-8"), JSON_CONTENT_TYPE, "utf-8", sys.byteorder, EMPTY_HEADERS
+    )
 
 
 def error_reply(error: TrioSearchError) -> Reply:
@@ -57,6 +78,10 @@ class SearchApp:
 
     index: Mapping[str, str] = BUILTIN_INDEX
     stats: Callable[[], Mapping[str, Any]] | None = None
+    # Search replies depend only on the value (the index is read-only), so
+    # the most asked ones are kept, encoded, up to a bound in entries and in
+    # key length that keeps the memory small whatever clients send.
+    _search_replies: dict[str, Reply] = attrs.field(factory=dict, init=False, eq=False)
 
     def respond(self, request: Message) -> Reply:
         """Return the reply to one well-framed request. Never raises for
@@ -64,10 +89,37 @@ class SearchApp:
         if not request.is_json:
             content = BINARY_ANSWER_PREFIX + request.content[:BINARY_ECHO_LENGTH]
             return Reply(Message(content, SERVER_BINARY_CONTENT_TYPE, BINARY_ENCODING))
+        if request.content_encoding in _UTF8_NAMES:
+            # Fast path for the common well-formed search. orjson accepts
+            # less than the standard library (lone surrogates, NaN, integers
+            # beyond 64 bits), never more; anything unusual falls through to
+            # the exact path below, which decides what the request means.
+            try:
+                body = orjson.loads(request.content)
+            except orjson.JSONDecodeError:
+                body = None
+            if type(body) is dict and body.get("action") == "search":
+                value = body.get("value")
+                if type(value) is str:
+                    return self._search(value)
         try:
             return self._respond_json(request)
         except RequestError as exc:
             return error_reply(exc)
+
+    def _search(self, value: str) -> Reply:
+        reply = self._search_replies.get(value)
+        if reply is None:
+            answer = self.index.get(value)
+            if answer is None:
+                answer = f"No match for '{value}'."
+            reply = Reply(json_response({"result": answer}))
+            if (
+                len(value) <= REPLY_CACHE_MAX_KEY_LENGTH
+                and len(self._search_replies) < REPLY_CACHE_ENTRIES
+            ):
+                self._search_replies[value] = reply
+        return reply
 
     def _respond_json(self, request: Message) -> Reply:
         body = decode_json(request.content, request.content_encoding)
@@ -85,10 +137,7 @@ class SearchApp:
                 raise RequestError(
                     f"'value' must be a string, not {type(value).__name__}", code="bad_value"
                 )
-            answer = self.index.get(value)
-            if answer is None:
-                answer = f"No match for '{value}'."
-            return Reply(json_response({"result": answer}))
+            return self._search(value)
         if action == "stats" and self.stats is not None:
             return Reply(json_response({"result": dict(self.stats())}))
         return Reply(

@@ -198,7 +198,7 @@ class ServerConnection:
         """Write ``replies`` in order, in one write; False if the client did
         not take them within ``within`` seconds (default: the request
         timeout)."""
-        data = b"".join([encode_message(reply.message) for reply in replies])
+        data = b"".join([reply.wire for reply in replies])
         limit = self.settings.request_timeout if within is None else within
         with trio.move_on_after(limit):
             await self.stream.send_all(data)

@@ -77,3 +77,11 @@ ACCEPT_RETRY_DELAY = 0.1
 #: Characters of an error's reason written to the log, at most. Reasons can
 #: quote a peer's header values, which may be up to a header's length long.
 MAX_LOGGED_REASON = 200
+
+#: Search replies kept encoded by the application, in entries. Bounded so
+#: clients asking for ever new keys cannot grow the server's memory.
+REPLY_CACHE_ENTRIES = 4096
+
+#: Longest search value, in characters, whose reply is kept: at most
+#: 4096 x (256 x 4 bytes + the answer) of cache, whatever clients send.
+REPLY_CACHE_MAX_KEY_LENGTH = 256

@@ -21,12 +21,15 @@ CLIENT_BINARY_CONTENT_TYPE = "binary/custom-client-binary-type"
 #: What the tutorial's server answers to a binary request.
 SERVER_BINARY_CONTENT_TYPE = "binary/custom-server-binary-type"
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+#: The extra headers of a message that has none (shared, read-only).
+EMPTY_HEADERS: Mapping[str, Any] = MappingProxyType({})
+_new_object = object.__new__
+_set_field = object.__setattr__
 
 
 def _freeze_extra_headers(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     if not value:
-        return _EMPTY
+        return EMPTY_HEADERS
     clash = [key for key in REQUIRED_HEADER_KEYS if key in value]
     if clash:
         raise LocalProtocolError(
@@ -63,6 +66,29 @@ class Message:
     extra_headers: Mapping[str, Any] = attrs.field(
         default=None, converter=_freeze_extra_headers, eq=False, hash=False
     )
+
+    @classmethod
+    def _trusted(
+        cls,
+        content: bytes,
+        content_type: str,
+        content_encoding: str,
+        byteorder: str,
+        extra_headers: Mapping[str, Any],
+    ) -> Message:
+        """Build a message from fields already checked, skipping validation.
+
+        For the hot path only: the parser and the application call this with
+        values whose types they have just checked (or made). ``extra_headers``
+        must already be read-only.
+        """
+        message = _new_object(cls)
+        _set_field(message, "content", content)
+        _set_field(message, "content_type", content_type)
+        _set_field(message, "content_encoding", content_encoding)
+        _set_field(message, "byteorder", byteorder)
+        _set_field(message, "extra_headers", extra_headers)
+        return message
 
     @property
     def is_json(self) -> bool:

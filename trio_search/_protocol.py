@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 import attrs
+import orjson
 
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._limits import (
@@ -40,7 +43,7 @@ from ._limits import (
     MAX_ENCODABLE_HEADER_LENGTH,
     PREFIX_LENGTH,
 )
-from ._message import REQUIRED_HEADER_KEYS, Message
+from ._message import EMPTY_HEADERS, REQUIRED_HEADER_KEYS, Message
 
 
 class Signal(enum.Enum):
@@ -69,10 +72,12 @@ class _Header:
     content_type: str
     content_encoding: str
     byteorder: str
-    extra: dict[str, Any] | None
+    extra: Mapping[str, Any]
 
 
-@attrs.define
+# Limits are validated once, at construction; no per-assignment hooks, since
+# the parser's state attributes change on every message (a hot path).
+@attrs.define(on_setattr=attrs.setters.NO_OP)
 class MessageProtocol:
     """Turns received bytes into messages and messages into bytes, with no I/O.
 
@@ -166,7 +171,7 @@ class MessageProtocol:
         content = bytes(buffer[offset:content_end])
         self._offset = content_end
         self._header = None
-        return Message(
+        return Message._trusted(
             content,
             header.content_type,
             header.content_encoding,
@@ -188,6 +193,34 @@ class MessageProtocol:
         return CLOSED
 
     def _parse_header(self, raw: bytes) -> _Header:
+        # Fast path: orjson, for the usual header of exactly the four keys with
+        # values of the right types. Anything else (errors, extra keys, and
+        # numbers orjson would read differently: it turns integers beyond 64
+        # bits into floats) takes the exact path, whose verdict is the one
+        # that counts.
+        try:
+            fields = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return self._parse_header_exactly(raw)
+        if type(fields) is dict and len(fields) == len(REQUIRED_HEADER_KEYS):
+            content_length = fields.get("content-length")
+            content_type = fields.get("content-type")
+            content_encoding = fields.get("content-encoding")
+            byteorder = fields.get("byteorder")
+            if (
+                type(content_length) is int
+                and 0 <= content_length <= self.max_content_length
+                and type(content_type) is str
+                and type(content_encoding) is str
+                and type(byteorder) is str
+            ):
+                return _Header(
+                    content_length, content_type, content_encoding, byteorder, EMPTY_HEADERS
+                )
+        return self._parse_header_exactly(raw)
+
+    def _parse_header_exactly(self, raw: bytes) -> _Header:
+        """Parse with the standard library's json, raising the precise error."""
         # ValueError covers UnicodeDecodeError, JSONDecodeError, and a number
         # with more digits than int() accepts (sys.get_int_max_str_digits()).
         try:
@@ -231,7 +264,8 @@ class MessageProtocol:
                 raise RemoteProtocolError(
                     f"{key} must be a string, not {value!r}", code="bad_header_value"
                 )
-        return _Header(content_length, content_type, content_encoding, byteorder, fields or None)
+        extra = MappingProxyType(fields) if fields else EMPTY_HEADERS
+        return _Header(content_length, content_type, content_encoding, byteorder, extra)
 
     def send(self, message: Message) -> bytes:
         """Return the bytes that put ``message`` on the wire.
