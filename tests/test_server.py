@@ -64,6 +64,10 @@ TUTORIAL_ROWS = {
         raw_message(b"binaryhello world", "binary/custom-client-binary-type", "binary"),
         binary(b"First 10 bytes of request: binaryhell"),
     ),
+    "other content type": (
+        raw_message("café au lait".encode(), "text/plain", "utf-8"),
+        binary("First 10 bytes of request: café au l".encode()),
+    ),
 }
 
 
