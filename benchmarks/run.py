@@ -25,14 +25,17 @@ Linux only (it reads /proc).
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -143,6 +146,13 @@ TARGETS = [
 
 BENCH = [sys.executable, "-m", "trio_search._bench_cli"]
 
+#: The working directory of every server and load generator: an empty one,
+#: so that ``python -m trio_search...`` imports the installed package (in
+#: ``nox -s bench``, the copy installed when the session started) and not
+#: whatever the current directory holds at that moment.
+NEUTRAL_CWD = tempfile.mkdtemp(prefix="trio-search-bench-")
+atexit.register(shutil.rmtree, NEUTRAL_CWD, ignore_errors=True)
+
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -164,7 +174,11 @@ class Server:
         command, _ = SERVERS[name]
         argv = [part.format(host=HOST, port=self.port) for part in command]
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=NEUTRAL_CWD,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -205,7 +219,12 @@ def run_bench(server: Server, options: list[str], duration: float | None) -> dic
         str(server.process.pid),
     ]
     completed = subprocess.run(
-        argv, capture_output=True, text=True, timeout=(duration or 10) + 60, check=False
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=(duration or 10) + 60,
+        check=False,
+        cwd=NEUTRAL_CWD,
     )
     if completed.returncode not in (0, 1) or not completed.stdout.strip():
         raise RuntimeError(f"load generator failed: {completed.stderr[-2000:]}")
@@ -222,16 +241,16 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=HERE,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit and git("status", "--porcelain", "--", "trio_search"):
+        commit += " with uncommitted changes to trio_search/"
+    package = subprocess.run(
+        [sys.executable, "-c", "import trio_search; print(trio_search.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=NEUTRAL_CWD,
+        check=False,
+    ).stdout.strip()
     return {
         "cpu": model,
         "cores": os.cpu_count(),
@@ -239,8 +258,18 @@ def machine() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit or "?",
+        "package": str(Path(package).parent) if package else "?",
         "loadavg": load_average(),
     }
+
+
+def git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=HERE.parent, check=False
+        ).stdout.strip()
+    except OSError:
+        return ""
 
 
 def load_average() -> str:
@@ -306,6 +335,7 @@ def render(
         f"- CPU: {info['cpu']}, {info['cores']} cores",
         f"- {info['python']} on {info['os']}",
         f"- date: {info['date']}, trio_search commit {info['commit']}",
+        f"- trio_search measured from {info['package']}",
         f"- load average before / after: {info['loadavg']} / {info['loadavg_after']}",
         f"- each cell: {args.duration:g} s, median of {args.repeats} run(s); load generator "
         "and server share the machine's cores",
