@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -54,6 +55,10 @@ class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
         client, server_side = pair()
         self._send.send_nowait(server_side)
         return client
+
+    def accept_stream(self, server_side: trio.abc.Stream) -> None:
+        """Hand the server a connection made elsewhere."""
+        self._send.send_nowait(server_side)
 
     async def accept(self) -> trio.abc.Stream:
         return await self._receive.receive()
@@ -170,6 +175,33 @@ async def test_requests_fully_received_before_shutdown_are_answered(
         assert [result_of(r) for r in responses] == [MORPHEUS_ANSWER] * 3
         assert await read_until_eof(idle) == b""
         await stopped.wait()
+
+
+async def test_requests_waiting_in_the_kernel_at_shutdown_are_answered(
+    nursery: trio.Nursery,
+) -> None:
+    # A pipelining client that does not read for a while: the server is
+    # blocked writing answers while the client's next requests wait, whole,
+    # in the server's socket buffer. The shutdown must answer those too.
+    server, listener, stopped = await start(nursery, shutdown_grace=10)
+    server_socket, client_socket = trio.socket.socketpair()
+    # A small send buffer, so the server blocks on its first batch of answers.
+    server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener.accept_stream(trio.SocketStream(server_socket))
+    client = trio.SocketStream(client_socket)
+    with trio.fail_after(10):
+        await client.send_all(MORPHEUS * 200)
+        await trio.testing.wait_all_tasks_blocked()
+        # All 200 read and answered; the answers, 30 KB, wait for the client.
+        assert server.stats.requests == 200
+        await client.send_all(MORPHEUS * 3)  # received, not yet read
+        await trio.testing.wait_all_tasks_blocked()
+        server.shutdown()
+        responses = await read_messages(client, 203)
+        assert all(result_of(r) == MORPHEUS_ANSWER for r in responses)
+        assert await read_until_eof(client) == b""
+        await stopped.wait()
+    await client.aclose()
 
 
 async def test_shutdown_before_serve_starts(

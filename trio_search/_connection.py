@@ -39,6 +39,7 @@ from ._limits import (
     THREAD_DECODE_THRESHOLD,
 )
 from ._message import Message
+from ._net import has_pending_input
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
 from ._settings import ServerSettings
 from ._stats import ServerStats
@@ -73,9 +74,15 @@ class ServerConnection:
 
     def close_when_idle(self) -> None:
         """Begin a graceful close: end now if waiting between requests,
-        otherwise after the requests already received are answered."""
+        otherwise after the requests already received are answered.
+
+        "Received" includes bytes waiting unread in the socket's buffer: a
+        pipelining client's next requests arrive while the server is still
+        writing earlier answers, and closing then would also reset the
+        connection before the client has read those answers.
+        """
         self._closing = True
-        if self._idle_scope is not None:
+        if self._idle_scope is not None and not has_pending_input(self.stream):
             self._idle_scope.cancel()
 
     async def serve(self) -> None:
@@ -128,7 +135,7 @@ class ServerConnection:
             if event is CLOSED:
                 logger.debug("%s: closed by peer", self.peer)
                 return
-            if self._closing and not protocol.mid_message:
+            if self._closing and not protocol.mid_message and not has_pending_input(self.stream):
                 logger.debug("%s: closed for shutdown", self.peer)
                 return
             if replies and protocol.mid_message:
@@ -158,7 +165,7 @@ class ServerConnection:
         with trio.CancelScope(deadline=deadline) as scope:
             if not mid_message:
                 self._idle_scope = scope
-                if self._closing:
+                if self._closing and not has_pending_input(self.stream):
                     scope.cancel()
             data = await self.stream.receive_some(RECEIVE_SIZE)
         self._idle_scope = None

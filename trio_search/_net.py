@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,28 @@ def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
         if inner is None:
             return None
         stream = inner
+
+
+def has_pending_input(stream: trio.abc.Stream) -> bool:
+    """Whether bytes, or an end of file, wait unread in the kernel for the
+    socket under ``stream``; never blocks. ``False`` for a stream without a
+    socket (memory streams), whose buffer cannot be inspected.
+    """
+    sock = _socket_of(stream)
+    if sock is None:
+        return False
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([fd], [], [], 0)
+        return bool(readable)
+    except (OSError, ValueError):
+        return False
 
 
 def peer_name(stream: trio.abc.Stream) -> str:
