@@ -89,6 +89,7 @@ async def test_wrong_answers_counted_exit_1(
     )
     assert result["ok"] == 0
     assert result["errors"] == {"wrong_answer": 50}
+    assert "Follow the black cat." in result["first_errors"]["wrong_answer"]
     assert status == 1
 
 

@@ -229,6 +229,8 @@ class BenchResult:
     elapsed: float
     ok: int
     errors: dict[str, int]
+    #: The first failure of each kind, described.
+    first_errors: dict[str, str]
     latencies: list[float]  # sorted, one per right answer
     client_cpu: float
     server_cpu: float | None
@@ -275,6 +277,7 @@ class BenchResult:
             "ok": self.ok,
             "failed": self.failed,
             "errors": {kind: count for kind, count in self.errors.items() if count},
+            "first_errors": self.first_errors,
             "requests_per_second": round(self.requests_per_second, 2),
             "latency_ms": {
                 "p50": ms(self.percentile(0.50)),
@@ -355,6 +358,7 @@ class _Run:
     batches: dict[int, bytes]
     ok: int = 0
     errors: Counter[str] = attrs.field(factory=Counter)
+    first_errors: dict[str, str] = attrs.field(factory=dict)
     latencies: list[array[float]] = attrs.field(factory=list)
     stream_id: int = 0
 
@@ -364,8 +368,14 @@ class _Run:
         self.remaining -= count
         return count
 
-    def fail(self, kind: str, count: int) -> None:
+    def fail(self, kind: str, count: int, detail: str) -> None:
+        """Count ``count`` requests failed as ``kind``; keep the first detail."""
         self.errors[kind] += count
+        if kind not in self.first_errors:
+            self.first_errors[kind] = detail
+
+    def wrong_answer(self, message: Message) -> None:
+        self.fail("wrong_answer", 1, _describe(message))
 
     async def connect(self) -> trio.abc.Stream:
         """A new connection (TLS handshake done).
@@ -402,12 +412,12 @@ class _Run:
         try:
             with trio.fail_after(self.config.timeout):
                 return await self.connect()
-        except OSError:
-            self.fail("connect_error", count)
-        except trio.BrokenResourceError:
-            self.fail("tls_error", count)
+        except OSError as exc:
+            self.fail("connect_error", count, f"connect failed: {exc.strerror or exc}")
+        except trio.BrokenResourceError as exc:
+            self.fail("tls_error", count, f"TLS handshake failed: {exc.__cause__ or exc}")
         except trio.TooSlowError:
-            self.fail("timeout", count)
+            self.fail("timeout", count, f"connect not done within {self.config.timeout:g} s")
         await trio.sleep(CONNECT_RETRY_DELAY)
         return None
 
@@ -430,7 +440,7 @@ class _Run:
                         continue
                 protocol = MessageProtocol()
                 answered = 0
-                failure: str | None = None
+                failure: tuple[str, str] | None = None
                 # One scope per connection; its deadline moves with each batch.
                 with trio.CancelScope() as scope:
                     while True:
@@ -445,27 +455,27 @@ class _Run:
                                     protocol.receive_data(await stream.receive_some(RECEIVE_SIZE))
                                     continue
                                 if event is CLOSED:
-                                    failure = "closed"
+                                    failure = _CLOSED_EARLY
                                     break
                                 answered += 1
                                 if is_right(event):
                                     latencies.append(perf_counter() - sent_at)
                                     self.ok += 1
                                 else:
-                                    self.errors["wrong_answer"] += 1
-                        except trio.BrokenResourceError:
-                            failure = "closed"
-                        except RemoteProtocolError:
-                            failure = "bad_framing"
+                                    self.wrong_answer(event)
+                        except trio.BrokenResourceError as exc:
+                            failure = ("closed", f"connection broken: {exc.__cause__ or exc}")
+                        except RemoteProtocolError as exc:
+                            failure = ("bad_framing", f"{exc.message} ({exc.code})")
                         if failure is not None:
                             break
                         count = self.claim(pipeline)
                         if not count:
                             return
                 if scope.cancelled_caught:
-                    failure = "timeout"
+                    failure = ("timeout", f"no answer within {timeout:g} s")
                 assert failure is not None
-                self.fail(failure, count - answered)
+                self.fail(failure[0], count - answered, failure[1])
                 await trio.aclose_forcefully(stream)
                 stream = None
         finally:
@@ -477,6 +487,7 @@ class _Run:
         self.latencies.append(latencies)
         request = self.batches[1]
         is_right = self.config.checker.is_right
+        timeout = self.config.timeout
         perf_counter = time.perf_counter
         while self.claim(1):
             sent_at = perf_counter()
@@ -484,9 +495,9 @@ class _Run:
             if stream is None:
                 continue
             protocol = MessageProtocol()
-            failure = "timeout"
+            failure: tuple[str, str] | None = ("timeout", f"no answer within {timeout:g} s")
             try:
-                with trio.move_on_after(self.config.timeout):
+                with trio.move_on_after(timeout):
                     await stream.send_all(request)
                     while True:
                         event = protocol.next_message()
@@ -494,22 +505,35 @@ class _Run:
                             protocol.receive_data(await stream.receive_some(RECEIVE_SIZE))
                             continue
                         if event is CLOSED:
-                            failure = "closed"
+                            failure = _CLOSED_EARLY
                         elif is_right(event):
                             latencies.append(perf_counter() - sent_at)
                             self.ok += 1
-                            failure = ""
+                            failure = None
                         else:
-                            failure = "wrong_answer"
+                            failure = ("wrong_answer", _describe(event))
                         break
-            except trio.BrokenResourceError:
-                failure = "closed"
-            except RemoteProtocolError:
-                failure = "bad_framing"
+            except trio.BrokenResourceError as exc:
+                failure = ("closed", f"connection broken: {exc.__cause__ or exc}")
+            except RemoteProtocolError as exc:
+                failure = ("bad_framing", f"{exc.message} ({exc.code})")
             finally:
                 await trio.aclose_forcefully(stream)
-            if failure:
-                self.fail(failure, 1)
+            if failure is not None:
+                self.fail(failure[0], 1, failure[1])
+
+
+_CLOSED_EARLY = ("closed", "the server closed the connection before answering")
+
+#: Content bytes quoted in the description of a wrong answer.
+_QUOTED_CONTENT = 200
+
+
+def _describe(message: Message) -> str:
+    return (
+        f"{message.content_type} ({message.content_encoding}): "
+        f"{message.content[:_QUOTED_CONTENT]!r}"
+    )
 
 
 async def _resolve(host: str, port: int) -> tuple[int, Any]:
@@ -604,6 +628,7 @@ async def run_bench(
         elapsed=elapsed,
         ok=run.ok,
         errors={kind: run.errors[kind] for kind in ERROR_KINDS},
+        first_errors=dict(run.first_errors),
         latencies=sorted(_chain(run.latencies)),
         client_cpu=client_cpu,
         server_cpu=server_cpu,

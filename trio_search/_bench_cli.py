@@ -208,6 +208,8 @@ def format_report(result: BenchResult) -> str:
     ]
     errors = ", ".join(f"{kind} {count:,}" for kind, count in result.errors.items() if count)
     lines.append(f"  errors      {errors or 'none'}")
+    for kind, detail in result.first_errors.items():
+        lines.append(f"    first {kind}: {detail}")
     if result.ok:
         lines.append(f"  bench CPU   {result.client_cpu / result.ok * 1e6:.1f} µs/request")
         if result.server_cpu is not None:
