@@ -68,6 +68,8 @@ async def test_empty_host_listens_on_every_interface(nursery: trio.Nursery) -> N
     server, _ = await start_server(nursery, host="")
     by_host = dict(server.addresses)
     assert "0.0.0.0" in by_host
+    # Port 0 picks one port for every address.
+    assert len(set(by_host.values())) == 1
     targets = [("127.0.0.1", by_host["0.0.0.0"])]
     if have_ipv6_loopback():
         assert "::" in by_host
@@ -83,6 +85,8 @@ async def test_command_empty_host_serves_ipv4_and_ipv6() -> None:
     async with server_process(["--host", "", "--port", "0"], listeners=2) as server:
         by_host = dict(server.addresses)
         assert set(by_host) == {"0.0.0.0", "::"}
+        # --port 0 picks one port for both.
+        assert by_host["0.0.0.0"] == by_host["::"]
         for host, port in [("127.0.0.1", by_host["0.0.0.0"]), ("::1", by_host["::"])]:
             with trio.fail_after(20):
                 result = await trio.run_process(

@@ -85,3 +85,8 @@ REPLY_CACHE_ENTRIES = 4096
 #: Longest search value, in characters, whose reply is kept: at most
 #: 4096 x (256 x 4 bytes + the answer) of cache, whatever clients send.
 REPLY_CACHE_MAX_KEY_LENGTH = 256
+
+#: Tries to give every address of ``--host ''`` the same port when the port
+#: is 0 (the kernel picks one per address); each fails only if another
+#: program takes the port on the other address in between.
+SAME_PORT_ATTEMPTS = 10

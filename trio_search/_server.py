@@ -18,6 +18,7 @@ nursery, after which Trio cancels them. Cancelling the task running
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 from collections.abc import Mapping
@@ -29,13 +30,46 @@ import trio
 from ._app import SearchApp
 from ._connection import ServerConnection, refuse_busy
 from ._index import BUILTIN_INDEX
-from ._limits import DECODE_THREADS
+from ._limits import DECODE_THREADS, SAME_PORT_ATTEMPTS
 from ._net import RetryingListener, format_address, listener_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
 from ._workers import open_reuse_port_listeners
 
 logger = logging.getLogger("trio_search")
+
+
+async def _open_tcp_listeners(port: int, host: str | None) -> list[trio.SocketListener]:
+    """``trio.open_tcp_listeners``, except that with port 0 and several
+    addresses (``--host ''``: IPv4 and IPv6) every listener gets the same
+    port, so that one number describes the server.
+
+    Raises:
+        OSError: as ``trio.open_tcp_listeners``.
+    """
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    if port != 0 or len(listeners) < 2:
+        return listeners
+    for _ in range(SAME_PORT_ATTEMPTS):
+        addresses = [listener_address(listener) for listener in listeners]
+        ports = {address[1] for address in addresses if address is not None}
+        if len(ports) == 1:
+            return listeners
+        # Rebind every address to the port the kernel gave the first one. If
+        # another program holds it on another address, let the kernel pick
+        # again.
+        first = addresses[0]
+        assert first is not None
+        for listener in listeners:
+            await listener.aclose()
+        try:
+            listeners = await trio.open_tcp_listeners(first[1], host=host)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            listeners = await trio.open_tcp_listeners(0, host=host)
+    # Out of attempts: serve anyway; each address's port is reported.
+    return listeners
 
 
 @attrs.define(eq=False)
@@ -83,7 +117,7 @@ class SearchServer:
         if self.settings.reuse_port:
             tcp_listeners = await open_reuse_port_listeners(self.settings.port, host=host)
         else:
-            tcp_listeners = await trio.open_tcp_listeners(self.settings.port, host=host)
+            tcp_listeners = await _open_tcp_listeners(self.settings.port, host)
         context = self.settings.ssl_context
         if context is None:
             return list(tcp_listeners)
