@@ -8,15 +8,20 @@ buffered (all of a pipelined batch, written back in one ``send_all``), then
 wait for more bytes. The wait is bounded by a Trio cancel scope whose
 deadline depends on where the stream is:
 
-- between requests, the *idle* timeout, counted from accept and from each
-  response; a graceful shutdown cancels this wait at once;
+- between requests, the *idle* timeout, counted from accept (before any TLS
+  handshake) and from each response; a graceful shutdown cancels this wait
+  at once, unless bytes already wait unread in the socket (a pipelining
+  client's next requests), which are then read and answered first;
 - inside a request, the *request* timeout, counted from its first byte.
 
 Writing is bounded by the request timeout too, so a client that never reads
-cannot hold the task. Content errors are answered and the connection goes
-on; framing errors are answered where the stream allows and end it. Every
-path closes the stream, and no exception leaves :meth:`ServerConnection.serve`
-except Trio's own cancellation.
+cannot hold the task; the ``request_timeout`` answer to a client that was
+already too slow gets only ``CLOSING_SEND_TIMEOUT``. Content errors are
+answered and the connection goes on; framing errors and timeouts are
+answered where the stream allows, then the connection half-closes and
+lingers briefly (so a TCP reset does not destroy the answer) and ends.
+Every path closes the stream, and no exception leaves
+:meth:`ServerConnection.serve` except Trio's own cancellation.
 """
 
 from __future__ import annotations
