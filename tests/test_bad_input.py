@@ -198,3 +198,16 @@ async def send_and_drain(address: tuple[str, int], data: bytes) -> None:
         await stream.send_all(data)
         await stream.send_eof()
         await read_until_eof(stream)
+
+
+async def test_content_errors_inside_a_pipelined_batch(nursery: trio.Nursery) -> None:
+    _, address = await start_server(nursery)
+    bad = [request for request, _ in CONTENT_ERRORS.values()]
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream(*address) as stream:
+            # good, bad, good, bad, ... good: all in one write.
+            await stream.send_all(GOOD_REQUEST + b"".join(r + GOOD_REQUEST for r in bad))
+            responses = await read_messages(stream, 1 + 2 * len(bad))
+    results = [result_of(r) for r in responses]
+    assert results[0::2] == [{"result": RABBIT}] * (1 + len(bad))
+    assert [r["error"] for r in results[1::2]] == [code for _, code in CONTENT_ERRORS.values()]
