@@ -438,6 +438,13 @@ async def measure_throughput(duration: float, repeats: int) -> dict[str, Any]:
                 "server_cpu_us_per_request_median": round(statistics.median(cpu), 1)
                 if cpu
                 else None,
+                "client_cpu_us_per_request_median": _median_or_none(
+                    [
+                        f["client_cpu_us_per_request"]
+                        for f in figures
+                        if f.get("client_cpu_us_per_request")
+                    ]
+                ),
                 "p99_ms_median": _median_or_none(
                     [f["latency_ms"]["p99"] for f in figures if f.get("latency_ms")]
                 ),
@@ -511,16 +518,17 @@ def markdown(report: dict[str, Any]) -> str:
             f"per run, median of {throughput['repeats']} runs; load average "
             f"{m['loadavg_at_start']} at the start, {throughput['loadavg_at_end']} at the end.",
             "",
-            "| workload | workers | requests/s (median) | runs | server CPU µs/request | "
-            "p99 ms | failed |",
-            "|---|---:|---:|---|---:|---:|---:|",
+            "| workload | workers | requests/s (median) | runs | server CPU µs/request "
+            "| load generator CPU µs/request | p99 ms | failed |",
+            "|---|---:|---:|---|---:|---:|---:|---:|",
         ]
         for name, by_workers in throughput["workloads"].items():
             for workers, f in sorted(by_workers.items()):
                 lines.append(
                     f"| {name} | {workers} | {f['requests_per_second_median']:,} "
                     f"| {', '.join(f'{r:,}' for r in f['requests_per_second_runs'])} "
-                    f"| {f['server_cpu_us_per_request_median']} | {f['p99_ms_median']} "
+                    f"| {f['server_cpu_us_per_request_median']} "
+                    f"| {f['client_cpu_us_per_request_median']} | {f['p99_ms_median']} "
                     f"| {f['failed']} |"
                 )
     return "\n".join(lines)
