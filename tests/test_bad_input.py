@@ -7,6 +7,7 @@ error response.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -211,3 +212,22 @@ async def test_content_errors_inside_a_pipelined_batch(nursery: trio.Nursery) ->
     results = [result_of(r) for r in responses]
     assert results[0::2] == [{"result": RABBIT}] * (1 + len(bad))
     assert [r["error"] for r in results[1::2]] == [code for _, code in CONTENT_ERRORS.values()]
+
+
+async def test_client_still_sending_an_over_limit_content_gets_the_error(
+    nursery: trio.Nursery,
+) -> None:
+    _, address = await start_server(nursery)
+
+    async def send_everything(stream: trio.SocketStream) -> None:
+        # The server stops reading soon after the error: the rest cannot go.
+        with contextlib.suppress(trio.BrokenResourceError):
+            await stream.send_all(raw_message(b"x" * 10_000_000, "binary/x", "binary"))
+
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream(*address) as stream, trio.open_nursery() as sending:
+            sending.start_soon(send_everything, stream)
+            # Read while still sending: the error, then a clean end of stream,
+            # never a reset that could destroy the error before it is read.
+            (error,) = parse_all(await read_until_eof(stream))
+    assert result_of(error)["error"] == "content_too_long"
