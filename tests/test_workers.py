@@ -269,3 +269,20 @@ def test_restart_delay_doubles_up_to_its_cap() -> None:
     assert delays == sorted(delays)
     assert delays[-1] == RESTART_DELAY_MAX
     assert restart_delay(10_000) == RESTART_DELAY_MAX
+
+
+async def test_bad_data_is_one_line_and_status_1_before_any_worker(tmp_path: Path) -> None:
+    data = tmp_path / "index.json"
+    data.write_text("[1, 2]")
+    with trio.fail_after(WAIT_LIMIT):
+        result = await trio.run_process(
+            [*server_command(), "--workers", "2", "--port", "0", "--data", str(data)],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stdout == b""
+    (line,) = result.stderr.decode().splitlines()
+    assert line.startswith("trio-search-server: error: ")
+    assert "worker" not in line
