@@ -33,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -136,20 +136,24 @@ class Server:
 @asynccontextmanager
 async def running_server(options: list[str], nofile: int | None = None) -> AsyncIterator[Server]:
     """Start the server on 127.0.0.1, port 0; stop it with SIGTERM on exit."""
-    preexec: Callable[[], None] | None = None
+    command = [*server_command(), "--host", "127.0.0.1", "--port", "0", *options]
     if nofile is not None:
-        limit = nofile
-
-        def preexec() -> None:
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
-
+        # Lower the soft limit, then become the server (not preexec_fn, which
+        # is unsafe with threads, and Trio starts processes from a thread).
+        command = [
+            sys.executable,
+            "-c",
+            "import os, resource, sys; "
+            "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, hard)); "
+            "os.execv(sys.argv[1], sys.argv[1:])",
+            *command,
+        ]
     process = await trio.lowlevel.open_process(
-        [*server_command(), "--host", "127.0.0.1", "--port", "0", *options],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=preexec,
     )
     stdout = bytearray()
     stderr = bytearray()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -96,11 +97,27 @@ def _kill_leftover(pid: int) -> None:
 
 
 @asynccontextmanager
-async def running_server(*options: str) -> AsyncIterator[tuple[RunningServer, int]]:
-    """Start the server with ``options``; yield it and its port once it
-    listens. Kills it and any worker left on the way out."""
+async def running_server(
+    *options: str, nofile: int | None = None
+) -> AsyncIterator[tuple[RunningServer, int]]:
+    """Start the server with ``options`` (and a soft open-files limit of
+    ``nofile``); yield it and its port once it listens. Kills it and any
+    worker left on the way out."""
+    command = [*server_command(), "--port", "0", "--log-level", "DEBUG", *options]
+    if nofile is not None:
+        # Lower the soft limit, then become the server (no preexec_fn: it is
+        # unsafe in a process with threads).
+        command = [
+            sys.executable,
+            "-c",
+            "import os, resource, sys; "
+            "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, hard)); "
+            "os.execv(sys.argv[1], sys.argv[1:])",
+            *command,
+        ]
     process = await trio.lowlevel.open_process(
-        [*server_command(), "--port", "0", "--log-level", "DEBUG", *options],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -286,3 +303,14 @@ async def test_bad_data_is_one_line_and_status_1_before_any_worker(tmp_path: Pat
     (line,) = result.stderr.decode().splitlines()
     assert line.startswith("trio-search-server: error: ")
     assert "worker" not in line
+
+
+async def test_the_server_raises_its_open_files_limit_for_max_connections() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2000 + 64:
+        pytest.skip(f"hard open-files limit {hard} is too low to raise to")
+    async with running_server("--max-connections", "2000", nofile=256) as (server, _):
+        (raised,) = await server.wait_for(
+            re.compile(rb"raised the open-files limit \(RLIMIT_NOFILE\) from 256 to (\d+)")
+        )
+        assert int(raised[1]) >= 2000 + 64
