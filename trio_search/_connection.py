@@ -108,7 +108,7 @@ class ServerConnection:
             logger.exception("%s: internal error; closing the connection", self.peer)
             self.stats.count_error("internal_error")
         finally:
-            await trio.aclose_forcefully(self.stream)
+            await close_stream(self.stream)
 
     async def _serve(self) -> None:
         if isinstance(self.stream, trio.SSLStream) and not await self._tls_handshake():
@@ -249,6 +249,19 @@ class ServerConnection:
         self.stats.count_error(error.code)
 
 
+async def close_stream(stream: trio.abc.Stream) -> None:
+    """Close ``stream`` now, whatever state it is in.
+
+    A plain TCP stream is closed synchronously: it has nothing to flush, and
+    this skips the cancelled checkpoint of ``trio.aclose_forcefully``, a cost
+    paid on every connection.
+    """
+    if type(stream) is trio.SocketStream:
+        stream.socket.close()
+    else:
+        await trio.aclose_forcefully(stream)
+
+
 async def linger_close(stream: trio.abc.Stream, linger_s: float) -> None:
     """Half-close, then discard what the peer still sends, for at most
     ``linger_s`` seconds and :data:`LINGER_BYTES` bytes; the caller closes.
@@ -283,4 +296,4 @@ async def refuse_busy(stream: trio.abc.Stream, peer: str, send_timeout: float) -
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
-        await trio.aclose_forcefully(stream)
+        await close_stream(stream)

@@ -5,8 +5,8 @@ Theory of operation
 
 :meth:`SearchServer.serve` opens its listeners, then runs two nested
 nurseries. The outer one holds a task per connection; the inner one holds
-``trio.serve_listeners``, the accept loop, which starts each connection in
-the outer nursery. So the accept loop can stop alone while connections go on.
+an accept loop per listener, which starts each connection in the outer
+nursery. So the accept loop can stop alone while connections go on.
 
 :meth:`SearchServer.shutdown` starts a graceful shutdown: it cancels the
 accept loop (the listeners close, so new connections are refused), asks
@@ -19,7 +19,6 @@ nursery, after which Trio cancels them. Cancelling the task running
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -157,14 +156,8 @@ class SearchServer:
                 self._accept_scope = acceptor.cancel_scope
                 if self._closing:
                     acceptor.cancel_scope.cancel()
-                await acceptor.start(
-                    functools.partial(
-                        trio.serve_listeners,
-                        self._serve_accepted,
-                        listeners,
-                        handler_nursery=connections,
-                    )
-                )
+                for listener in listeners:
+                    await acceptor.start(self._accept_loop, listener, connections)
                 if self.addresses:
                     logger.info(
                         "listening on %s", ", ".join(format_address(a) for a in self.addresses)
@@ -201,6 +194,25 @@ class SearchServer:
             self._accept_scope.cancel()
         for connection in list(self._connections):
             connection.close_when_idle()
+
+    async def _accept_loop(
+        self,
+        listener: trio.abc.Listener[trio.abc.Stream],
+        connections: trio.Nursery,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept until cancelled, starting each connection in ``connections``;
+        the listener is closed on the way out, so new clients are refused.
+
+        (Like ``trio.serve_listeners``, without its second forced close of
+        every stream: :meth:`handle_stream` always closes its own.)
+        """
+        async with listener:
+            task_status.started()
+            while True:
+                stream = await listener.accept()
+                connections.start_soon(self._serve_accepted, stream)
 
     async def _serve_accepted(self, stream: trio.abc.Stream) -> None:
         await self.handle_stream(stream, peer_name(stream))
