@@ -86,15 +86,12 @@ async def running_server(
     try:
         assert process.stdout is not None
         output = b""
+        address = re.compile(rb"^trio-search-server listening on 127\.0\.0\.1:(\d+)\n", re.M)
         with trio.fail_after(TIMEOUT):
-            while b"\n" not in output:
+            while not (match := address.search(output)):
                 chunk = await process.stdout.receive_some()
                 assert chunk, f"server exited before printing its address: {output!r}"
                 output += chunk
-        match = re.fullmatch(
-            r"trio-search-server listening on 127\.0\.0\.1:(\d+)", output.decode().splitlines()[0]
-        )
-        assert match, output
         yield process, int(match[1])
     finally:
         process.kill()
