@@ -15,7 +15,9 @@ The load generator verifies every answer and reads the server's CPU time
 /proc just before and after its measured window, so "server CPU per request"
 excludes start-up. Every cell is repeated ``--repeats`` times, servers
 started afresh each round and in a rotated order, and medians are reported.
-Results go to RESULTS.md (and the raw runs to results.json) beside this file.
+Results go to RESULTS.md (and the raw runs to results.json) beside this file;
+a full run (all servers and workloads) also rewrites the results section of
+docs/performance.md.
 
 Usage: python benchmarks/run.py [--duration 5] [--repeats 3]
 (``nox -s bench -- --duration 5 --repeats 3`` installs what it needs first.)
@@ -42,6 +44,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
+#: Its results section is rewritten after a full run to the default output.
+DOCS = HERE.parent / "docs" / "performance.md"
 HOST = "127.0.0.1"
 #: Seconds a server gets to start listening.
 START_TIMEOUT = 20.0
@@ -382,6 +386,17 @@ def render(
         "trio_search's server CPU per request must be at most the peer's in the same run, "
         "so the ratio trio_search / peer must be at most 1.00.",
         "",
+        *render_targets(medians),
+        "",
+        "Runs on shared or virtual machines vary by ±20-30 % from one run to the next; "
+        "compare ratios within one run, not figures across runs.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_targets(medians: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    lines = [
         "| workload | peer | trio_search µs/req | peer µs/req | trio_search / peer | target |",
         "|---|---|--:|--:|--:|---|",
     ]
@@ -398,13 +413,62 @@ def render(
         lines.append(
             f"| {workload} | {peer} | {fmt(ours, 1)} | {fmt(theirs, 1)} | {share:.2f} | {verdict} |"
         )
-    lines += [
+    return lines
+
+
+def render_summary(
+    medians: dict[tuple[str, str], dict[str, Any]],
+    servers: list[str],
+    workloads: list[str],
+    info: dict[str, Any],
+    args: argparse.Namespace,
+) -> str:
+    """The short form for docs/performance.md: requests/s and server CPU per
+    request, each with its ratio to trio_search, then the targets."""
+    header = "| server |" + "".join(
+        f" {workload} req/s | {workload} server µs/req |" for workload in workloads
+    )
+    lines = [
+        f"{info['date']}, {info['cpu']} ({info['cores']} cores), {info['python']}, "
+        f"trio_search {info['commit']}; {args.duration:g} s per run, median of "
+        f"{args.repeats}; load average {info['loadavg']} before, {info['loadavg_after']} "
+        "after. Ratios to trio_search in parentheses. Full tables, latencies and errors: "
+        "[benchmarks/RESULTS.md](../benchmarks/RESULTS.md).",
         "",
-        "Runs on shared or virtual machines vary by ±20-30 % from one run to the next; "
-        "compare ratios within one run, not figures across runs.",
-        "",
+        header,
+        "|---|" + "--:|--:|" * len(workloads),
     ]
+    for server in servers:
+        row = f"| {server} |"
+        for workload in workloads:
+            cell = medians.get((server, workload))
+            ref = medians.get((REFERENCE, workload), {})
+            if cell is None:
+                row += " n/a | n/a |"
+                continue
+            row += (
+                f" {fmt(cell['rps'])} ({ratio(cell['rps'], ref.get('rps'))}) |"
+                f" {fmt(cell['cpu'], 1)} ({ratio(cell['cpu'], ref.get('cpu'))}) |"
+            )
+        lines.append(row)
+    lines += ["", "Targets (issue 4, point 3): trio_search / peer at most 1.00.", ""]
+    lines += render_targets(medians)
     return "\n".join(lines)
+
+
+def update_docs(summary: str) -> bool:
+    """Put ``summary`` between the results markers of docs/performance.md."""
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    try:
+        text = DOCS.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    if start not in text or end not in text:
+        return False
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    DOCS.write_text(f"{before}{start}\n{summary}\n{end}{after}", encoding="utf-8")
+    return True
 
 
 def main() -> int:
@@ -487,6 +551,11 @@ def main() -> int:
     info["loadavg_after"] = load_average()
     medians = {cell: cell_median(results) for cell, results in runs.items()}
     args.output.write_text(render(medians, servers, workloads, info, args), encoding="utf-8")
+    full_run = servers == list(SERVERS) and workloads == list(WORKLOADS)
+    if full_run and args.output == parser.get_default("output"):
+        summary = render_summary(medians, servers, workloads, info, args)
+        if update_docs(summary):
+            log(f"run.py: updated the results section of {DOCS}")
     raw = {
         "machine": info,
         "duration": args.duration,
