@@ -20,12 +20,14 @@ import trio
 from tests.helpers import (
     TUTORIAL_DATA,
     json_request,
+    json_response,
     read_messages,
     read_until_eof,
+    result_of,
     serve_one_request_then_close,
     start_fake_server,
 )
-from trio_search import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_PORT
+from trio_search import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_PORT, Message
 from trio_search._server_cli import build_parser
 
 RABBIT_LINE = "Got result: Follow the white rabbit. \U0001f430"
@@ -277,3 +279,37 @@ async def test_client_gives_up_on_a_silent_server(nursery: trio.Nursery) -> None
     result = await run([*client_command(), *args])
     assert result.returncode == 1
     assert "no answer from" in one_line_error(result, "trio-search-client")
+
+
+@pytest.mark.parametrize(
+    ("action", "value", "expected"),
+    [
+        (
+            "search",
+            "\U0001f436",
+            ("text/json", "utf-8", {"action": "search", "value": "\U0001f436"}),
+        ),
+        (
+            "binary",
+            "hello world",
+            ("binary/custom-client-binary-type", "binary", b"binaryhello world"),
+        ),
+    ],
+    ids=["search", "other action"],
+)
+async def test_client_sends_the_tutorial_clients_request(
+    nursery: trio.Nursery, action: str, value: str, expected: tuple[str, str, object]
+) -> None:
+    received: list[Message] = []
+
+    async def recording_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            received.extend(await read_messages(stream, 1))
+            await stream.send_all(json_response({"result": "ok"}))
+
+    _, port = await start_fake_server(nursery, recording_server)
+    assert await client(port, action, value) == "Got result: ok\n"
+    (request,) = received
+    assert request.byteorder == sys.byteorder
+    content = result_of(request) if request.is_json else request.content
+    assert (request.content_type, request.content_encoding, content) == expected
