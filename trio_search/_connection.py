@@ -47,6 +47,7 @@ from ._message import Message
 from ._net import has_pending_input
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
 from ._settings import ServerSettings
+from ._socket_io import receive_some, send_now, socket_fd
 from ._stats import ServerStats
 
 logger = logging.getLogger("trio_search")
@@ -76,6 +77,11 @@ class ServerConnection:
     _idle_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     #: When the current wait between requests began: accept, or the last response.
     _idle_since: float = attrs.field(factory=trio.current_time, init=False)
+    #: The socket's file descriptor for direct I/O (plain TCP only; see _socket_io).
+    _fd: int | None = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._fd = socket_fd(self.stream)
 
     def close_when_idle(self) -> None:
         """Begin a graceful close: end now if waiting between requests,
@@ -172,7 +178,10 @@ class ServerConnection:
                 self._idle_scope = scope
                 if self._closing and not has_pending_input(self.stream):
                     scope.cancel()
-            data = await self.stream.receive_some(RECEIVE_SIZE)
+            if self._fd is not None:
+                data: bytes | bytearray = await receive_some(self._fd, RECEIVE_SIZE)
+            else:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
         self._idle_scope = None
         if not scope.cancelled_caught:
             return data
@@ -211,9 +220,12 @@ class ServerConnection:
         not take them within ``within`` seconds (default: the request
         timeout)."""
         data = b"".join([reply.wire for reply in replies])
+        sent = send_now(self._fd, data) if self._fd is not None else 0
+        if sent == len(data):
+            return True
         limit = self.settings.request_timeout if within is None else within
         with trio.move_on_after(limit):
-            await self.stream.send_all(data)
+            await self.stream.send_all(memoryview(data)[sent:] if sent else data)
             return True
         logger.warning("%s: response not taken within %g s; closing", self.peer, limit)
         self.stats.count_error("send_timeout")
