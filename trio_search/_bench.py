@@ -491,39 +491,61 @@ class _Run:
         request = self.batches[1]
         is_right = self.config.checker.is_right
         timeout = self.config.timeout
+        timed_out = ("timeout", f"no answer within {timeout:g} s of connecting")
         perf_counter = time.perf_counter
         while self.claim(1):
+            failure: tuple[str, str] | None = timed_out
+            connect_failed = False
             sent_at = perf_counter()
-            stream = await self.connect_or_fail(1)
-            if stream is None:
-                continue
-            protocol = MessageProtocol()
-            failure: tuple[str, str] | None = ("timeout", f"no answer within {timeout:g} s")
-            try:
-                with trio.move_on_after(timeout):
-                    await stream.send_all(request)
-                    while True:
-                        event = protocol.next_message()
-                        if event is NEED_DATA:
-                            protocol.receive_data(await stream.receive_some(RECEIVE_SIZE))
-                            continue
-                        if event is CLOSED:
-                            failure = _CLOSED_EARLY
-                        elif is_right(event):
-                            latencies.append(perf_counter() - sent_at)
-                            self.ok += 1
-                            failure = None
-                        else:
-                            failure = ("wrong_answer", _describe(event))
-                        break
-            except trio.BrokenResourceError as exc:
-                failure = ("closed", f"connection broken: {exc.__cause__ or exc}")
-            except RemoteProtocolError as exc:
-                failure = ("bad_framing", f"{exc.message} ({exc.code})")
-            finally:
-                await trio.aclose_forcefully(stream)
+            # One deadline for the whole exchange: connect, request, answer.
+            with trio.move_on_after(timeout):
+                try:
+                    stream = await self.connect()
+                except OSError as exc:
+                    failure = ("connect_error", f"connect failed: {exc.strerror or exc}")
+                    connect_failed = True
+                except trio.BrokenResourceError as exc:
+                    failure = ("tls_error", f"TLS handshake failed: {exc.__cause__ or exc}")
+                    connect_failed = True
+                else:
+                    send_all, receive_some = _io_of(stream)
+                    protocol = MessageProtocol()
+                    try:
+                        await send_all(request)
+                        while True:
+                            event = protocol.next_message()
+                            if event is NEED_DATA:
+                                protocol.receive_data(await receive_some(RECEIVE_SIZE))
+                                continue
+                            if event is CLOSED:
+                                failure = _CLOSED_EARLY
+                            elif is_right(event):
+                                latencies.append(perf_counter() - sent_at)
+                                self.ok += 1
+                                failure = None
+                            else:
+                                failure = ("wrong_answer", _describe(event))
+                            break
+                    except trio.BrokenResourceError as exc:
+                        failure = ("closed", f"connection broken: {exc.__cause__ or exc}")
+                    except OSError as exc:
+                        failure = ("closed", f"connection broken: {exc}")
+                    except RemoteProtocolError as exc:
+                        failure = ("bad_framing", f"{exc.message} ({exc.code})")
+                    finally:
+                        await _close(stream)
             if failure is not None:
                 self.fail(failure[0], 1, failure[1])
+            if connect_failed:
+                await trio.sleep(CONNECT_RETRY_DELAY)
+
+
+async def _close(stream: trio.abc.Stream) -> None:
+    """Close ``stream`` at once; a plain TCP socket without a checkpoint."""
+    if isinstance(stream, trio.SocketStream):
+        stream.socket.close()
+    else:
+        await trio.aclose_forcefully(stream)
 
 
 def _io_of(
