@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +19,13 @@ import trio
 
 from tests.helpers import start_server
 from trio_search import CLOSED, NEED_DATA, Message, MessageProtocol, encode_json, encode_message
-from trio_search._bench import AnswerChecker, BenchConfig, run_bench, search_request
+from trio_search._bench import (
+    AnswerChecker,
+    BenchConfig,
+    process_tree_cpu_seconds,
+    run_bench,
+    search_request,
+)
 from trio_search._bench_cli import main as bench_main
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
@@ -178,3 +187,22 @@ def test_checker_decodes_any_encoding_of_the_answer(
 def test_checker_rejects_another_content_type() -> None:
     checker = AnswerChecker("text/json", result="yes")
     assert not checker.is_right(Message(b'{"result": "yes"}', "text/plain"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc (Linux)")
+def test_process_tree_cpu_counts_children() -> None:
+    before = process_tree_cpu_seconds(os.getpid())
+    assert before is not None
+    # A child that burns CPU and is reaped still counts, through cutime.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import time\nend = time.process_time() + 0.2\nwhile time.process_time() < end: pass",
+        ],
+        check=True,
+    )
+    after = process_tree_cpu_seconds(os.getpid())
+    assert after is not None
+    assert after - before >= 0.15
+    assert process_tree_cpu_seconds(2**22 + 1) is None

@@ -19,7 +19,11 @@ Two modes:
   reconnects.
 - ``oneshot``: the tutorial's pattern, a new connection per request, closed
   by us after the answer; the latency includes the connect (and the TLS
-  handshake).
+  handshake), and the timeout covers the whole exchange.
+
+Over plain TCP the tasks send and receive on the socket itself rather than
+through ``trio.SocketStream``: the stream layer's bookkeeping was a
+measurable share of the load generator's CPU (see :func:`_io_of`).
 
 The run ends after ``duration`` seconds (requests still in flight are
 dropped, neither counted nor failed, as wrk does) or once ``requests``
@@ -43,7 +47,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import attrs
 import trio
@@ -62,7 +66,7 @@ from ._message import (
 )
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
 
-Mode = Literal["oneshot", "keepalive"]
+#: ``keepalive``: many requests per connection; ``oneshot``: one each.
 MODES: Final = ("oneshot", "keepalive")
 
 #: Every way a request can fail, in the order reports list them.
@@ -307,19 +311,26 @@ def _stat_fields(pid: int | str) -> list[str] | None:
     return raw[raw.rfind(")") + 2 :].split()
 
 
+def _ticks(fields: list[str]) -> int:
+    return int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+
+
 def process_tree_cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU seconds of ``pid`` and all its live descendants,
-    from ``/proc`` (Linux); None if ``pid`` is not there.
+    """User plus system CPU seconds of ``pid`` and all its descendants, from
+    ``/proc`` (Linux); None if ``pid`` is not there.
 
     Descendants count so that a server with worker processes is measured
-    whole. (Fields after the command name: 2 is the parent pid, 12 and 13
-    are utime and stime in clock ticks.)
+    whole: the live ones from their own entries, those already reaped from
+    their parent's "children" times, so a worker restarted between two
+    readings still counts. (Counting from 1 after the command name, field 2
+    is the parent pid, 12 to 15 are utime, stime, cutime and cstime, in
+    clock ticks.)
     """
     own = _stat_fields(pid)
     if own is None:
         return None
     children: dict[int, list[int]] = {}
-    cpu: dict[int, int] = {pid: int(own[11]) + int(own[12])}
+    cpu: dict[int, int] = {pid: _ticks(own)}
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -332,7 +343,7 @@ def process_tree_cpu_seconds(pid: int) -> float | None:
             continue
         child = int(entry)
         children.setdefault(int(fields[1]), []).append(child)
-        cpu[child] = int(fields[11]) + int(fields[12])
+        cpu[child] = _ticks(fields)
     total = 0
     todo = [pid]
     while todo:
@@ -360,7 +371,6 @@ class _Run:
     errors: Counter[str] = attrs.field(factory=Counter)
     first_errors: dict[str, str] = attrs.field(factory=dict)
     latencies: list[array[float]] = attrs.field(factory=list)
-    stream_id: int = 0
 
     def claim(self, most: int) -> int:
         """Take up to ``most`` requests to send; 0 once all are taken."""
@@ -422,6 +432,8 @@ class _Run:
         return None
 
     async def keepalive_task(self, stream: trio.abc.Stream | None) -> None:
+        """Send batches on one connection (``stream``, or a new one) until the
+        run ends; reconnect after a failure."""
         latencies: array[float] = array("d")
         self.latencies.append(latencies)
         pipeline = self.config.pipeline
@@ -486,6 +498,7 @@ class _Run:
                 await trio.aclose_forcefully(stream)
 
     async def oneshot_task(self) -> None:
+        """Connect, send one request, read its answer, close; until the run ends."""
         latencies: array[float] = array("d")
         self.latencies.append(latencies)
         request = self.batches[1]
