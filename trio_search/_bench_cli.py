@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=seconds,
         default=DEFAULT_TIMEOUT,
         metavar="S",
-        help="seconds a batch may wait for its answers; then they fail as 'timeout'",
+        help="seconds a batch may wait for its answers (oneshot: the whole exchange, "
+        "connect included); then they fail as 'timeout'",
     )
     what = parser.add_argument_group("request")
     what.add_argument(
@@ -139,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--server-pid",
         type=positive_int,
         metavar="PID",
-        help="also measure this server process's CPU time (and its children's), from /proc (Linux)",
+        help="also measure the CPU time of this server process and its descendants "
+        "(workers), from /proc (Linux)",
     )
     return parser
 
