@@ -4,29 +4,37 @@ Theory of operation
 -------------------
 
 A connection loops: answer every complete request the protocol object has
-buffered (all of a pipelined batch, written back in one ``send_all``), then
-wait for more bytes. The wait is bounded by a Trio cancel scope whose
-deadline depends on where the stream is:
+buffered (all of a pipelined batch, written back in one write), then wait
+for more bytes. One cancel scope, the connection's *timer*, bounds every
+wait; its deadline moves with what the connection waits for (moving a
+deadline costs far less than a new scope per wait):
 
 - between requests, the *idle* timeout, counted from accept (before any TLS
   handshake) and from each response; a graceful shutdown cancels this wait
   at once, unless bytes already wait unread in the socket (a pipelining
   client's next requests), which are then read and answered first;
-- inside a request, the *request* timeout, counted from its first byte.
+- inside a request, the *request* timeout, counted from its first byte;
+- while writing answers the client does not take, the request timeout too,
+  so a client that never reads cannot hold the task.
 
-Writing is bounded by the request timeout too, so a client that never reads
-cannot hold the task; the ``request_timeout`` answer to a client that was
-already too slow gets only ``CLOSING_SEND_TIMEOUT``. Content errors are
-answered and the connection goes on; framing errors and timeouts are
-answered where the stream allows, then the connection half-closes and
-lingers briefly (so a TCP reset does not destroy the answer) and ends.
-Every path closes the stream, and no exception leaves
+When the timer fires, :meth:`ServerConnection._timed_out` tells the client
+what happened where it can: the ``request_timeout`` answer to a client that
+was already too slow gets only ``CLOSING_SEND_TIMEOUT``. A timer that fired
+(or was cancelled by a shutdown) just as bytes arrived is spent; the bytes
+win and the connection goes on under a fresh timer.
+
+Content errors are answered and the connection goes on; framing errors and
+timeouts are answered where the stream allows, then the connection
+half-closes and lingers briefly (so a TCP reset does not destroy the answer)
+and ends. Every path closes the stream, and no exception leaves
 :meth:`ServerConnection.serve` except Trio's own cancellation.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import math
 from collections.abc import Callable
 
 import attrs
@@ -53,6 +61,15 @@ from ._stats import ServerStats
 logger = logging.getLogger("trio_search")
 
 
+class _Wait(enum.Enum):
+    """What a connection waits for, which says what a timeout means."""
+
+    IDLE = "the next request"
+    REQUEST = "the rest of a request"
+    SEND = "the client to take its answers"
+    WORK = "a worker thread"
+
+
 @attrs.define(eq=False)
 class ServerConnection:
     """Serves one accepted stream until the peer closes, a limit ends it, or
@@ -74,9 +91,13 @@ class ServerConnection:
     stats: ServerStats
     decode_limiter: trio.CapacityLimiter
     _closing: bool = attrs.field(default=False, init=False)
-    _idle_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
+    #: Bounds every wait; see the module's theory of operation.
+    _timer: trio.CancelScope | None = attrs.field(default=None, init=False)
+    _waiting_for: _Wait = attrs.field(default=_Wait.IDLE, init=False)
     #: When the current wait between requests began: accept, or the last response.
     _idle_since: float = attrs.field(factory=trio.current_time, init=False)
+    #: When the request being received must be complete.
+    _request_deadline: float = attrs.field(default=math.inf, init=False)
     #: The socket's file descriptor for direct I/O (plain TCP only; see _socket_io).
     _fd: int | None = attrs.field(init=False)
 
@@ -93,8 +114,12 @@ class ServerConnection:
         connection before the client has read those answers.
         """
         self._closing = True
-        if self._idle_scope is not None and not has_pending_input(self.stream):
-            self._idle_scope.cancel()
+        if (
+            self._timer is not None
+            and self._waiting_for is _Wait.IDLE
+            and not has_pending_input(self.stream)
+        ):
+            self._timer.cancel()
 
     async def serve(self) -> None:
         """Serve the connection to its end, then close the stream.
@@ -123,7 +148,24 @@ class ServerConnection:
             max_header_length=self.settings.max_header_length,
             max_content_length=self.settings.max_content_length,
         )
-        request_deadline = trio.current_time() + self.settings.request_timeout
+        while True:
+            with trio.CancelScope() as timer:
+                self._timer = timer
+                if await self._serve_requests(protocol, timer):
+                    return
+            self._timer = None
+            if timer.cancelled_caught:
+                await self._timed_out()
+                return
+            # The timer was spent by a race with arriving bytes: a new one.
+
+    async def _serve_requests(self, protocol: MessageProtocol, timer: trio.CancelScope) -> bool:
+        """Serve until the connection ends (True) or ``timer`` is spent by
+        bytes that arrived as it fired (False: call again with a new timer).
+        A timeout raises ``Cancelled``, caught by ``timer``."""
+        settings = self.settings
+        stream = self.stream
+        fd = self._fd
         while True:
             replies: list[Reply] = []
             try:
@@ -131,78 +173,80 @@ class ServerConnection:
                     event = protocol.next_message()
                     if event is NEED_DATA or event is CLOSED:
                         break
-                    replies.append(await self._respond(event))
+                    replies.append(await self._respond(event, timer))
             except RemoteProtocolError as exc:
                 # Answer what arrived intact, then report the broken framing.
                 self._report_error(exc)
                 replies.append(error_reply(exc))
-                if await self._send(replies):
-                    await self._linger_close()
-                return
+                await self._send(replies, timer)
+                self._waiting_for = _Wait.SEND
+                timer.deadline = math.inf  # lingering has a bound of its own
+                await self._linger_close()
+                return True
             if replies:
-                if not await self._send(replies):
-                    return
+                await self._send(replies, timer)
                 self._idle_since = trio.current_time()
             if event is CLOSED:
                 logger.debug("%s: closed by peer", self.peer)
-                return
-            if self._closing and not protocol.mid_message and not has_pending_input(self.stream):
+                return True
+            mid_message = protocol.mid_message
+            if self._closing and not mid_message and not has_pending_input(stream):
                 logger.debug("%s: closed for shutdown", self.peer)
-                return
-            if replies and protocol.mid_message:
-                # The rest of the batch's last read is the start of a request.
-                request_deadline = trio.current_time() + self.settings.request_timeout
+                return True
+            if not mid_message:
+                self._waiting_for = _Wait.IDLE
+                timer.deadline = self._idle_since + settings.idle_timeout
+            else:
+                if replies:
+                    # The rest of the batch's last read starts a request.
+                    self._request_deadline = trio.current_time() + settings.request_timeout
+                self._waiting_for = _Wait.REQUEST
+                timer.deadline = self._request_deadline
             # Hold nothing of the last batch while waiting, which is most of
             # an idle connection's life.
             del replies
-            was_mid_message = protocol.mid_message
-            data = await self._receive(was_mid_message, request_deadline)
-            if data is None:
-                return
-            if not was_mid_message:
-                request_deadline = trio.current_time() + self.settings.request_timeout
+            data: bytes | bytearray
+            if fd is not None:
+                data = await receive_some(fd, RECEIVE_SIZE)
+            else:
+                data = await stream.receive_some(RECEIVE_SIZE)
+            if not mid_message:
+                self._request_deadline = trio.current_time() + settings.request_timeout
             protocol.receive_data(data)
             del data  # copied into the protocol's buffer
+            if timer.cancel_called:
+                return False
 
-    async def _receive(
-        self, mid_message: bool, request_deadline: float
-    ) -> bytes | bytearray | None:
-        """Wait for bytes under the timeout that applies; ``None`` means the
-        connection is over (timed out, or closed for shutdown)."""
-        if mid_message:
-            deadline = request_deadline
-        else:
-            deadline = self._idle_since + self.settings.idle_timeout
-        with trio.CancelScope(deadline=deadline) as scope:
-            if not mid_message:
-                self._idle_scope = scope
-                if self._closing and not has_pending_input(self.stream):
-                    scope.cancel()
-            if self._fd is not None:
-                data: bytes | bytearray = await receive_some(self._fd, RECEIVE_SIZE)
-            else:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-        self._idle_scope = None
-        if not scope.cancelled_caught:
-            return data
-        if self._closing and not mid_message:
+    async def _timed_out(self) -> None:
+        """Close after the timer fired, telling the client where it can."""
+        waiting_for = self._waiting_for
+        if waiting_for is _Wait.IDLE and self._closing:
             logger.debug("%s: idle connection closed for shutdown", self.peer)
-        elif mid_message:
+        elif waiting_for is _Wait.IDLE:
+            logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
+            self.stats.count_error("idle_timeout")
+        elif waiting_for is _Wait.REQUEST:
             error = RemoteProtocolError(
                 f"request not received within {self.settings.request_timeout:g} s",
                 code="request_timeout",
             )
             self._report_error(error)
             # This client is slow already: the answer gets a short while only.
-            if await self._send([error_reply(error)], within=CLOSING_SEND_TIMEOUT):
+            with trio.move_on_after(CLOSING_SEND_TIMEOUT) as sending:
+                await self.stream.send_all(error_reply(error).wire)
+            if sending.cancelled_caught:
+                self._log_send_timeout(CLOSING_SEND_TIMEOUT)
+            else:
                 await self._linger_close()
         else:
-            logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
-            self.stats.count_error("idle_timeout")
-        return None
+            self._log_send_timeout(self.settings.request_timeout)
 
-    async def _respond(self, request: Message) -> Reply:
+    async def _respond(self, request: Message, timer: trio.CancelScope) -> Reply:
         if request.is_json and len(request.content) > THREAD_DECODE_THRESHOLD:
+            # Decoding has no deadline of its own: the content limit bounds
+            # it, and a worker thread cannot be interrupted anyway.
+            self._waiting_for = _Wait.WORK
+            timer.deadline = math.inf
             reply = await trio.to_thread.run_sync(
                 self.app.respond, request, limiter=self.decode_limiter
             )
@@ -215,21 +259,19 @@ class ServerConnection:
             logger.warning("%s: request refused (%s)", self.peer, reply.error)
         return reply
 
-    async def _send(self, replies: list[Reply], within: float | None = None) -> bool:
-        """Write ``replies`` in order, in one write; False if the client did
-        not take them within ``within`` seconds (default: the request
-        timeout)."""
+    async def _send(self, replies: list[Reply], timer: trio.CancelScope) -> None:
+        """Write ``replies`` in order, in one write: at once if the kernel
+        takes them (the usual case), else within the request timeout."""
         data = b"".join([reply.wire for reply in replies])
         sent = send_now(self._fd, data) if self._fd is not None else 0
-        if sent == len(data):
-            return True
-        limit = self.settings.request_timeout if within is None else within
-        with trio.move_on_after(limit):
+        if sent < len(data):
+            self._waiting_for = _Wait.SEND
+            timer.deadline = trio.current_time() + self.settings.request_timeout
             await self.stream.send_all(memoryview(data)[sent:] if sent else data)
-            return True
+
+    def _log_send_timeout(self, limit: float) -> None:
         logger.warning("%s: response not taken within %g s; closing", self.peer, limit)
         self.stats.count_error("send_timeout")
-        return False
 
     async def _tls_handshake(self) -> bool:
         assert isinstance(self.stream, trio.SSLStream)
