@@ -177,19 +177,22 @@ class Server:
         self.port = free_port()
         command, _ = SERVERS[name]
         argv = [part.format(host=HOST, port=self.port) for part in command]
-        self.process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=NEUTRAL_CWD,
-        )
+        # A file, not a pipe: a pipe nobody reads during the run would block a
+        # server that logs a lot.
+        self.log_path = Path(NEUTRAL_CWD) / f"{name}.stderr"
+        with self.log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                cwd=NEUTRAL_CWD,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
-                _, stderr = self.process.communicate()
                 raise RuntimeError(
-                    f"{name} exited with {self.process.returncode}: {stderr.decode()[-2000:]}"
+                    f"{name} exited with {self.process.returncode}: {self.stderr()[-2000:]}"
                 )
             try:
                 socket.create_connection((HOST, self.port), timeout=1).close()
@@ -200,13 +203,23 @@ class Server:
                     raise RuntimeError(f"{name} did not listen within {START_TIMEOUT} s") from None
                 time.sleep(0.05)
 
+    def stderr(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
     def stop(self) -> None:
+        """Stop the server; report what it wrote on stderr, if anything."""
         self.process.terminate()
         try:
-            self.process.communicate(timeout=STOP_TIMEOUT)
+            self.process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.communicate()
+            self.process.wait()
+        lines = self.stderr().splitlines()
+        if lines:
+            log(f"run.py: {self.name} wrote {len(lines)} line(s) on stderr; the last: {lines[-1]}")
 
 
 def run_bench(server: Server, options: list[str], duration: float | None) -> dict[str, Any]:
