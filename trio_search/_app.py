@@ -17,7 +17,7 @@ import orjson
 from ._errors import RequestError, TrioSearchError
 from ._index import BUILTIN_INDEX
 from ._json import decode_json, encode_json
-from ._limits import REPLY_CACHE_ENTRIES, REPLY_CACHE_MAX_KEY_LENGTH
+from ._limits import REPLY_CACHE_ENTRIES, REPLY_CACHE_MAX_CONTENT_LENGTH
 from ._message import (
     BINARY_ENCODING,
     EMPTY_HEADERS,
@@ -78,10 +78,11 @@ class SearchApp:
 
     index: Mapping[str, str] = BUILTIN_INDEX
     stats: Callable[[], Mapping[str, Any]] | None = None
-    # Search replies depend only on the value (the index is read-only), so
-    # the most asked ones are kept, encoded, up to a bound in entries and in
-    # key length that keeps the memory small whatever clients send.
-    _search_replies: dict[str, Reply] = attrs.field(factory=dict, init=False, eq=False)
+    # A search's reply depends only on the request's content (the index is
+    # read-only), so replies to the most sent UTF-8 search requests are kept,
+    # encoded, by their content bytes: a repeated request costs one lookup.
+    # Bounded in entries and content length, whatever clients send.
+    _search_replies: dict[bytes, Reply] = attrs.field(factory=dict, init=False, eq=False)
 
     def respond(self, request: Message) -> Reply:
         """Return the reply to one well-framed request. Never raises for
@@ -90,6 +91,9 @@ class SearchApp:
             content = BINARY_ANSWER_PREFIX + request.content[:BINARY_ECHO_LENGTH]
             return Reply(Message(content, SERVER_BINARY_CONTENT_TYPE, BINARY_ENCODING))
         if request.content_encoding in _UTF8_NAMES:
+            reply = self._search_replies.get(request.content)
+            if reply is not None:
+                return reply
             # Fast path for the common well-formed search. orjson accepts
             # less than the standard library (lone surrogates, NaN, integers
             # beyond 64 bits), never more; anything unusual falls through to
@@ -101,25 +105,23 @@ class SearchApp:
             if type(body) is dict and body.get("action") == "search":
                 value = body.get("value")
                 if type(value) is str:
-                    return self._search(value)
+                    reply = self._search(value)
+                    if (
+                        len(request.content) <= REPLY_CACHE_MAX_CONTENT_LENGTH
+                        and len(self._search_replies) < REPLY_CACHE_ENTRIES
+                    ):
+                        self._search_replies[request.content] = reply
+                    return reply
         try:
             return self._respond_json(request)
         except RequestError as exc:
             return error_reply(exc)
 
     def _search(self, value: str) -> Reply:
-        reply = self._search_replies.get(value)
-        if reply is None:
-            answer = self.index.get(value)
-            if answer is None:
-                answer = f"No match for '{value}'."
-            reply = Reply(json_response({"result": answer}))
-            if (
-                len(value) <= REPLY_CACHE_MAX_KEY_LENGTH
-                and len(self._search_replies) < REPLY_CACHE_ENTRIES
-            ):
-                self._search_replies[value] = reply
-        return reply
+        answer = self.index.get(value)
+        if answer is None:
+            answer = f"No match for '{value}'."
+        return Reply(json_response({"result": answer}))
 
     def _respond_json(self, request: Message) -> Reply:
         body = decode_json(request.content, request.content_encoding)

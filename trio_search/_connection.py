@@ -166,6 +166,12 @@ class ServerConnection:
         settings = self.settings
         stream = self.stream
         fd = self._fd
+        respond = self.app.respond
+        stats = self.stats
+        # A new connection's first read needs no extra yield: its task has
+        # only just started (a oneshot client's whole request is usually
+        # there already).
+        just_started = True
         while True:
             replies: list[Reply] = []
             try:
@@ -173,7 +179,15 @@ class ServerConnection:
                     event = protocol.next_message()
                     if event is NEED_DATA or event is CLOSED:
                         break
-                    replies.append(await self._respond(event, timer))
+                    if len(event.content) > THREAD_DECODE_THRESHOLD and event.is_json:
+                        reply = await self._respond_in_worker(event, timer)
+                    else:
+                        reply = respond(event)
+                    # Counted once answered: a stats request reports the ones before it.
+                    stats.requests += 1
+                    if reply.error is not None:
+                        self._count_refusal(reply.error)
+                    replies.append(reply)
             except RemoteProtocolError as exc:
                 # Answer what arrived intact, then report the broken framing.
                 self._report_error(exc)
@@ -207,7 +221,8 @@ class ServerConnection:
             del replies
             data: bytes | bytearray
             if fd is not None:
-                data = await receive_some(fd, RECEIVE_SIZE)
+                data = await receive_some(fd, RECEIVE_SIZE, yield_if_ready=not just_started)
+                just_started = False
             else:
                 data = await stream.receive_some(RECEIVE_SIZE)
             if not mid_message:
@@ -241,23 +256,18 @@ class ServerConnection:
         else:
             self._log_send_timeout(self.settings.request_timeout)
 
-    async def _respond(self, request: Message, timer: trio.CancelScope) -> Reply:
-        if request.is_json and len(request.content) > THREAD_DECODE_THRESHOLD:
-            # Decoding has no deadline of its own: the content limit bounds
-            # it, and a worker thread cannot be interrupted anyway.
-            self._waiting_for = _Wait.WORK
-            timer.deadline = math.inf
-            reply = await trio.to_thread.run_sync(
-                self.app.respond, request, limiter=self.decode_limiter
-            )
-        else:
-            reply = self.app.respond(request)
-        # Counted once answered: a stats request reports the ones before it.
-        self.stats.requests += 1
-        if reply.error is not None:
-            self.stats.count_error(reply.error)
-            logger.warning("%s: request refused (%s)", self.peer, reply.error)
-        return reply
+    async def _respond_in_worker(self, request: Message, timer: trio.CancelScope) -> Reply:
+        """Answer a large JSON request in a worker thread, so decoding it
+        never stalls the other connections."""
+        # Decoding has no deadline of its own: the content limit bounds it,
+        # and a worker thread cannot be interrupted anyway.
+        self._waiting_for = _Wait.WORK
+        timer.deadline = math.inf
+        return await trio.to_thread.run_sync(self.app.respond, request, limiter=self.decode_limiter)
+
+    def _count_refusal(self, code: str) -> None:
+        self.stats.count_error(code)
+        logger.warning("%s: request refused (%s)", self.peer, code)
 
     async def _send(self, replies: list[Reply], timer: trio.CancelScope) -> None:
         """Write ``replies`` in order, in one write: at once if the kernel

@@ -82,9 +82,9 @@ MAX_LOGGED_REASON = 200
 #: clients asking for ever new keys cannot grow the server's memory.
 REPLY_CACHE_ENTRIES = 4096
 
-#: Longest search value, in characters, whose reply is kept: at most
-#: 4096 x (256 x 4 bytes + the answer) of cache, whatever clients send.
-REPLY_CACHE_MAX_KEY_LENGTH = 256
+#: Longest request content, in bytes, whose reply is kept: at most
+#: 4096 x (512 bytes + the reply) of cache, whatever clients send.
+REPLY_CACHE_MAX_CONTENT_LENGTH = 512
 
 #: Tries to give every address of ``--host ''`` the same port when the port
 #: is 0 (the kernel picks one per address); each fails only if another

@@ -31,7 +31,7 @@ import enum
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import attrs
 import orjson
@@ -64,15 +64,25 @@ def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int
         raise ValueError(f"{attribute.name} must be a non-negative int, not {value!r}")
 
 
-@attrs.define
-class _Header:
-    """A parsed header whose content has not fully arrived yet."""
+class _Header(NamedTuple):
+    """A parsed header (immutable, so parsed headers can be shared)."""
 
     content_length: int
     content_type: str
     content_encoding: str
     byteorder: str
     extra: Mapping[str, Any]
+
+
+# Clients send the same few headers over and over (the same query has the
+# same content-length), so headers of the usual four keys are remembered by
+# their exact bytes, shared by every protocol object. Bounded in entries and
+# key length so that clients sending ever new headers cannot grow it.
+_known_headers: dict[bytes, _Header] = {}
+#: Headers remembered, at most, in entries.
+_KNOWN_HEADERS = 1024
+#: Longest header remembered, in bytes (the tutorial's are about 100).
+_KNOWN_HEADER_MAX_LENGTH = 256
 
 
 # Limits are validated once, at construction; no per-assignment hooks, since
@@ -165,19 +175,14 @@ class MessageProtocol:
             header = self._parse_header(bytes(buffer[offset + PREFIX_LENGTH : header_end]))
             offset = self._offset = header_end
             self._header = header
-        content_end = offset + header.content_length
+        content_length, content_type, content_encoding, byteorder, extra = header
+        content_end = offset + content_length
         if len(buffer) < content_end:
             return self._ran_dry()
         content = bytes(buffer[offset:content_end])
         self._offset = content_end
         self._header = None
-        return Message._trusted(
-            content,
-            header.content_type,
-            header.content_encoding,
-            header.byteorder,
-            header.extra,
-        )
+        return Message._trusted(content, content_type, content_encoding, byteorder, extra)
 
     def _ran_dry(self) -> Literal[Signal.NEED_DATA, Signal.CLOSED]:
         # Drop consumed bytes once per batch rather than once per message.
@@ -193,6 +198,9 @@ class MessageProtocol:
         return CLOSED
 
     def _parse_header(self, raw: bytes) -> _Header:
+        known = _known_headers.get(raw)
+        if known is not None and known.content_length <= self.max_content_length:
+            return known
         # Fast path: orjson, for the usual header of exactly the four keys with
         # values of the right types. Anything else (errors, extra keys, and
         # numbers orjson would read differently: it turns integers beyond 64
@@ -214,9 +222,12 @@ class MessageProtocol:
                 and type(content_encoding) is str
                 and type(byteorder) is str
             ):
-                return _Header(
+                header = _Header(
                     content_length, content_type, content_encoding, byteorder, EMPTY_HEADERS
                 )
+                if len(raw) <= _KNOWN_HEADER_MAX_LENGTH and len(_known_headers) < _KNOWN_HEADERS:
+                    _known_headers[raw] = header
+                return header
         return self._parse_header_exactly(raw)
 
     def _parse_header_exactly(self, raw: bytes) -> _Header:

@@ -35,9 +35,14 @@ def socket_fd(stream: trio.abc.Stream) -> int | None:
     return None
 
 
-async def receive_some(fd: int, max_bytes: int) -> bytes:
+async def receive_some(fd: int, max_bytes: int, *, yield_if_ready: bool = True) -> bytes:
     """Read at most ``max_bytes`` from the socket ``fd``, waiting if none are
     there; ``b""`` at end of file.
+
+    Args:
+        yield_if_ready: Yield to the scheduler even when bytes were ready. A
+            caller may pass False where its task has just started, so it
+            cannot have kept the others waiting yet.
 
     Raises:
         trio.BrokenResourceError: the connection failed (e.g. reset).
@@ -56,7 +61,8 @@ async def receive_some(fd: int, max_bytes: int) -> bytes:
                 raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
     except OSError as exc:
         raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
-    await trio.lowlevel.cancel_shielded_checkpoint()
+    if yield_if_ready:
+        await trio.lowlevel.cancel_shielded_checkpoint()
     return data
 
 
