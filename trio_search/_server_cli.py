@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument(
         "--max-header-length",
-        type=positive_int,
+        type=header_length,
         default=DEFAULT_MAX_HEADER_LENGTH,
         metavar="BYTES",
         help=f"largest JSON header accepted, in bytes (at most {MAX_ENCODABLE_HEADER_LENGTH})",
@@ -146,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="least severe log messages shown (on stderr)",
     )
     return parser
+
+
+def header_length(text: str) -> int:
+    """An argparse type: a header length the 2-byte prefix can express."""
+    value = positive_int(text)
+    if value > MAX_ENCODABLE_HEADER_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_ENCODABLE_HEADER_LENGTH} (the 2-byte prefix), not {value}"
+        )
+    return value
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -249,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = ServerSettings(
             host=args.host,
             port=args.port,
-            max_header_length=min(args.max_header_length, MAX_ENCODABLE_HEADER_LENGTH),
+            max_header_length=args.max_header_length,
             max_content_length=args.max_content_length,
             idle_timeout=args.idle_timeout,
             request_timeout=args.request_timeout,
