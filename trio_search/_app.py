@@ -87,7 +87,7 @@ class SearchApp:
     def respond(self, request: Message) -> Reply:
         """Return the reply to one well-framed request. Never raises for
         anything the peer sent."""
-        if not request.is_json:
+        if request.content_type != JSON_CONTENT_TYPE:
             content = BINARY_ANSWER_PREFIX + request.content[:BINARY_ECHO_LENGTH]
             return Reply(Message(content, SERVER_BINARY_CONTENT_TYPE, BINARY_ENCODING))
         if request.content_encoding in _UTF8_NAMES:

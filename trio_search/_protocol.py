@@ -31,7 +31,7 @@ import enum
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, NoReturn
 
 import attrs
 import orjson
@@ -154,35 +154,42 @@ class MessageProtocol:
 
     def _parse(self) -> Message | Literal[Signal.NEED_DATA, Signal.CLOSED]:
         buffer = self._buffer
+        size = len(buffer)
         offset = self._offset
         header = self._header
         if header is None:
-            available = len(buffer) - offset
-            if available < PREFIX_LENGTH:
+            if size - offset < PREFIX_LENGTH:
                 return self._ran_dry()
             header_length = (buffer[offset] << 8) | buffer[offset + 1]
-            if header_length == 0:
-                raise RemoteProtocolError("header length is 0", code="empty_header")
-            if header_length > self.max_header_length:
-                raise RemoteProtocolError(
-                    f"header length {header_length} exceeds the limit of "
-                    f"{self.max_header_length} bytes",
-                    code="header_too_long",
-                )
+            if header_length == 0 or header_length > self.max_header_length:
+                self._refuse_header_length(header_length)
             header_end = offset + PREFIX_LENGTH + header_length
-            if len(buffer) < header_end:
+            if size < header_end:
                 return self._ran_dry()
-            header = self._parse_header(bytes(buffer[offset + PREFIX_LENGTH : header_end]))
-            offset = self._offset = header_end
-            self._header = header
+            raw = bytes(buffer[offset + PREFIX_LENGTH : header_end])
+            header = _known_headers.get(raw)
+            if header is None or header.content_length > self.max_content_length:
+                header = self._parse_header(raw)
+            offset = header_end
         content_length, content_type, content_encoding, byteorder, extra = header
         content_end = offset + content_length
-        if len(buffer) < content_end:
+        if size < content_end:
+            # The header is consumed; wait for the rest of its content.
+            self._offset = offset
+            self._header = header
             return self._ran_dry()
-        content = bytes(buffer[offset:content_end])
         self._offset = content_end
         self._header = None
+        content = bytes(buffer[offset:content_end])
         return Message._trusted(content, content_type, content_encoding, byteorder, extra)
+
+    def _refuse_header_length(self, header_length: int) -> NoReturn:
+        if header_length == 0:
+            raise RemoteProtocolError("header length is 0", code="empty_header")
+        raise RemoteProtocolError(
+            f"header length {header_length} exceeds the limit of {self.max_header_length} bytes",
+            code="header_too_long",
+        )
 
     def _ran_dry(self) -> Literal[Signal.NEED_DATA, Signal.CLOSED]:
         # Drop consumed bytes once per batch rather than once per message.
@@ -198,9 +205,6 @@ class MessageProtocol:
         return CLOSED
 
     def _parse_header(self, raw: bytes) -> _Header:
-        known = _known_headers.get(raw)
-        if known is not None and known.content_length <= self.max_content_length:
-            return known
         # Fast path: orjson, for the usual header of exactly the four keys with
         # values of the right types. Anything else (errors, extra keys, and
         # numbers orjson would read differently: it turns integers beyond 64
