@@ -53,7 +53,7 @@ from ._limits import (
 )
 from ._message import Message
 from ._net import has_pending_input
-from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
+from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal
 from ._settings import ServerSettings
 from ._socket_io import receive_some, send_now, socket_fd
 from ._stats import ServerStats
@@ -163,35 +163,18 @@ class ServerConnection:
         """Serve until the connection ends (True) or ``timer`` is spent by
         bytes that arrived as it fired (False: call again with a new timer).
         A timeout raises ``Cancelled``, caught by ``timer``."""
-        settings = self.settings
         stream = self.stream
         fd = self._fd
-        respond = self.app.respond
-        stats = self.stats
         # A new connection's first read needs no extra yield: its task has
         # only just started (a oneshot client's whole request is usually
         # there already).
         just_started = True
         while True:
-            replies: list[Reply] = []
-            try:
-                while True:
-                    event = protocol.next_message()
-                    if event is NEED_DATA or event is CLOSED:
-                        break
-                    if len(event.content) > THREAD_DECODE_THRESHOLD and event.is_json:
-                        reply = await self._respond_in_worker(event, timer)
-                    else:
-                        reply = respond(event)
-                    # Counted once answered: a stats request reports the ones before it.
-                    stats.requests += 1
-                    if reply.error is not None:
-                        self._count_refusal(reply.error)
-                    replies.append(reply)
-            except RemoteProtocolError as exc:
+            replies, stop = await self._answer_buffered(protocol, timer)
+            if isinstance(stop, RemoteProtocolError):
                 # Answer what arrived intact, then report the broken framing.
-                self._report_error(exc)
-                replies.append(error_reply(exc))
+                self._report_error(stop)
+                replies.append(error_reply(stop))
                 await self._send(replies, timer)
                 self._waiting_for = _Wait.SEND
                 timer.deadline = math.inf  # lingering has a bound of its own
@@ -200,22 +183,14 @@ class ServerConnection:
             if replies:
                 await self._send(replies, timer)
                 self._idle_since = trio.current_time()
-            if event is CLOSED:
+            if stop is CLOSED:
                 logger.debug("%s: closed by peer", self.peer)
                 return True
             mid_message = protocol.mid_message
             if self._closing and not mid_message and not has_pending_input(stream):
                 logger.debug("%s: closed for shutdown", self.peer)
                 return True
-            if not mid_message:
-                self._waiting_for = _Wait.IDLE
-                timer.deadline = self._idle_since + settings.idle_timeout
-            else:
-                if replies:
-                    # The rest of the batch's last read starts a request.
-                    self._request_deadline = trio.current_time() + settings.request_timeout
-                self._waiting_for = _Wait.REQUEST
-                timer.deadline = self._request_deadline
+            self._arm_for_next_read(timer, mid_message, answered=bool(replies))
             # Hold nothing of the last batch while waiting, which is most of
             # an idle connection's life.
             del replies
@@ -226,11 +201,54 @@ class ServerConnection:
             else:
                 data = await stream.receive_some(RECEIVE_SIZE)
             if not mid_message:
-                self._request_deadline = trio.current_time() + settings.request_timeout
+                self._request_deadline = trio.current_time() + self.settings.request_timeout
             protocol.receive_data(data)
             del data  # copied into the protocol's buffer
             if timer.cancel_called:
                 return False
+
+    async def _answer_buffered(
+        self, protocol: MessageProtocol, timer: trio.CancelScope
+    ) -> tuple[list[Reply], Signal | RemoteProtocolError]:
+        """Answer every complete request the protocol object holds, in order.
+
+        Returns:
+            The replies, and what ended the batch: ``NEED_DATA``, ``CLOSED``,
+            or the framing error met after the requests answered.
+        """
+        respond = self.app.respond
+        stats = self.stats
+        replies: list[Reply] = []
+        while True:
+            try:
+                request = protocol.next_message()
+            except RemoteProtocolError as exc:
+                return replies, exc
+            if request is NEED_DATA or request is CLOSED:
+                return replies, request
+            if len(request.content) > THREAD_DECODE_THRESHOLD and request.is_json:
+                reply = await self._respond_in_worker(request, timer)
+            else:
+                reply = respond(request)
+            # Counted once answered: a stats request reports the ones before it.
+            stats.requests += 1
+            if reply.error is not None:
+                self._count_refusal(reply.error)
+            replies.append(reply)
+
+    def _arm_for_next_read(
+        self, timer: trio.CancelScope, mid_message: bool, answered: bool
+    ) -> None:
+        """Point the timer at the deadline of what the next read waits for."""
+        if not mid_message:
+            self._waiting_for = _Wait.IDLE
+            timer.deadline = self._idle_since + self.settings.idle_timeout
+            return
+        if answered:
+            # The rest of the batch's last read starts a request.
+            self._request_deadline = trio.current_time() + self.settings.request_timeout
+        self._waiting_for = _Wait.REQUEST
+        timer.deadline = self._request_deadline
 
     async def _timed_out(self) -> None:
         """Close after the timer fired, telling the client where it can."""
@@ -355,7 +373,7 @@ async def refuse_busy(stream: trio.abc.Stream, peer: str, send_timeout: float) -
     logger.warning("%s: refused: connection limit reached", peer)
     try:
         with trio.move_on_after(send_timeout):
-            await stream.send_all(encode_message(error_reply(error).message))
+            await stream.send_all(error_reply(error).wire)
             await linger_close(stream, BUSY_LINGER_TIMEOUT)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
