@@ -10,51 +10,13 @@ Usage: python selectors_oneshot.py --host 127.0.0.1 --port 65432
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import selectors
 import socket
 import struct
-import sys
 
-INDEX = {
-    "morpheus": "Follow the white rabbit. \U0001f430",
-    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
-    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
-}
-REQUIRED = ("byteorder", "content-length", "content-type", "content-encoding")
-
-
-def encode(content: bytes, content_type: str, content_encoding: str) -> bytes:
-    header = json.dumps(
-        {
-            "byteorder": sys.byteorder,
-            "content-type": content_type,
-            "content-encoding": content_encoding,
-            "content-length": len(content),
-        },
-        ensure_ascii=False,
-    ).encode("utf-8")
-    return struct.pack(">H", len(header)) + header + content
-
-
-def respond(header: dict[str, object], content: bytes) -> bytes:
-    if header["content-type"] != "text/json":
-        return encode(
-            b"First 10 bytes of request: " + content[:10],
-            "binary/custom-server-binary-type",
-            "binary",
-        )
-    request = json.loads(content.decode(str(header["content-encoding"])))
-    action = request.get("action")
-    if action == "search":
-        query = request.get("value")
-        answer = INDEX.get(query) or f"No match for '{query}'."
-        result = {"result": answer}
-    else:
-        result = {"result": f"Error: invalid action '{action}'."}
-    return encode(json.dumps(result, ensure_ascii=False).encode("utf-8"), "text/json", "utf-8")
+from _tutorial_app import GARBLED, REQUIRED, answer, parse_args
 
 
 class Connection:
@@ -100,7 +62,7 @@ class Connection:
         content_end = self.header_end + content_length
         if len(received) < content_end:
             return
-        self.outgoing = respond(self.header, bytes(received[self.header_end : content_end]))
+        self.outgoing = answer(self.header, bytes(received[self.header_end : content_end]))
         self.selector.modify(self.sock, selectors.EVENT_WRITE, self)
 
     def write(self) -> None:
@@ -139,15 +101,12 @@ def serve(host: str, port: int) -> None:
             connection: Connection = key.data
             try:
                 connection.on_event(mask)
-            except (OSError, ValueError, TypeError, LookupError, AttributeError):
+            except (OSError, *GARBLED):
                 connection.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=65432)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     with contextlib.suppress(KeyboardInterrupt):
         serve(args.host, args.port)
 
