@@ -169,8 +169,14 @@ class ServerConnection:
         # only just started (a oneshot client's whole request is usually
         # there already).
         just_started = True
+        request_began = False
         while True:
-            replies, stop = await self._answer_buffered(protocol, timer)
+            replies, stop = self._answer_ready(protocol)
+            while isinstance(stop, Message):
+                # A large JSON request: answered in a worker thread.
+                replies.append(self._counted(await self._respond_in_worker(stop, timer)))
+                more, stop = self._answer_ready(protocol)
+                replies += more
             if isinstance(stop, RemoteProtocolError):
                 # Answer what arrived intact, then report the broken framing.
                 self._report_error(stop)
@@ -190,7 +196,9 @@ class ServerConnection:
             if self._closing and not mid_message and not has_pending_input(stream):
                 logger.debug("%s: closed for shutdown", self.peer)
                 return True
-            self._arm_for_next_read(timer, mid_message, answered=bool(replies))
+            self._arm_for_next_read(
+                timer, mid_message, request_began=request_began or bool(replies)
+            )
             # Hold nothing of the last batch while waiting, which is most of
             # an idle connection's life.
             del replies
@@ -200,24 +208,28 @@ class ServerConnection:
                 just_started = False
             else:
                 data = await stream.receive_some(RECEIVE_SIZE)
-            if not mid_message:
-                self._request_deadline = trio.current_time() + self.settings.request_timeout
+            # A read between requests brings the first bytes of the next one.
+            request_began = not mid_message
             protocol.receive_data(data)
             del data  # copied into the protocol's buffer
             if timer.cancel_called:
+                if request_began:
+                    # The next call cannot tell: start the request's time here.
+                    self._request_deadline = trio.current_time() + self.settings.request_timeout
                 return False
 
-    async def _answer_buffered(
-        self, protocol: MessageProtocol, timer: trio.CancelScope
-    ) -> tuple[list[Reply], Signal | RemoteProtocolError]:
-        """Answer every complete request the protocol object holds, in order.
+    def _answer_ready(
+        self, protocol: MessageProtocol
+    ) -> tuple[list[Reply], Message | Signal | RemoteProtocolError]:
+        """Answer the complete requests the protocol object holds, in order,
+        up to one that needs a worker thread.
 
         Returns:
             The replies, and what ended the batch: ``NEED_DATA``, ``CLOSED``,
-            or the framing error met after the requests answered.
+            the framing error met after the requests answered, or a large
+            JSON request for the caller to answer in a worker thread.
         """
         respond = self.app.respond
-        stats = self.stats
         replies: list[Reply] = []
         while True:
             try:
@@ -227,25 +239,31 @@ class ServerConnection:
             if request is NEED_DATA or request is CLOSED:
                 return replies, request
             if len(request.content) > THREAD_DECODE_THRESHOLD and request.is_json:
-                reply = await self._respond_in_worker(request, timer)
-            else:
-                reply = respond(request)
-            # Counted once answered: a stats request reports the ones before it.
-            stats.requests += 1
-            if reply.error is not None:
-                self._count_refusal(reply.error)
-            replies.append(reply)
+                return replies, request
+            replies.append(self._counted(respond(request)))
+
+    def _counted(self, reply: Reply) -> Reply:
+        # Counted once answered: a stats request reports the ones before it.
+        self.stats.requests += 1
+        if reply.error is not None:
+            self.stats.count_error(reply.error)
+            logger.warning("%s: request refused (%s)", self.peer, reply.error)
+        return reply
 
     def _arm_for_next_read(
-        self, timer: trio.CancelScope, mid_message: bool, answered: bool
+        self, timer: trio.CancelScope, mid_message: bool, request_began: bool
     ) -> None:
-        """Point the timer at the deadline of what the next read waits for."""
+        """Point the timer at the deadline of what the next read waits for.
+
+        ``request_began``: the bytes buffered were all read just now (after a
+        wait between requests, or after the requests before them were
+        answered), so an unfinished request's time starts now.
+        """
         if not mid_message:
             self._waiting_for = _Wait.IDLE
             timer.deadline = self._idle_since + self.settings.idle_timeout
             return
-        if answered:
-            # The rest of the batch's last read starts a request.
+        if request_began:
             self._request_deadline = trio.current_time() + self.settings.request_timeout
         self._waiting_for = _Wait.REQUEST
         timer.deadline = self._request_deadline
@@ -282,10 +300,6 @@ class ServerConnection:
         self._waiting_for = _Wait.WORK
         timer.deadline = math.inf
         return await trio.to_thread.run_sync(self.app.respond, request, limiter=self.decode_limiter)
-
-    def _count_refusal(self, code: str) -> None:
-        self.stats.count_error(code)
-        logger.warning("%s: request refused (%s)", self.peer, code)
 
     async def _send(self, replies: list[Reply], timer: trio.CancelScope) -> None:
         """Write ``replies`` in order, in one write: at once if the kernel
