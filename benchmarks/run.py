@@ -404,8 +404,8 @@ def render(
         "Runs on shared or virtual machines vary by ±20-30 % from one run to the next; "
         "compare ratios within one run, not figures across runs.",
         "",
-        "Where a target is missed, docs/performance.md (\"Where trio_search stands, and "
-        "what costs the time\") shows the profile and what costs the time.",
+        'Where a target is missed, docs/performance.md ("Where trio_search stands, and '
+        'what costs the time") shows the profile and what costs the time.',
         "",
     ]
     return "\n".join(lines)
