@@ -1,14 +1,23 @@
-"""Helpers for tests: start a real server on port 0, talk raw bytes to it."""
+"""Helpers for tests: start a real server on port 0, in this process or as
+the ``trio-search-server`` command, and talk raw bytes to it."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import re
+import shutil
+import signal
 import struct
+import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from trio_search import CLOSED, NEED_DATA, Message, MessageProtocol, SearchServer, ServerSettings
@@ -156,3 +165,174 @@ async def start_fake_server(
     listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
     host, port = listeners[0].socket.getsockname()[:2]
     return host, port
+
+
+# --- trio-search-server as a subprocess ---------------------------------------
+
+#: Seconds any one wait on a server subprocess may take before the test fails.
+SUBPROCESS_TIMEOUT = 10
+#: Seconds a server subprocess has to print its "listening on" lines.
+STARTUP_TIMEOUT = 20
+#: A line the server prints on stdout for each address it listens on.
+LISTENING_LINE = re.compile(rb"trio-search-server listening on \[?([^\s\]]+?)\]?:(\d+)")
+#: The supervisor's log line for each worker it starts (``--workers``).
+WORKER_STARTED = re.compile(rb"worker (\d+) started \(pid (\d+)\)")
+#: Lower the open-files limit, then become the server (no preexec_fn: it is
+#: unsafe in a process with threads). argv: soft limit, hard limit or "keep",
+#: then the server's command.
+SET_NOFILE_THEN_EXEC = (
+    "import os, resource, sys; "
+    "soft, hard = sys.argv[1:3]; "
+    "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1] if hard == 'keep' else int(hard); "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(soft), hard)); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
+def server_command(how: str = "script") -> list[str]:
+    """How to run ``trio-search-server``: its console script next to this
+    Python (the editable dev venv and nox's installed venv both have one),
+    or ``python -m``."""
+    if how == "module":
+        return [sys.executable, "-m", "trio_search._server_cli"]
+    script = shutil.which("trio-search-server", path=os.path.dirname(sys.executable))
+    assert script is not None, f"trio-search-server is not installed next to {sys.executable}"
+    return [script]
+
+
+@attrs.define(eq=False)
+class ServerProcess:
+    """A running ``trio-search-server`` and everything it has printed so far
+    (all of it once the process has exited and its context is left)."""
+
+    process: trio.Process
+    addresses: list[tuple[str, int]] = attrs.field(factory=list)
+    stdout: bytearray = attrs.field(factory=bytearray)
+    stderr: bytearray = attrs.field(factory=bytearray)
+    _ended: set[str] = attrs.field(factory=set)
+    _changed: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def port(self) -> int:
+        """The port of its first address."""
+        return self.addresses[0][1]
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    async def wait(self) -> int:
+        """Its exit status, failing if it takes more than SUBPROCESS_TIMEOUT."""
+        with trio.fail_after(SUBPROCESS_TIMEOUT):
+            return await self.process.wait()
+
+    async def wait_for(
+        self,
+        pattern: re.Pattern[bytes],
+        where: str = "stderr",
+        count: int = 1,
+        within: float = SUBPROCESS_TIMEOUT,
+    ) -> list[re.Match[bytes]]:
+        """Wait, ``within`` seconds at most, until ``pattern`` has matched
+        ``count`` times in ``where`` ("stdout" or "stderr"); fail at once if
+        that stream ends first."""
+        with trio.fail_after(within):
+            while True:
+                matches = list(pattern.finditer(getattr(self, where)))
+                if len(matches) >= count:
+                    return matches
+                assert where not in self._ended, (
+                    f"{where} ended with {len(matches)} of {count} matches of {pattern.pattern!r}; "
+                    f"stdout: {bytes(self.stdout)!r}, stderr: {bytes(self.stderr)!r}"
+                )
+                await self._changed.wait()
+
+    def worker_pids(self) -> dict[int, int]:
+        """Worker number -> pid of its latest start (``--workers``)."""
+        return {int(m[1]): int(m[2]) for m in WORKER_STARTED.finditer(self.stderr)}
+
+    def every_worker_pid(self) -> set[int]:
+        return {int(m[2]) for m in WORKER_STARTED.finditer(self.stderr)}
+
+    async def _pump(self, stream: trio.abc.ReceiveStream, where: str) -> None:
+        into: bytearray = getattr(self, where)
+        while chunk := await stream.receive_some(65536):
+            into += chunk
+            self._notify()
+        self._ended.add(where)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+
+def _kill_leftover(pid: int) -> None:
+    """SIGKILL ``pid`` if it is still one of our servers (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if b"trio_search" in cmdline:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@asynccontextmanager
+async def server_subprocess(
+    *options: str,
+    listeners: int = 1,
+    nofile: int | tuple[int, int] | None = None,
+    how: str = "script",
+) -> AsyncIterator[ServerProcess]:
+    """Run ``trio-search-server --port 0 *options``; yield it once it has
+    printed ``listeners`` "listening on" lines (and nothing else before them).
+
+    ``how`` is "script" (the console script) or "module" (``python -m``).
+    ``nofile`` lowers its open-files limit: an int sets the soft limit only,
+    a (soft, hard) pair both. Its stdout and stderr are collected all along.
+    On the way out it is killed if still running, and so is every worker it
+    started (``--workers``)."""
+    command = [*server_command(how), "--port", "0", *options]
+    if nofile is not None:
+        soft, hard = (nofile, "keep") if isinstance(nofile, int) else nofile
+        command = [sys.executable, "-c", SET_NOFILE_THEN_EXEC, str(soft), str(hard), *command]
+    process = await trio.lowlevel.open_process(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    server = ServerProcess(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server._pump, process.stdout, "stdout")
+            nursery.start_soon(server._pump, process.stderr, "stderr")
+            try:
+                newline = re.compile(rb"\n")
+                await server.wait_for(newline, "stdout", listeners, STARTUP_TIMEOUT)
+                lines = bytes(server.stdout).splitlines()[:listeners]
+                for line in lines:
+                    match = LISTENING_LINE.fullmatch(line)
+                    assert match, f"not a listening line: {line!r} in {bytes(server.stdout)!r}"
+                    server.addresses.append((match[1].decode(), int(match[2])))
+                yield server
+            finally:
+                with trio.CancelScope(shield=True):
+                    if process.returncode is None:
+                        process.kill()
+                    with trio.move_on_after(SUBPROCESS_TIMEOUT):
+                        await process.wait()
+                    for pid in server.every_worker_pid():
+                        _kill_leftover(pid)
+                    # Read what is left, until the end (bounded: a worker
+                    # we did not know of may hold the pipes).
+                    with trio.move_on_after(SUBPROCESS_TIMEOUT):
+                        while server._ended != {"stdout", "stderr"}:
+                            await server._changed.wait()
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await process.stdout.aclose()
+            await process.stderr.aclose()

@@ -12,8 +12,7 @@ import sys
 import pytest
 import trio
 
-from tests.helpers import raw_message, read_messages, result_of, start_server
-from tests.test_shutdown import server_process
+from tests.helpers import raw_message, read_messages, result_of, server_subprocess, start_server
 from trio_search import open_client
 
 RABBIT = "Follow the white rabbit. \U0001f430"
@@ -82,7 +81,7 @@ async def test_empty_host_listens_on_every_interface(nursery: trio.Nursery) -> N
 
 @needs_ipv6
 async def test_command_empty_host_serves_ipv4_and_ipv6() -> None:
-    async with server_process(["--host", "", "--port", "0"], listeners=2) as server:
+    async with server_subprocess("--host", "", listeners=2) as server:
         by_host = dict(server.addresses)
         assert set(by_host) == {"0.0.0.0", "::"}
         # --port 0 picks one port for both.
@@ -99,7 +98,7 @@ async def test_command_empty_host_serves_ipv4_and_ipv6() -> None:
 
 @needs_ipv6
 async def test_command_ipv6_literal_prints_bracketed_address() -> None:
-    async with server_process(["--host", "::1", "--port", "0"]) as server:
+    async with server_subprocess("--host", "::1") as server:
         ((_, port),) = server.addresses
         assert server.stdout == f"trio-search-server listening on [::1]:{port}\n".encode()
         with trio.fail_after(10):

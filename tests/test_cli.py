@@ -10,8 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,15 @@ import trio
 
 from tests.helpers import (
     TUTORIAL_DATA,
+    ServerProcess,
     json_request,
     json_response,
     read_messages,
     read_until_eof,
     result_of,
     serve_one_request_then_close,
+    server_command,
+    server_subprocess,
     start_fake_server,
 )
 from trio_search import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_PORT, Message
@@ -49,10 +51,6 @@ def command(name: str, module: str, how: str = "script") -> list[str]:
     return [script]
 
 
-def server_command(how: str = "script") -> list[str]:
-    return command("trio-search-server", "trio_search._server_cli", how)
-
-
 def client_command(how: str = "script") -> list[str]:
     return command("trio-search-client", "trio_search._client_cli", how)
 
@@ -73,34 +71,10 @@ def one_line_error(result: subprocess.CompletedProcess[bytes], prog: str) -> str
     return stderr
 
 
-@asynccontextmanager
-async def running_server(
-    *options: str, how: str = "script"
-) -> AsyncIterator[tuple[trio.Process, int]]:
-    """Start trio-search-server on a free port; yield it and its port, read
-    from the address it prints. The process is always killed at the end."""
-    process = await trio.lowlevel.open_process(
-        [*server_command(how), "--port", "0", *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-    )
-    try:
-        assert process.stdout is not None
-        output = b""
-        address = re.compile(rb"^trio-search-server listening on 127\.0\.0\.1:(\d+)\n", re.M)
-        with trio.fail_after(TIMEOUT):
-            while not (match := address.search(output)):
-                chunk = await process.stdout.receive_some()
-                assert chunk, f"server exited before printing its address: {output!r}"
-                output += chunk
-        yield process, int(match[1])
-    finally:
-        process.kill()
-        with trio.move_on_after(TIMEOUT):
-            await process.wait()
-        if process.stdout is not None:
-            await process.stdout.aclose()
+def port_of(server: ServerProcess) -> int:
+    """The port of ``server``, which must listen on 127.0.0.1 only."""
+    assert server.addresses == [("127.0.0.1", server.port)], server.stdout
+    return server.port
 
 
 async def client(port: int, action: str, value: str, how: str = "script") -> str:
@@ -121,11 +95,12 @@ async def free_port() -> int:
 
 @pytest.mark.parametrize("how", ["script", "module"])
 async def test_server_answers_client_then_stops_on_sigint(how: str) -> None:
-    async with running_server(how=how) as (server, port):
+    async with server_subprocess(how=how) as server:
+        port = port_of(server)
         assert await client(port, "search", "morpheus", how) == RABBIT_LINE + "\n"
         assert await client(port, "search", "neo", how) == "Got result: No match for 'neo'.\n"
         assert await client(port, "binary", "hello world", how) == BINARY_LINE + "\n"
-        server.send_signal(signal.SIGINT)
+        server.signal(signal.SIGINT)
         with trio.fail_after(5):
             assert await server.wait() == 0
 
@@ -133,13 +108,13 @@ async def test_server_answers_client_then_stops_on_sigint(how: str) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_signal_stops_server_quickly_with_an_idle_client(signum: int) -> None:
     async with (
-        running_server() as (server, port),
-        await trio.open_tcp_stream("127.0.0.1", port) as idle,
+        server_subprocess() as server,
+        await trio.open_tcp_stream("127.0.0.1", port_of(server)) as idle,
     ):
         # One answer first, so the connection is surely accepted, then idle.
         await idle.send_all(json_request({"action": "search", "value": "ring"}))
         await read_messages(idle, 1)
-        server.send_signal(signum)
+        server.signal(signum)
         # Well within the 10 s shutdown grace: idle connections close at once.
         with trio.fail_after(5):
             assert await read_until_eof(idle) == b""
@@ -235,7 +210,8 @@ async def test_server_help_shows_every_option_with_its_default() -> None:
 async def test_server_serves_data_file(tmp_path: Path) -> None:
     data = tmp_path / "index.json"
     data.write_text(json.dumps({"neo": "The One. \U0001f576"}), encoding="utf-8")
-    async with running_server("--data", str(data)) as (_, port):
+    async with server_subprocess("--data", str(data)) as server:
+        port = port_of(server)
         assert await client(port, "search", "neo") == "Got result: The One. \U0001f576\n"
         assert await client(port, "search", "morpheus") == "Got result: No match for 'morpheus'.\n"
 

@@ -23,9 +23,9 @@ from tests.helpers import (
     read_messages,
     read_until_eof,
     result_of,
+    server_subprocess,
     start_server,
 )
-from tests.test_shutdown import server_process
 from trio_search import SearchServer, ServerSettings
 from trio_search._server_cli import build_parser
 
@@ -159,22 +159,13 @@ async def test_out_of_file_descriptors_slows_accepting_but_recovers(
     server.shutdown()
 
 
-SERVER_WITH_FEW_DESCRIPTORS = """
-import resource, sys
-from trio_search._server_cli import main
-resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[1])))
-sys.exit(main(sys.argv[2:]))
-"""
-
-
 @pytest.mark.slow
 async def test_real_emfile_recovers() -> None:
     # A server allowed 40 descriptors, facing 60 clients at once: the ones
     # it cannot accept wait in the listen backlog, and are served as soon as
     # earlier clients leave.
     limit, clients = 40, 60
-    command = [sys.executable, "-c", SERVER_WITH_FEW_DESCRIPTORS, str(limit)]
-    async with server_process(["--port", "0"], command=command) as server:
+    async with server_subprocess(nofile=(limit, limit)) as server:
         host, port = server.addresses[0]
         with trio.fail_after(20):
             streams = [await trio.open_tcp_stream(host, port) for _ in range(clients)]

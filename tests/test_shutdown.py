@@ -8,27 +8,26 @@ the command's signal handling use real sockets and a subprocess.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 
 import attrs
 import pytest
 import trio
 import trio.testing
 
-from tests.helpers import json_request, read_messages, read_until_eof, result_of
+from tests.helpers import (
+    json_request,
+    read_messages,
+    read_until_eof,
+    result_of,
+    server_subprocess,
+)
 from trio_search import SearchServer, ServerSettings
 
 MORPHEUS = json_request({"action": "search", "value": "morpheus"})
 MORPHEUS_ANSWER = {"result": "Follow the white rabbit. \U0001f430"}
 HALF = len(MORPHEUS) // 2
-SERVER_COMMAND = os.path.join(os.path.dirname(sys.executable), "trio-search-server")
 
 
 @attrs.define(eq=False)
@@ -237,67 +236,9 @@ async def test_new_tcp_connections_are_refused_after_shutdown(nursery: trio.Nurs
 # --- the command: trio-search-server in a subprocess -------------------------
 
 
-@attrs.define(eq=False)
-class ServerProcess:
-    """A running ``trio-search-server`` and what it printed."""
-
-    process: trio.Process
-    addresses: list[tuple[str, int]]
-    stderr: bytearray
-    stdout: bytes
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    async def wait(self) -> int:
-        """Its exit status, failing if it takes more than 10 s."""
-        with trio.fail_after(10):
-            return await self.process.wait()
-
-
-@asynccontextmanager
-async def server_process(
-    args: Sequence[str], *, listeners: int = 1, command: Sequence[str] = (SERVER_COMMAND,)
-) -> AsyncIterator[ServerProcess]:
-    """Run the server with ``args``; yield once it has printed ``listeners``
-    addresses; kill it on exit if still running."""
-    process = await trio.lowlevel.open_process(
-        [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert process.stdout is not None and process.stderr is not None
-    stderr = bytearray()
-
-    async def collect(stream: trio.abc.ReceiveStream) -> None:
-        while chunk := await stream.receive_some(65536):
-            stderr.extend(chunk)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(collect, process.stderr)
-        try:
-            output = b""
-            with trio.fail_after(20):
-                while output.count(b"\n") < listeners:
-                    chunk = await process.stdout.receive_some(4096)
-                    assert chunk, f"server exited: {bytes(stderr).decode()}"
-                    output += chunk
-            addresses = [
-                (host.decode(), int(port))
-                for host, port in re.findall(rb"listening on \[?([^\s\]]+?)\]?:(\d+)\n", output)
-            ]
-            assert len(addresses) == listeners, output
-            yield ServerProcess(process, addresses, stderr, output)
-        finally:
-            # Kill it before leaving the nursery: collect() ends at its exit.
-            with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                await process.wait()
-                await process.stdout.aclose()
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_command_exits_0_on_signal(signum: int) -> None:
-    async with server_process(["--port", "0"]) as server:
+    async with server_subprocess() as server:
         host, port = server.addresses[0]
         async with await trio.open_tcp_stream(host, port) as idle:
             await ask_morpheus(idle)
@@ -312,7 +253,7 @@ async def test_command_exits_0_on_signal(signum: int) -> None:
 
 
 async def test_command_answers_a_request_in_progress_then_exits() -> None:
-    async with server_process(["--port", "0", "--shutdown-grace", "20"]) as server:
+    async with server_subprocess("--shutdown-grace", "20") as server:
         host, port = server.addresses[0]
         async with await trio.open_tcp_stream(host, port) as client:
             await client.send_all(MORPHEUS[:HALF])
@@ -330,7 +271,7 @@ async def test_command_answers_a_request_in_progress_then_exits() -> None:
 
 
 async def test_command_honours_shutdown_grace() -> None:
-    async with server_process(["--port", "0", "--shutdown-grace", "0.5"]) as server:
+    async with server_subprocess("--shutdown-grace", "0.5") as server:
         host, port = server.addresses[0]
         async with await trio.open_tcp_stream(host, port) as client:
             await client.send_all(MORPHEUS[:HALF])
@@ -344,7 +285,7 @@ async def test_command_honours_shutdown_grace() -> None:
 
 
 async def test_command_second_signal_stops_at_once() -> None:
-    async with server_process(["--port", "0", "--shutdown-grace", "60"]) as server:
+    async with server_subprocess("--shutdown-grace", "60") as server:
         host, port = server.addresses[0]
         async with await trio.open_tcp_stream(host, port) as client:
             await client.send_all(MORPHEUS[:HALF])

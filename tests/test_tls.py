@@ -17,8 +17,14 @@ import trio
 import trio.testing
 import trustme
 
-from tests.helpers import json_request, read_messages, read_until_eof, result_of, start_server
-from tests.test_shutdown import server_process
+from tests.helpers import (
+    json_request,
+    read_messages,
+    read_until_eof,
+    result_of,
+    server_subprocess,
+    start_server,
+)
 from trio_search import SearchServer, ServerSettings, open_client
 
 MORPHEUS = json_request({"action": "search", "value": "morpheus"})
@@ -172,9 +178,8 @@ async def run_client(*args: str) -> tuple[int, str, str]:
 
 
 async def test_commands_over_tls(pem_files: Path) -> None:
-    args = ["--port", "0", "--tls-cert", str(pem_files / "cert.pem")]
-    args += ["--tls-key", str(pem_files / "key.pem")]
-    async with server_process(args) as server:
+    args = ["--tls-cert", str(pem_files / "cert.pem"), "--tls-key", str(pem_files / "key.pem")]
+    async with server_subprocess(*args) as server:
         host, port = server.addresses[0]
         status, out, err = await run_client(
             host, str(port), "search", "morpheus", "--tls", "--cafile", str(pem_files / "ca.pem")

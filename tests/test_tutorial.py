@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.test_cli import ENV, TIMEOUT, client_command, free_port, run, running_server
+from tests.helpers import server_subprocess
+from tests.test_cli import ENV, TIMEOUT, client_command, free_port, port_of, run
 
 TUTORIAL = Path(os.environ.get("TRIO_SEARCH_TUTORIAL_DIR", "/nonexistent"))
 
@@ -44,7 +45,8 @@ EXCHANGES = [
 async def test_tutorial_client_against_trio_search_server(
     action: str, value: str, line: str
 ) -> None:
-    async with running_server() as (_, port):
+    async with server_subprocess() as server:
+        port = port_of(server)
         result = await run(
             [sys.executable, str(TUTORIAL / "app-client.py"), "127.0.0.1", str(port), action, value]
         )

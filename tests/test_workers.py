@@ -7,19 +7,21 @@ from __future__ import annotations
 import os
 import re
 import resource
-import shutil
 import signal
-import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-import attrs
 import pytest
 import trio
 
-from tests.helpers import json_request, read_messages, result_of
+from tests.helpers import (
+    ServerProcess,
+    json_request,
+    read_messages,
+    result_of,
+    server_command,
+    server_subprocess,
+)
 from trio_search import BUILTIN_INDEX
 from trio_search._workers import RESTART_DELAY_INITIAL, RESTART_DELAY_MAX, restart_delay
 
@@ -30,116 +32,17 @@ WAIT_LIMIT = 10.0
 #: Connections opened at once to see both workers serve.
 CONNECTIONS = 40
 
-WORKER_STARTED = re.compile(rb"worker (\d+) started \(pid (\d+)\)")
 WORKER_LISTENING = re.compile(rb"worker (\d+) \(pid (\d+)\) listening")
 CONNECTED = re.compile(rb"\[worker (\d+)\]: \S+: connected")
+#: The "connected" lines are logged at DEBUG.
+DEBUG = ("--log-level", "DEBUG")
 
 
-def server_command() -> list[str]:
-    """The installed ``trio-search-server``, next to this interpreter."""
-    script = Path(sys.executable).with_name("trio-search-server")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("trio-search-server")
-    assert found is not None, "trio-search-server is not installed"
-    return [found]
-
-
-@attrs.define(eq=False)
-class RunningServer:
-    """A ``trio-search-server`` subprocess and everything it has printed."""
-
-    process: trio.Process
-    stdout: bytearray = attrs.field(factory=bytearray)
-    stderr: bytearray = attrs.field(factory=bytearray)
-    changed: trio.Event = attrs.field(factory=trio.Event)
-
-    async def pump(self, stream: trio.abc.ReceiveStream, into: bytearray) -> None:
-        while chunk := await stream.receive_some(65536):
-            into += chunk
-            self.changed.set()
-            self.changed = trio.Event()
-
-    async def wait_for(
-        self, pattern: re.Pattern[bytes], where: str = "stderr", count: int = 1
-    ) -> list[re.Match[bytes]]:
-        """Wait (bounded) until ``pattern`` has matched ``count`` times."""
-        with trio.fail_after(WAIT_LIMIT):
-            while True:
-                matches = list(pattern.finditer(getattr(self, where)))
-                if len(matches) >= count:
-                    return matches
-                await self.changed.wait()
-
-    def worker_pids(self) -> dict[int, int]:
-        """Worker number -> pid of its latest start."""
-        return {int(m[1]): int(m[2]) for m in WORKER_STARTED.finditer(self.stderr)}
-
-    def every_worker_pid(self) -> set[int]:
-        return {int(m[2]) for m in WORKER_STARTED.finditer(self.stderr)}
-
-    def connections_by_worker(self, since: int = 0) -> dict[int, int]:
-        counts: dict[int, int] = {}
-        for match in CONNECTED.finditer(self.stderr, since):
-            counts[int(match[1])] = counts.get(int(match[1]), 0) + 1
-        return counts
-
-
-def _kill_leftover(pid: int) -> None:
-    """SIGKILL ``pid`` if it is still one of our servers (not a reused pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return
-    if b"trio_search" in cmdline:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-@asynccontextmanager
-async def running_server(
-    *options: str, nofile: int | None = None
-) -> AsyncIterator[tuple[RunningServer, int]]:
-    """Start the server with ``options`` (and a soft open-files limit of
-    ``nofile``); yield it and its port once it listens. Kills it and any
-    worker left on the way out."""
-    command = [*server_command(), "--port", "0", "--log-level", "DEBUG", *options]
-    if nofile is not None:
-        # Lower the soft limit, then become the server (no preexec_fn: it is
-        # unsafe in a process with threads).
-        command = [
-            sys.executable,
-            "-c",
-            "import os, resource, sys; "
-            "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
-            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, hard)); "
-            "os.execv(sys.argv[1], sys.argv[1:])",
-            *command,
-        ]
-    process = await trio.lowlevel.open_process(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    server = RunningServer(process)
-    try:
-        async with trio.open_nursery() as nursery:
-            assert process.stdout is not None and process.stderr is not None
-            nursery.start_soon(server.pump, process.stdout, server.stdout)
-            nursery.start_soon(server.pump, process.stderr, server.stderr)
-            (line,) = await server.wait_for(re.compile(rb"listening on \S+:(\d+)\n"), "stdout")
-            yield server, int(line[1])
-            nursery.cancel_scope.cancel()
-    finally:
-        with trio.CancelScope(shield=True):
-            process.kill()
-            await process.wait()
-            for pid in server.every_worker_pid():
-                _kill_leftover(pid)
-            for pipe in (process.stdout, process.stderr):
-                if pipe is not None:
-                    await pipe.aclose()
+def connections_by_worker(server: ServerProcess, since: int = 0) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for match in CONNECTED.finditer(server.stderr, since):
+        counts[int(match[1])] = counts.get(int(match[1]), 0) + 1
+    return counts
 
 
 async def search_on_many_connections(port: int, count: int = CONNECTIONS) -> None:
@@ -169,17 +72,21 @@ def assert_gone(pids: set[int]) -> None:
 
 
 async def test_two_workers_share_the_port_and_both_serve() -> None:
-    async with running_server("--workers", "2") as (server, port):
+    async with server_subprocess(*DEBUG, "--workers", "2") as server:
+        port = server.port
         await server.wait_for(WORKER_LISTENING, count=2)
         await search_on_many_connections(port)
         await server.wait_for(CONNECTED, count=CONNECTIONS)
-        by_worker = server.connections_by_worker()
+        by_worker = connections_by_worker(
+            server,
+        )
         assert set(by_worker) == {1, 2}, by_worker
         assert sum(by_worker.values()) == CONNECTIONS
 
 
 async def test_a_killed_worker_is_restarted_and_the_service_goes_on() -> None:
-    async with running_server("--workers", "2") as (server, port):
+    async with server_subprocess(*DEBUG, "--workers", "2") as server:
+        port = server.port
         await server.wait_for(WORKER_LISTENING, count=2)
         killed = server.worker_pids()[1]
         os.kill(killed, signal.SIGKILL)
@@ -194,12 +101,13 @@ async def test_a_killed_worker_is_restarted_and_the_service_goes_on() -> None:
         since = len(server.stderr)
         await search_on_many_connections(port)
         await server.wait_for(CONNECTED, count=CONNECTIONS + 10)
-        assert server.connections_by_worker(since).get(1, 0) > 0
+        assert connections_by_worker(server, since).get(1, 0) > 0
         assert server.process.returncode is None
 
 
 async def test_sigterm_stops_every_worker_and_exits_0() -> None:
-    async with running_server("--workers", "2") as (server, port):
+    async with server_subprocess(*DEBUG, "--workers", "2") as server:
+        port = server.port
         await server.wait_for(WORKER_LISTENING, count=2)
         workers = set(server.worker_pids().values())
         # An idle connection must not hold the shutdown up.
@@ -235,7 +143,8 @@ async def test_port_in_use_is_one_line_and_status_1() -> None:
 
 
 async def test_a_second_signal_kills_workers_still_serving() -> None:
-    async with running_server("--workers", "2", "--shutdown-grace", "60") as (server, port):
+    async with server_subprocess(*DEBUG, "--workers", "2", "--shutdown-grace", "60") as server:
+        port = server.port
         await server.wait_for(WORKER_LISTENING, count=2)
         workers = set(server.worker_pids().values())
         # Half a request: its worker would give it the whole grace period.
@@ -255,7 +164,7 @@ async def test_a_second_signal_kills_workers_still_serving() -> None:
 
 
 async def test_workers_shut_down_when_the_parent_is_killed() -> None:
-    async with running_server("--workers", "2") as (server, _):
+    async with server_subprocess(*DEBUG, "--workers", "2") as server:
         await server.wait_for(WORKER_LISTENING, count=2)
         workers = set(server.worker_pids().values())
         server.process.kill()
@@ -309,7 +218,7 @@ async def test_the_server_raises_its_open_files_limit_for_max_connections() -> N
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard != resource.RLIM_INFINITY and hard < 2000 + 64:
         pytest.skip(f"hard open-files limit {hard} is too low to raise to")
-    async with running_server("--max-connections", "2000", nofile=256) as (server, _):
+    async with server_subprocess(*DEBUG, "--max-connections", "2000", nofile=256) as server:
         (raised,) = await server.wait_for(
             re.compile(rb"raised the open-files limit \(RLIMIT_NOFILE\) from 256 to (\d+)")
         )
