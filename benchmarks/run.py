@@ -55,40 +55,24 @@ STOP_TIMEOUT = 10.0
 WARMUP_REQUESTS = 2000
 
 REFERENCE = "trio_search"
+#: How the benchmark starts trio_search (HOST and PORT filled in).
+_TRIO_SEARCH_COMMAND = [
+    sys.executable,
+    "-m",
+    "trio_search._server_cli",
+    "--host",
+    "{host}",
+    "--port",
+    "{port}",
+    "--log-level",
+    "WARNING",
+]
 #: name -> (command taking HOST and PORT, whether it serves more than one
 #: request per connection).
 SERVERS: dict[str, tuple[list[str], bool]] = {
-    REFERENCE: (
-        [
-            sys.executable,
-            "-m",
-            "trio_search._server_cli",
-            "--host",
-            "{host}",
-            "--port",
-            "{port}",
-            "--log-level",
-            "WARNING",
-        ],
-        True,
-    ),
+    REFERENCE: (_TRIO_SEARCH_COMMAND, True),
     # Issue 4, point 4: the same server with two worker processes (SO_REUSEPORT).
-    f"{REFERENCE}_2w": (
-        [
-            sys.executable,
-            "-m",
-            "trio_search._server_cli",
-            "--host",
-            "{host}",
-            "--port",
-            "{port}",
-            "--log-level",
-            "WARNING",
-            "--workers",
-            "2",
-        ],
-        True,
-    ),
+    f"{REFERENCE}_2w": ([*_TRIO_SEARCH_COMMAND, "--workers", "2"], True),
     "asyncio_streams": (
         [sys.executable, str(PEERS / "asyncio_streams.py"), "--host", "{host}", "--port", "{port}"],
         True,

@@ -65,6 +65,7 @@ from ._message import (
     Message,
 )
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
+from ._socket_io import close_stream
 
 #: ``keepalive``: many requests per connection; ``oneshot``: one each.
 MODES: Final = ("oneshot", "keepalive")
@@ -476,12 +477,8 @@ class _Run:
                                     self.ok += 1
                                 else:
                                     self.wrong_answer(event)
-                        except trio.BrokenResourceError as exc:
-                            failure = ("closed", f"connection broken: {exc.__cause__ or exc}")
-                        except OSError as exc:
-                            failure = ("closed", f"connection broken: {exc}")
-                        except RemoteProtocolError as exc:
-                            failure = ("bad_framing", f"{exc.message} ({exc.code})")
+                        except (trio.BrokenResourceError, OSError, RemoteProtocolError) as exc:
+                            failure = _broken_exchange(exc)
                         if failure is not None:
                             break
                         count = self.claim(pipeline)
@@ -539,26 +536,14 @@ class _Run:
                             else:
                                 failure = ("wrong_answer", _describe(event))
                             break
-                    except trio.BrokenResourceError as exc:
-                        failure = ("closed", f"connection broken: {exc.__cause__ or exc}")
-                    except OSError as exc:
-                        failure = ("closed", f"connection broken: {exc}")
-                    except RemoteProtocolError as exc:
-                        failure = ("bad_framing", f"{exc.message} ({exc.code})")
+                    except (trio.BrokenResourceError, OSError, RemoteProtocolError) as exc:
+                        failure = _broken_exchange(exc)
                     finally:
-                        await _close(stream)
+                        await close_stream(stream)
             if failure is not None:
                 self.fail(failure[0], 1, failure[1])
             if connect_failed:
                 await trio.sleep(CONNECT_RETRY_DELAY)
-
-
-async def _close(stream: trio.abc.Stream) -> None:
-    """Close ``stream`` at once; a plain TCP socket without a checkpoint."""
-    if isinstance(stream, trio.SocketStream):
-        stream.socket.close()
-    else:
-        await trio.aclose_forcefully(stream)
 
 
 def _io_of(
@@ -585,6 +570,16 @@ def _io_of(
 
 
 _CLOSED_EARLY = ("closed", "the server closed the connection before answering")
+
+
+def _broken_exchange(exc: Exception) -> tuple[str, str]:
+    """The failure kind and description of an exchange that raised ``exc``."""
+    if isinstance(exc, RemoteProtocolError):
+        return "bad_framing", f"{exc.message} ({exc.code})"
+    if isinstance(exc, trio.BrokenResourceError):
+        return "closed", f"connection broken: {exc.__cause__ or exc}"
+    return "closed", f"connection broken: {exc}"
+
 
 #: Content bytes quoted in the description of a wrong answer.
 _QUOTED_CONTENT = 200

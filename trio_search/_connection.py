@@ -55,7 +55,7 @@ from ._message import Message
 from ._net import has_pending_input
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal
 from ._settings import ServerSettings
-from ._socket_io import receive_some, send_now, socket_fd
+from ._socket_io import close_stream, receive_some, send_now, socket_fd
 from ._stats import ServerStats
 
 logger = logging.getLogger("trio_search")
@@ -343,19 +343,6 @@ class ServerConnection:
             reason = reason[:MAX_LOGGED_REASON] + "..."
         logger.warning("%s: %s (%s); closing", self.peer, reason, error.code)
         self.stats.count_error(error.code)
-
-
-async def close_stream(stream: trio.abc.Stream) -> None:
-    """Close ``stream`` now, whatever state it is in.
-
-    A plain TCP stream is closed synchronously: it has nothing to flush, and
-    this skips the cancelled checkpoint of ``trio.aclose_forcefully``, a cost
-    paid on every connection.
-    """
-    if type(stream) is trio.SocketStream:
-        stream.socket.close()
-    else:
-        await trio.aclose_forcefully(stream)
 
 
 async def linger_close(stream: trio.abc.Stream, linger_s: float) -> None:
