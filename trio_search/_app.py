@@ -231,7 +231,10 @@ class SearchApp:
         if action == "query":
             text, options = parse_query_request(body)
             index = self.index
-            if index.documents <= self.inline_documents:
+            words = index.words(text, options)
+            # Cheap enough for the event loop: a small index, and no word
+            # whose two-typo automaton alone takes about half a millisecond.
+            if index.documents <= self.inline_documents and all(w.typos < 2 for w in words):
                 return self._query(index, text, options)
             return Deferred(functools.partial(self._query, index, text, options))
         if action == "stats" and self.stats is not None:
