@@ -24,7 +24,7 @@ import attrs
 import orjson
 
 from ._engine import SearchIndex
-from ._errors import RequestError, TrioSearchError
+from ._errors import RequestError, TrioSearchError, excerpt
 from ._index import BUILTIN_INDEX, builtin_search_index, index_of_mapping
 from ._json import decode_json, encode_json
 from ._limits import (
@@ -241,7 +241,7 @@ class SearchApp:
             return Reply(json_response({"result": {**self.stats(), **self._index_stats()}}))
         return Reply(
             json_response(
-                {"result": f"Error: invalid action '{action}'.", "error": "invalid_action"}
+                {"result": f"Error: invalid action '{excerpt(action)}'.", "error": "invalid_action"}
             ),
             "invalid_action",
         )

@@ -89,6 +89,10 @@ LINGER_BYTES = 1024 * 1024
 #: connection closes, long enough not to spin.
 ACCEPT_RETRY_DELAY = 0.1
 
+#: Characters of a client's value quoted back in an error answer, at most:
+#: enough to recognise it, while a 1 MB action cannot make a 4 MB answer.
+MAX_ECHO_LENGTH = 64
+
 #: Characters of an error's reason written to the log, at most. Reasons can
 #: quote a peer's header values, which may be up to a header's length long.
 MAX_LOGGED_REASON = 200
