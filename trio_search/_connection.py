@@ -50,6 +50,7 @@ from ._limits import (
     MAX_LOGGED_REASON,
     RECEIVE_SIZE,
 )
+from ._log_limit import PeerWarnings
 from ._net import has_pending_input, peer_has_gone
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal
 from ._settings import ServerSettings
@@ -81,6 +82,8 @@ class ServerConnection:
         stats: Counters to update.
         decode_limiter: Bounds the worker threads that answers needing
             blocking work (large requests, queries on large indexes) use.
+        warnings: Where warnings about the client go, rate-limited per
+            address (a new, unshared one if not given).
     """
 
     stream: trio.abc.Stream
@@ -89,6 +92,7 @@ class ServerConnection:
     settings: ServerSettings
     stats: ServerStats
     decode_limiter: trio.CapacityLimiter
+    warnings: PeerWarnings = attrs.field(factory=lambda: PeerWarnings(logger, trio.current_time))
     _closing: bool = attrs.field(default=False, init=False)
     #: Bounds every wait; see the module's theory of operation.
     _timer: trio.CancelScope | None = attrs.field(default=None, init=False)
@@ -252,7 +256,7 @@ class ServerConnection:
         self.stats.requests += 1
         if reply.error is not None:
             self.stats.count_error(reply.error)
-            logger.warning("%s: request refused (%s)", self.peer, reply.error)
+            self.warnings.warning(self.peer, "request refused (%s)", reply.error)
         return reply
 
     def _arm_for_next_read(
@@ -339,7 +343,7 @@ class ServerConnection:
             await self.stream.send_all(memoryview(data)[sent:] if sent else data)
 
     def _log_send_timeout(self, limit: float) -> None:
-        logger.warning("%s: response not taken within %g s; closing", self.peer, limit)
+        self.warnings.warning(self.peer, "response not taken within %g s; closing", limit)
         self.stats.count_error("send_timeout")
 
     async def _tls_handshake(self) -> bool:
@@ -348,12 +352,12 @@ class ServerConnection:
             try:
                 await self.stream.do_handshake()
             except trio.BrokenResourceError as exc:
-                logger.warning("%s: TLS handshake failed: %s", self.peer, exc.__cause__ or exc)
+                self.warnings.warning(self.peer, "TLS handshake failed: %s", exc.__cause__ or exc)
                 self.stats.count_error("tls_handshake")
                 return False
             return True
-        logger.warning(
-            "%s: TLS handshake not done within %g s", self.peer, self.settings.request_timeout
+        self.warnings.warning(
+            self.peer, "TLS handshake not done within %g s", self.settings.request_timeout
         )
         self.stats.count_error("tls_handshake_timeout")
         return False
@@ -368,7 +372,7 @@ class ServerConnection:
             # The reason may quote the peer's header values: bound what a
             # client can write into the log.
             reason = reason[:MAX_LOGGED_REASON] + "..."
-        logger.warning("%s: %s (%s); closing", self.peer, reason, error.code)
+        self.warnings.warning(self.peer, "%s (%s); closing", reason, error.code)
         self.stats.count_error(error.code)
 
 
@@ -394,11 +398,13 @@ async def linger_close(stream: trio.abc.Stream, linger_s: float) -> None:
             discarded += len(chunk)
 
 
-async def refuse_busy(stream: trio.abc.Stream, peer: str, send_timeout: float) -> None:
+async def refuse_busy(
+    stream: trio.abc.Stream, peer: str, send_timeout: float, warnings: PeerWarnings
+) -> None:
     """Answer "server busy" at once and close ``stream``; never raises
     except for cancellation."""
     error = TrioSearchError("server busy, try again later", code="busy")
-    logger.warning("%s: refused: connection limit reached", peer)
+    warnings.warning(peer, "refused: connection limit reached")
     try:
         with trio.move_on_after(send_timeout):
             await stream.send_all(error_reply(error).wire)

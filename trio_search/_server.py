@@ -38,6 +38,7 @@ from ._engine import SearchIndex
 from ._errors import TrioSearchError
 from ._index import BUILTIN_INDEX
 from ._limits import DECODE_THREADS, INDEX_POLL_INTERVAL, SAME_PORT_ATTEMPTS
+from ._log_limit import WARNING_INTERVAL, PeerWarnings
 from ._net import RetryingListener, format_address, listener_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
@@ -108,6 +109,9 @@ class SearchServer:
     _search_app: SearchApp | None = attrs.field(default=None, init=False)
     _decode_limiter: trio.CapacityLimiter = attrs.field(init=False)
     _reload_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    _warnings: PeerWarnings = attrs.field(
+        factory=lambda: PeerWarnings(logger, trio.current_time), init=False
+    )
     _connections: set[ServerConnection] = attrs.field(factory=set, init=False)
     _accept_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
@@ -149,6 +153,12 @@ class SearchServer:
                 time.perf_counter() - started,
             )
             return True
+
+    async def _summarize_warnings(self) -> None:
+        """Say, once per interval, how many warnings each client had left out."""
+        while True:
+            await trio.sleep(WARNING_INTERVAL)
+            self._warnings.flush()
 
     async def _follow_commits(self) -> None:
         """Search what other processes commit to an on-disk index, within
@@ -247,6 +257,7 @@ class SearchServer:
                 for listener in listeners:
                     await acceptor.start(self._accept_loop, listener, connections)
                 acceptor.start_soon(self._follow_commits)
+                acceptor.start_soon(self._summarize_warnings)
                 if self.addresses:
                     logger.info(
                         "listening on %s", ", ".join(format_address(a) for a in self.addresses)
@@ -261,6 +272,7 @@ class SearchServer:
                     len(self._connections),
                 )
             connections.cancel_scope.deadline = trio.current_time() + grace
+        self._warnings.flush()
         if connections.cancel_scope.cancelled_caught:
             logger.warning("shutdown grace of %g s over; remaining connections cancelled", grace)
         logger.info("server stopped")
@@ -317,11 +329,11 @@ class SearchServer:
         if stats.connections_open >= self.settings.max_connections:
             stats.connections_refused_busy += 1
             stats.count_error("busy")
-            await refuse_busy(stream, peer, self.settings.request_timeout)
+            await refuse_busy(stream, peer, self.settings.request_timeout, self._warnings)
             return
         assert self.app is not None
         connection = ServerConnection(
-            stream, peer, self.app, self.settings, stats, self._decode_limiter
+            stream, peer, self.app, self.settings, stats, self._decode_limiter, self._warnings
         )
         stats.connections_open += 1
         stats.connections_total += 1
