@@ -69,6 +69,29 @@ class _Wait(enum.Enum):
     WORK = "a worker thread"
 
 
+class IdleConnections:
+    """A server's connections waiting between requests, longest-idle first:
+    the ones to close when a new client needs room (``--max-connections``).
+
+    A connection moves to the end each time it starts waiting, and leaves
+    when bytes arrive, so the first one has waited longest; each move is
+    O(1) (a dict keeps insertion order).
+    """
+
+    def __init__(self) -> None:
+        self._order: dict[ServerConnection, None] = {}
+
+    def waiting(self, connection: ServerConnection) -> None:
+        self._order.pop(connection, None)
+        self._order[connection] = None
+
+    def busy(self, connection: ServerConnection) -> None:
+        self._order.pop(connection, None)
+
+    def longest_idle(self) -> ServerConnection | None:
+        return next(iter(self._order), None)
+
+
 @attrs.define(eq=False)
 class ServerConnection:
     """Serves one accepted stream until the peer closes, a limit ends it, or
@@ -84,6 +107,7 @@ class ServerConnection:
             blocking work (large requests, queries on large indexes) use.
         warnings: Where warnings about the client go, rate-limited per
             address (a new, unshared one if not given).
+        idle: The server's register of connections waiting between requests.
     """
 
     stream: trio.abc.Stream
@@ -93,7 +117,10 @@ class ServerConnection:
     stats: ServerStats
     decode_limiter: trio.CapacityLimiter
     warnings: PeerWarnings = attrs.field(factory=lambda: PeerWarnings(logger, trio.current_time))
+    idle: IdleConnections = attrs.field(factory=IdleConnections)
     _closing: bool = attrs.field(default=False, init=False)
+    #: Closed to make room for a new client at the connection limit.
+    _evicted: bool = attrs.field(default=False, init=False)
     #: Bounds every wait; see the module's theory of operation.
     _timer: trio.CancelScope | None = attrs.field(default=None, init=False)
     _waiting_for: _Wait = attrs.field(default=_Wait.IDLE, init=False)
@@ -124,6 +151,12 @@ class ServerConnection:
         ):
             self._timer.cancel()
 
+    def evict(self) -> None:
+        """Close this idle connection to make room for a new client."""
+        self._evicted = True
+        self.idle.busy(self)
+        self.close_when_idle()
+
     async def serve(self) -> None:
         """Serve the connection to its end, then close the stream.
 
@@ -142,6 +175,7 @@ class ServerConnection:
             logger.exception("%s: internal error; closing the connection", self.peer)
             self.stats.count_error("internal_error")
         finally:
+            self.idle.busy(self)
             await close_stream(self.stream)
 
     async def _serve(self) -> None:
@@ -218,6 +252,8 @@ class ServerConnection:
                 data = await stream.receive_some(RECEIVE_SIZE)
             # A read between requests brings the first bytes of the next one.
             request_began = not mid_message
+            if request_began:
+                self.idle.busy(self)
             protocol.receive_data(data)
             del data  # copied into the protocol's buffer
             if timer.cancel_called:
@@ -271,6 +307,7 @@ class ServerConnection:
         if not mid_message:
             self._waiting_for = _Wait.IDLE
             timer.deadline = self._idle_since + self.settings.idle_timeout
+            self.idle.waiting(self)
             return
         if request_began:
             self._request_deadline = trio.current_time() + self.settings.request_timeout
@@ -280,7 +317,14 @@ class ServerConnection:
     async def _timed_out(self) -> None:
         """Close after the timer fired, telling the client where it can."""
         waiting_for = self._waiting_for
-        if waiting_for is _Wait.IDLE and self._closing:
+        if waiting_for is _Wait.IDLE and self._evicted:
+            logger.info(
+                "%s: closed after %.1f s idle, to make room for a new client (--max-connections)",
+                self.peer,
+                trio.current_time() - self._idle_since,
+            )
+            self.stats.count_error("evicted_idle")
+        elif waiting_for is _Wait.IDLE and self._closing:
             logger.debug("%s: idle connection closed for shutdown", self.peer)
         elif waiting_for is _Wait.IDLE:
             logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
@@ -399,12 +443,21 @@ async def linger_close(stream: trio.abc.Stream, linger_s: float) -> None:
 
 
 async def refuse_busy(
-    stream: trio.abc.Stream, peer: str, send_timeout: float, warnings: PeerWarnings
+    stream: trio.abc.Stream,
+    peer: str,
+    send_timeout: float,
+    warnings: PeerWarnings,
+    per_address: str | None = None,
 ) -> None:
     """Answer "server busy" at once and close ``stream``; never raises
-    except for cancellation."""
-    error = TrioSearchError("server busy, try again later", code="busy")
-    warnings.warning(peer, "refused: connection limit reached")
+    except for cancellation. ``per_address`` says the client's own address
+    is over its limit, and how."""
+    if per_address is None:
+        error = TrioSearchError("server busy, try again later", code="busy")
+        warnings.warning(peer, "refused: connection limit reached")
+    else:
+        error = TrioSearchError(f"server busy: {per_address}, try again later", code="busy")
+        warnings.warning(peer, "refused: %s", per_address)
     try:
         with trio.move_on_after(send_timeout):
             await stream.send_all(error_reply(error).wire)

@@ -23,6 +23,7 @@ data anew (SIGHUP in ``trio-search-server``) and swaps it in whole.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import time
@@ -33,12 +34,12 @@ import attrs
 import trio
 
 from ._app import Application, SearchApp
-from ._connection import ServerConnection, refuse_busy
+from ._connection import IdleConnections, ServerConnection, refuse_busy
 from ._engine import SearchIndex
 from ._errors import TrioSearchError
 from ._index import BUILTIN_INDEX
 from ._limits import DECODE_THREADS, INDEX_POLL_INTERVAL, SAME_PORT_ATTEMPTS
-from ._log_limit import WARNING_INTERVAL, PeerWarnings
+from ._log_limit import WARNING_INTERVAL, PeerWarnings, address_of
 from ._net import RetryingListener, format_address, listener_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
@@ -109,6 +110,8 @@ class SearchServer:
     _search_app: SearchApp | None = attrs.field(default=None, init=False)
     _decode_limiter: trio.CapacityLimiter = attrs.field(init=False)
     _reload_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    _idle: IdleConnections = attrs.field(factory=IdleConnections, init=False)
+    _per_address: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     _warnings: PeerWarnings = attrs.field(
         factory=lambda: PeerWarnings(logger, trio.current_time), init=False
     )
@@ -326,17 +329,39 @@ class SearchServer:
         counts toward ``max_connections`` and the live counters.
         """
         stats = self.stats
-        if stats.connections_open >= self.settings.max_connections:
+        settings = self.settings
+        address = address_of(peer)
+        per_address = settings.max_connections_per_ip
+        if per_address is not None and self._per_address[address] >= per_address:
             stats.connections_refused_busy += 1
             stats.count_error("busy")
-            await refuse_busy(stream, peer, self.settings.request_timeout, self._warnings)
+            reason = f"more than {per_address} connections from this address"
+            await refuse_busy(stream, peer, settings.request_timeout, self._warnings, reason)
             return
+        if stats.connections_open >= settings.max_connections:
+            # Make room by closing the connection idle the longest; refuse
+            # only when every connection is in the middle of something.
+            victim = None if self._closing else self._idle.longest_idle()
+            if victim is None:
+                stats.connections_refused_busy += 1
+                stats.count_error("busy")
+                await refuse_busy(stream, peer, settings.request_timeout, self._warnings)
+                return
+            victim.evict()
         assert self.app is not None
         connection = ServerConnection(
-            stream, peer, self.app, self.settings, stats, self._decode_limiter, self._warnings
+            stream,
+            peer,
+            self.app,
+            settings,
+            stats,
+            self._decode_limiter,
+            self._warnings,
+            self._idle,
         )
         stats.connections_open += 1
         stats.connections_total += 1
+        self._per_address[address] += 1
         self._connections.add(connection)
         logger.debug("%s: connected", peer)
         try:
@@ -346,3 +371,6 @@ class SearchServer:
         finally:
             self._connections.discard(connection)
             stats.connections_open -= 1
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
