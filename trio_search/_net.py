@@ -44,10 +44,18 @@ def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
 
 
 def has_pending_input(stream: trio.abc.Stream) -> bool:
-    """Whether bytes, or an end of file, wait unread in the kernel for the
-    socket under ``stream``; never blocks. ``False`` for a stream without a
-    socket (memory streams), whose buffer cannot be inspected.
+    """Whether bytes, or an end of file, wait unread for ``stream``: in a TLS
+    stream's buffers, or in the kernel for the socket under it; never
+    blocks. ``False`` for a stream without a socket (memory streams), whose
+    buffer cannot be inspected.
+
+    TLS matters here: reading one large request can pull the client's next
+    requests (separate TLS records) out of the socket into the TLS object,
+    where the socket no longer shows them; a graceful shutdown that looked
+    only at the socket lost them.
     """
+    if isinstance(stream, trio.SSLStream) and _tls_has_pending_input(stream):
+        return True
     sock = _socket_of(stream)
     if sock is None:
         return False
@@ -63,6 +71,19 @@ def has_pending_input(stream: trio.abc.Stream) -> bool:
         return bool(readable)
     except (OSError, ValueError):
         return False
+
+
+def _tls_has_pending_input(stream: trio.SSLStream[Any]) -> bool:
+    try:
+        if stream.pending() > 0:  # decrypted, not yet read (SSLObject.pending)
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    # Received but not yet decrypted: Trio keeps these in a memory BIO that it
+    # does not expose; looked up defensively, so a Trio without it only
+    # loses this check.
+    incoming = getattr(stream, "_incoming", None)
+    return bool(getattr(incoming, "pending", 0))
 
 
 def peer_has_gone(stream: trio.abc.Stream) -> bool:
