@@ -111,6 +111,7 @@ class SearchServer:
     _decode_limiter: trio.CapacityLimiter = attrs.field(init=False)
     _reload_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _idle: IdleConnections = attrs.field(factory=IdleConnections, init=False)
+    _own_listeners: list[trio.abc.Listener[Any]] = attrs.field(factory=list, init=False)
     _per_address: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     _warnings: PeerWarnings = attrs.field(
         factory=lambda: PeerWarnings(logger, trio.current_time), init=False
@@ -220,13 +221,16 @@ class SearchServer:
             tcp_listeners = await _open_tcp_listeners(self.settings.port, host)
         context = self.settings.ssl_context
         if context is None:
+            self._own_listeners += tcp_listeners
             return list(tcp_listeners)
         # Our messages are self-delimiting, so a peer closing without TLS's
         # close_notify cannot truncate one unnoticed (the protocol object
         # reports "truncated"): treat it as a plain end of file, as HTTPS does.
-        return [
+        tls_listeners: list[trio.abc.Listener[Any]] = [
             trio.SSLListener(listener, context, https_compatible=True) for listener in tcp_listeners
         ]
+        self._own_listeners += tls_listeners
+        return tls_listeners
 
     async def serve(
         self,
@@ -251,14 +255,17 @@ class SearchServer:
         self.addresses = [
             address for address in map(listener_address, listeners) if address is not None
         ]
-        listeners = [RetryingListener(listener, self._connections_open) for listener in listeners]
+        retrying = [RetryingListener(listener, self._connections_open) for listener in listeners]
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as acceptor:
                 self._accept_scope = acceptor.cancel_scope
                 if self._closing:
                     acceptor.cancel_scope.cancel()
-                for listener in listeners:
-                    await acceptor.start(self._accept_loop, listener, connections)
+                for listener in retrying:
+                    # Listeners of our own making: we know how to accept from
+                    # their backlog at shutdown (see _accept_loop).
+                    own = listener.transport_listener in self._own_listeners
+                    await acceptor.start(self._accept_loop, listener, connections, own)
                 acceptor.start_soon(self._follow_commits)
                 acceptor.start_soon(self._summarize_warnings)
                 if self.addresses:
@@ -303,6 +310,7 @@ class SearchServer:
         self,
         listener: trio.abc.Listener[trio.abc.Stream],
         connections: trio.Nursery,
+        drain_backlog: bool,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -314,9 +322,25 @@ class SearchServer:
         """
         async with listener:
             task_status.started()
-            while True:
-                stream = await listener.accept()
-                connections.start_soon(self._serve_accepted, stream)
+            try:
+                while True:
+                    stream = await listener.accept()
+                    connections.start_soon(self._serve_accepted, stream)
+            finally:
+                if drain_backlog and self._closing and isinstance(listener, RetryingListener):
+                    # Clients already in the backlog sent their requests
+                    # before the shutdown: serve them, as if accepted in time.
+                    for stream in listener.accept_waiting(self._wrap_accepted()):
+                        connections.start_soon(self._serve_accepted, stream)
+
+    def _wrap_accepted(self) -> Callable[[trio.SocketStream], trio.abc.Stream]:
+        """What :meth:`open_listeners`' listeners make of an accepted TCP stream."""
+        context = self.settings.ssl_context
+        if context is None:
+            return lambda stream: stream
+        return lambda stream: trio.SSLStream(
+            stream, context, server_side=True, https_compatible=True
+        )
 
     async def _serve_accepted(self, stream: trio.abc.Stream) -> None:
         await self.handle_stream(stream, peer_name(stream))
