@@ -4,9 +4,8 @@ Measured with 1,000 connections each sending 900 KB of a declared 1 MB, then
 closing: RSS went 41 -> 387 MB during the attack and stayed at 349 MB after
 it. glibc raises its mmap threshold each time a large block is freed, so
 later request buffers come from the heap, whose freed pages it keeps. With
-both thresholds fixed at :data:`RETURN_THRESHOLD_BYTES`, the same attack
-peaked at 161 MB and RSS fell back to 147 MB (most of that, Python's own
-arenas and the index).
+both thresholds fixed at :data:`RETURN_THRESHOLD_BYTES` (and the server's
+buffer budget), the same attack peaked at 139 MB and RSS fell back to 85 MB.
 """
 
 from __future__ import annotations

@@ -202,11 +202,7 @@ class MessageProtocol:
         if self._offset:
             del self._buffer[: self._offset]
             self._offset = 0
-            if not self._buffer:
-                # A new buffer rather than an emptied one: a bytearray keeps
-                # its capacity, and a connection that received one large
-                # request would hold that memory for the rest of its life.
-                self._buffer = bytearray()
+
         if not self._eof:
             return NEED_DATA
         if self._buffer or self._header is not None:
