@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import tantivy
@@ -405,6 +406,11 @@ def test_progress_bar_draws_and_clears() -> None:
     drawn = stream.getvalue()
     assert drawn.startswith("\r[")
     assert " 50% 5.0/10.0 MiB  1,000 documents  2,000 documents/s" in drawn
+    assert "committing" not in drawn
+    bar(Progress(10 * 1024 * 1024, 10 * 1024 * 1024, 2000, 1.0, committing=True))
+    assert stream.getvalue().endswith(
+        "100% 10.0/10.0 MiB  2,000 documents  2,000 documents/s  committing..."
+    )
     bar.clear()
     assert stream.getvalue().endswith("\r")
 
@@ -416,6 +422,8 @@ def test_build_reports_progress_to_a_callback(tmp_path: Path) -> None:
     result = build_index(data, tmp_path / "idx", progress=seen.append)
     assert result.documents == 3000
     assert seen[-1].documents == 3000
+    assert seen[-1].committing
+    assert not any(progress.committing for progress in seen[:-1])
     assert seen[-1].bytes_read == seen[-1].size == data.stat().st_size
 
 
@@ -446,3 +454,19 @@ def test_the_command_in_a_subprocess(tmp_path: Path) -> None:
     assert failed.stdout == ""
     one_error_line(failed.stderr)
     assert "missing.csv: cannot read" in failed.stderr
+
+
+def test_a_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tantivy only says its writer thread was killed; the free space tells why.
+    from trio_search import _index_writer
+
+    def full_disk(path: object) -> SimpleNamespace:
+        return SimpleNamespace(total=10**9, used=10**9, free=4096)
+
+    monkeypatch.setattr(_index_writer.shutil, "disk_usage", full_disk)
+    error = _index_writer._tantivy_error(
+        "cannot build the index in idx", ValueError("An index writer was\nkilled."), tmp_path
+    )
+    assert error.message == (
+        "cannot build the index in idx: An index writer was killed. (the disk is full: 4 KiB free)"
+    )

@@ -240,6 +240,8 @@ class ProgressBar:
         else:
             where = f"{progress.bytes_read / MIB:.1f} MiB"
         line = f"{where}  {progress.documents:,} documents  {rate:,.0f} documents/s"
+        if progress.committing:
+            line += "  committing..."
         self._stream.write("\r" + line.ljust(self._drawn))
         self._stream.flush()
         self._drawn = len(line)

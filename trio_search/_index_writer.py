@@ -59,6 +59,8 @@ PROGRESS_INTERVAL = 0.1
 #: Documents between two looks at the clock: checking ``time.monotonic()``
 #: for each document would cost more than the progress is worth.
 PROGRESS_EVERY = 1024
+#: Free bytes on a disk below which a failed write is blamed on a full disk.
+LOW_DISK_SPACE = 1024 * 1024
 #: What a temporary build directory's name adds to the index directory's.
 BUILDING_SUFFIX = ".building-"
 #: What the replaced index is renamed to while the new one moves in.
@@ -80,12 +82,15 @@ class Progress:
         size: The data file's size in bytes (0 if unknown, as for a pipe).
         documents: Documents read so far.
         elapsed: Seconds since the operation started.
+        committing: Every document is read; tantivy is writing its last
+            segments and committing (seconds, for a big build).
     """
 
     bytes_read: int
     size: int
     documents: int
     elapsed: float
+    committing: bool = False
 
 
 #: Called with a :class:`Progress` at most every :data:`PROGRESS_INTERVAL`
@@ -212,21 +217,32 @@ def _io_error(what: str, exc: OSError) -> ConfigurationError:
     return ConfigurationError(f"{what}: {exc.strerror or exc}", code="index_io")
 
 
-def _tantivy_error(what: str, exc: Exception) -> ConfigurationError:
-    """One line for an error tantivy raised (its messages may span lines)."""
+def _tantivy_error(what: str, exc: Exception, directory: Path) -> ConfigurationError:
+    """One line for an error tantivy raised (its messages may span lines).
+
+    tantivy reports a failed write from its threads as "an index writer was
+    killed", without the reason; a full disk is the usual one, so say so.
+    """
     reason = " ".join(str(exc).split())
+    try:
+        usage = shutil.disk_usage(directory if directory.exists() else directory.parent)
+    except OSError:
+        pass
+    else:
+        if usage.free < LOW_DISK_SPACE:
+            reason += f" (the disk is full: {usage.free // 1024} KiB free)"
     return ConfigurationError(f"{what}: {reason}", code="index_io")
 
 
 @contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
+def _translated(what: str, directory: Path) -> Iterator[None]:
     """Turn what tantivy and the OS raise into one-line ConfigurationErrors."""
     try:
         yield
     except OSError as exc:
         raise _io_error(what, exc) from exc
     except ValueError as exc:
-        raise _tantivy_error(what, exc) from exc
+        raise _tantivy_error(what, exc, directory) from exc
 
 
 def _open_writer(index: tantivy.Index, path: Path) -> tantivy.IndexWriter:
@@ -243,7 +259,7 @@ def _open_writer(index: tantivy.Index, path: Path) -> tantivy.IndexWriter:
             raise IndexBusyError(
                 f"another trio-search-index is writing to {_show(path)}; try again when it is done"
             ) from None
-        raise _tantivy_error(f"cannot write to {_show(path)}", exc) from exc
+        raise _tantivy_error(f"cannot write to {_show(path)}", exc, path) from exc
     except OSError as exc:
         raise _io_error(f"cannot write to {_show(path)}", exc) from exc
 
@@ -265,7 +281,7 @@ def _commit(writer: tantivy.IndexWriter, path: Path) -> None:
     try:
         writer.commit()
     except ValueError as exc:
-        raise _tantivy_error(f"cannot commit to {_show(path)}", exc) from exc
+        raise _tantivy_error(f"cannot commit to {_show(path)}", exc, path) from exc
 
 
 def directory_size(path: Path) -> int:
@@ -307,9 +323,8 @@ class _Reading:
                     progress(
                         Progress(reader.bytes_read, reader.size, self.documents, now - started)
                     )
-        progress(
-            Progress(reader.bytes_read, reader.size, self.documents, time.monotonic() - started)
-        )
+        elapsed = time.monotonic() - started
+        progress(Progress(reader.bytes_read, reader.size, self.documents, elapsed, committing=True))
 
 
 def _is_index(path: Path) -> bool:
@@ -433,7 +448,7 @@ def build_index(
             except OSError as exc:
                 raise _io_error(f"cannot create {_show(building)}", exc) from exc
             try:
-                with _translated(f"cannot build the index in {_show(target)}"):
+                with _translated(f"cannot build the index in {_show(target)}", building):
                     count, names = _write_new_index(reader, mapping, building, progress, started)
                     write_meta(building, _meta_of(mapping).with_fields(names))
                     generation = _generation_of(building)
@@ -478,7 +493,7 @@ def _write_new_index(
     try:
         index = create_index(path)
     except ValueError as exc:
-        raise _tantivy_error(f"cannot create an index in {_show(path)}", exc) from exc
+        raise _tantivy_error(f"cannot create an index in {_show(path)}", exc, path) from exc
     writer = _open_writer(index, path)
     try:
         add = writer.add_document
@@ -535,7 +550,7 @@ def add_documents(
         mapping = FieldMapping(meta.key_field, meta.answer_field, meta.search_fields)
     index = open_tantivy_index(path)
     reader = DocumentReader(data, mapping, format=format)
-    with reader, _translated(f"cannot add to {_show(path)}"):
+    with reader, _translated(f"cannot add to {_show(path)}", path):
         writer = _open_writer(index, path)
         try:
             # What the index held before this add: replaced keys are found here.
@@ -596,7 +611,7 @@ def delete_documents(index_dir: str | Path, keys: Iterable[str]) -> DeleteResult
     """
     path = Path(index_dir)
     index = open_tantivy_index(path)
-    with _translated(f"cannot delete from {_show(path)}"):
+    with _translated(f"cannot delete from {_show(path)}", path):
         return _delete(index, path, keys)
 
 
@@ -636,7 +651,7 @@ def index_info(index_dir: str | Path) -> IndexInfo:
     path = Path(index_dir)
     meta = read_meta(path)
     index = open_tantivy_index(path)
-    with _translated(f"cannot read {_show(path)}"):
+    with _translated(f"cannot read {_show(path)}", path):
         searcher = index.searcher()
         size = directory_size(path)
     return IndexInfo(
