@@ -316,6 +316,30 @@ def test_delete_nothing_found_keeps_the_generation(
     assert state(built) == before
 
 
+def test_delete_keys_that_cannot_be_in_an_index(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A non-UTF-8 argument reaches Python as a lone surrogate.
+    status, out, _err = run(capsys, "delete", "caf\udce9", "tab\there", "--index", built)
+    assert status == 0
+    assert out == (
+        f'deleted 0 documents from {built}; 2 keys not found: "caf\\udce9", "tab\\there"\n'
+    )
+
+
+def test_build_through_a_symlink_keeps_the_link(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link = tmp_path / "current"
+    link.symlink_to(built)
+    data = write_jsonl(tmp_path / "v2.jsonl", [{"key": "cat", "answer": "Meow."}])
+    assert run(capsys, "build", data, "--index", link)[0] == 0
+    assert link.is_symlink()
+    assert SearchIndex.open(link).lookup("cat") == "Meow."
+    assert SearchIndex.open(built).documents == 1
+    assert leftovers(tmp_path) == []
+
+
 def test_delete_from_a_missing_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(capsys, "delete", "ring", "--index", tmp_path / "nothing")
     assert status == 1

@@ -309,7 +309,9 @@ def _delete_line(result: DeleteResult) -> str:
     if result.deleted:
         line += f"; generation {result.generation}"
     if result.not_found:
-        missing = ", ".join(json.dumps(key, ensure_ascii=False) for key in result.not_found)
+        missing = ", ".join(
+            json.dumps(key, ensure_ascii=not key.isprintable()) for key in result.not_found
+        )
         line += f"; {len(result.not_found)} keys not found: {missing}"
     return line
 

@@ -327,6 +327,14 @@ class _Reading:
         progress(Progress(reader.bytes_read, reader.size, self.documents, elapsed, committing=True))
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_index(path: Path) -> bool:
     return (path / META_FILE).is_file()
 
@@ -437,6 +445,9 @@ def build_index(
     started = time.monotonic()
     mapping = mapping or FieldMapping()
     target = Path(index_dir)
+    if target.is_symlink():
+        # Replace the directory the link points to, and keep the link.
+        target = target.resolve()
     replacing = _check_target(target)
     old_lock = _lock_old_index(target) if replacing and _is_index(target) else None
     building = target.with_name(f"{target.name}{BUILDING_SUFFIX}{secrets.token_hex(4)}")
@@ -624,6 +635,9 @@ def _delete(index: tantivy.Index, path: Path, keys: Iterable[str]) -> DeleteResu
         deleted: list[str] = []
         not_found: list[str] = []
         for key in dict.fromkeys(keys):  # each key once, in order
+            if not _utf8(key):
+                not_found.append(key)  # a lone surrogate (from a non-UTF-8 argument)
+                continue
             hits = searcher.search(tantivy.Query.term_query(schema, "key", key), 1, count=False)
             if hits.hits:
                 writer.delete_documents_by_term("key", key)
