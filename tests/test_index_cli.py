@@ -143,7 +143,7 @@ def test_rebuild_replaces_the_index(
     data = write_jsonl(tmp_path / "v2.jsonl", [{"key": "cat", "answer": "Meow."}])
     status, out, _err = run(capsys, "build", data, "--index", built)
     assert status == 0
-    assert "indexed 1 documents" in out
+    assert "indexed 1 document from" in out
     documents, _generation, answers = state(built)
     assert documents == 1
     assert answers["cat"] == "Meow."
@@ -299,7 +299,7 @@ def test_delete_reports_found_and_not_found(
     assert status == 0
     documents, generation, answers = state(built)
     assert out == (
-        f'deleted 2 documents from {built}; generation {generation}; 1 keys not found: "nope"\n'
+        f'deleted 2 documents from {built}; generation {generation}; 1 key not found: "nope"\n'
     )
     assert documents == 1
     assert answers["ring"] is None and answers["dog"] is None
@@ -312,7 +312,7 @@ def test_delete_nothing_found_keeps_the_generation(
     before = state(built)
     status, out, _err = run(capsys, "delete", "nope", "--index", built)
     assert status == 0
-    assert out == f'deleted 0 documents from {built}; 1 keys not found: "nope"\n'
+    assert out == f'deleted 0 documents from {built}; 1 key not found: "nope"\n'
     assert state(built) == before
 
 

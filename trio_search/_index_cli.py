@@ -283,21 +283,27 @@ def _fields(args: argparse.Namespace, base: FieldMapping) -> FieldMapping:
     )
 
 
+def _count(number: int, noun: str) -> str:
+    """``"1 document"``, ``"2 documents"``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _mib(size: int) -> str:
     return f"{size / MIB:.1f} MiB"
 
 
 def _build_line(result: BuildResult) -> str:
     return (
-        f"indexed {result.documents} documents from {result.data} in {result.seconds:.2f} s "
-        f"({result.rate:,.0f} documents/s); {result.index}: {_mib(result.size)}"
+        f"indexed {_count(result.documents, 'document')} from {result.data} "
+        f"in {result.seconds:.2f} s ({result.rate:,.0f} documents/s); "
+        f"{result.index}: {_mib(result.size)}"
     )
 
 
 def _add_line(result: AddResult) -> str:
     line = (
-        f"added {result.documents} documents ({result.replaced} replaced) to {result.index}; "
-        f"generation {result.generation}"
+        f"added {_count(result.documents, 'document')} ({result.replaced} replaced) "
+        f"to {result.index}; generation {result.generation}"
     )
     if result.new_fields:
         line += f"; new searchable fields: {', '.join(result.new_fields)}"
@@ -305,14 +311,14 @@ def _add_line(result: AddResult) -> str:
 
 
 def _delete_line(result: DeleteResult) -> str:
-    line = f"deleted {len(result.deleted)} documents from {result.index}"
+    line = f"deleted {_count(len(result.deleted), 'document')} from {result.index}"
     if result.deleted:
         line += f"; generation {result.generation}"
     if result.not_found:
         missing = ", ".join(
             json.dumps(key, ensure_ascii=not key.isprintable()) for key in result.not_found
         )
-        line += f"; {len(result.not_found)} keys not found: {missing}"
+        line += f"; {_count(len(result.not_found), 'key')} not found: {missing}"
     return line
 
 
