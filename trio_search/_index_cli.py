@@ -75,10 +75,11 @@ _BUILD_HELP = """\
 Index a data file (JSON, JSON Lines or CSV) into the directory --index.
 
 The directory must not exist, or be empty, or hold a trio_search index: that
-index is replaced whole, atomically. The new index is built beside it (in
-DIR.building-<random>) and swapped in only when complete, so a failed build
-(a bad record, a full disk, Ctrl-C) leaves DIR exactly as it was and a
-server keeps answering from the old index until the new one is in place.
+index is replaced whole. The new index is built beside it (in
+DIR.building-<random>) and swapped in only when complete (two renames), so a
+failed build (a bad record, a full disk, Ctrl-C) leaves DIR exactly as it
+was, and a server keeps answering from the old index until the new one is
+in place.
 A non-empty directory that is not a trio_search index is never touched.
 
 Each record needs a key (unique in the file; looked up exactly by 'search')
