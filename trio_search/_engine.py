@@ -8,7 +8,8 @@ Each document is stored once, with these tantivy fields:
 - ``key``: the key, untouched (``raw``), stored: what ``search`` looks up;
 - ``key_norm``: the key lower-cased with accents folded, one term: an exact
   key match (whatever its case) ranks first in ``query``;
-- ``answer``: the answer, stored, for replies;
+- ``answer``: the answer, stored, for replies (not searched: its analyzer
+  makes no terms, which saves building a term per document);
 - ``all``: every searchable field's text, cut into words by the folding
   analyzer (letters and digits, lower case, ASCII folding): what a query
   searches by default;
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
+import orjson
 import tantivy
 
 from ._errors import ConfigurationError
@@ -72,6 +74,7 @@ MAX_WORD_BYTES = 64
 #: Names the analyzers are registered under in every index.
 TEXT_ANALYZER = "trio_search_text"
 KEY_ANALYZER = "trio_search_key"
+STORED_ONLY_ANALYZER = "trio_search_stored_only"
 #: Our own description of an index, beside tantivy's files.
 META_FILE = "trio_search.json"
 #: Version of the layout above; an index of another version is refused.
@@ -82,6 +85,7 @@ WRITER_HEAP_BYTES = 128 * 1024 * 1024
 #: Writer threads when building: one per core of the 2-core machines we run on.
 WRITER_THREADS = 2
 
+_dumps = orjson.dumps
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SHOULD = tantivy.Occur.Should
 _MUST = tantivy.Occur.Must
@@ -118,8 +122,18 @@ def _key_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
+def _stored_only_analyzer() -> tantivy.TextAnalyzer:
+    # tantivy indexes every text field; this one keeps no token at all.
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
+        .filter(tantivy.Filter.remove_long(0))
+        .build()
+    )
+
+
 _TEXT = _text_analyzer()
 _KEY = _key_analyzer()
+_STORED_ONLY = _stored_only_analyzer()
 
 
 def _encodable(text: str) -> str:
@@ -139,9 +153,12 @@ def analyze(text: str) -> list[str]:
 
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("key", stored=True, tokenizer_name="raw")
-    builder.add_text_field("key_norm", tokenizer_name=KEY_ANALYZER)
-    builder.add_text_field("answer", stored=True, tokenizer_name="raw", index_option="basic")
+    # One term per key: positions would never be used.
+    builder.add_text_field("key", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("key_norm", tokenizer_name=KEY_ANALYZER, index_option="basic")
+    builder.add_text_field(
+        "answer", stored=True, tokenizer_name=STORED_ONLY_ANALYZER, index_option="basic"
+    )
     builder.add_text_field("all", tokenizer_name=TEXT_ANALYZER, index_option="freq")
     builder.add_json_field("f", tokenizer_name=TEXT_ANALYZER, index_option="freq")
     return builder.build()
@@ -150,6 +167,7 @@ def _schema() -> tantivy.Schema:
 def _register_analyzers(index: tantivy.Index) -> tantivy.Index:
     index.register_tokenizer(TEXT_ANALYZER, _TEXT)
     index.register_tokenizer(KEY_ANALYZER, _KEY)
+    index.register_tokenizer(STORED_ONLY_ANALYZER, _STORED_ONLY)
     return index
 
 
@@ -236,14 +254,21 @@ def write_meta(path: Path, meta: IndexMeta) -> None:
 
 def tantivy_document(document: DocumentLike) -> tantivy.Document:
     """The tantivy document that indexes ``document`` (see the theory of operation)."""
+    # The hot path of building an index. add_text() skips the type guessing
+    # of Document(**kwargs), and tantivy parses a JSON string faster than it
+    # converts a dict (about 7 instead of 11 us per document in all).
+    key = document.key
     fields = document.fields
-    return tantivy.Document(
-        key=document.key,
-        key_norm=document.key,
-        answer=document.answer,
-        all="\n".join(fields.values()),
-        f=dict(fields),
-    )
+    doc = tantivy.Document()
+    doc.add_text("key", key)
+    doc.add_text("key_norm", key)
+    doc.add_text("answer", document.answer)
+    doc.add_text("all", "\n".join(fields.values()))
+    try:
+        doc.add_json("f", _dumps(dict(fields)).decode())
+    except orjson.JSONEncodeError:
+        doc.add_json("f", dict(fields))  # a lone surrogate: tantivy refuses it too
+    return doc
 
 
 def create_index(path: Path | None) -> tantivy.Index:
