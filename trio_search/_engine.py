@@ -460,7 +460,7 @@ class SearchIndex:
         self, text: str, words: Sequence[Word], fields: tuple[str, ...] | None
     ) -> tantivy.Query | None:
         schema = self._index.schema
-        paths = ["all"] if fields is None else [f"f.{name}" for name in fields]
+        paths = ["all"] if fields is None else [_json_path(name) for name in fields]
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
         if fields is None or self.meta.key_field in fields:
             key = _KEY.analyze(_encodable(text))
@@ -479,6 +479,13 @@ class SearchIndex:
         if not clauses:
             return None
         return _Q.boolean_query(clauses)
+
+
+def _json_path(name: str) -> str:
+    """The path of field ``name`` in the JSON field ``f``. Tantivy reads ``.``
+    in a path as a step into an object and ``\\`` as an escape, but stored
+    the documents' field names whole: both are escaped to mean themselves."""
+    return "f." + name.replace("\\", "\\\\").replace(".", "\\.")
 
 
 def _all_words(
