@@ -77,6 +77,18 @@ def test_exact_key_ranks_first_even_when_others_say_it_more(films: SearchIndex) 
     assert result.hits[1].score > result.hits[0].score
 
 
+@pytest.mark.parametrize("text", ["ring ", " ring", "RING\n", "\tRing  "])
+def test_exact_key_ranks_first_whatever_space_surrounds_it(films: SearchIndex, text: str) -> None:
+    # Search as you type: the space after a word comes before the next one.
+    assert keys(films, text)[:2] == ["ring", "gollum"]
+
+
+def test_a_key_with_space_around_it_is_matched_as_typed_too() -> None:
+    index = index_of({" ring ": "spaced", "ring": "plain", "x": "ring ring ring ring"})
+    assert keys(index, " ring ")[:2] in (["ring", " ring "], [" ring ", "ring"])
+    assert keys(index, "ring")[0] == "ring"
+
+
 def test_exact_key_match_ignores_case_and_accents(films: SearchIndex) -> None:
     assert keys(films, "RING")[0] == "ring"
     assert keys(films, "Morphéus")[0] == "morpheus"

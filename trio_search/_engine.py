@@ -463,14 +463,13 @@ class SearchIndex:
         paths = ["all"] if fields is None else [_json_path(name) for name in fields]
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
         if fields is None or self.meta.key_field in fields:
-            key = _KEY.analyze(_encodable(text))
-            if key:
-                clauses.append(
-                    (
-                        _SHOULD,
-                        _Q.const_score_query(_Q.term_query(schema, "key_norm", key[0]), KEY_BONUS),
-                    )
-                )
+            # The key as typed, or without the space around it: "ring " is
+            # the key "ring" once the user has typed the space after it.
+            for typed in dict.fromkeys([text, text.strip()]):
+                key = _KEY.analyze(_encodable(typed))
+                if key and key[0]:
+                    term = _Q.term_query(schema, "key_norm", key[0])
+                    clauses.append((_SHOULD, _Q.const_score_query(term, KEY_BONUS)))
         if words:
             clauses.append((_SHOULD, _all_words(schema, words, paths, typos=True)))
             if any(word.typos for word in words):
