@@ -364,6 +364,26 @@ def test_refresh_sees_replaced_documents_and_new_fields(tmp_path: Path) -> None:
     assert keys(index, "x", fields=["body"]) == ["b1"]
 
 
+def test_refresh_sees_fields_described_after_the_commit(tmp_path: Path) -> None:
+    write_documents(tmp_path, [Document("b1", "one", {"title": "Alice"})], new=True)
+    index = SearchIndex.open(tmp_path)
+    # A writer commits first, then describes the new fields: a refresh may
+    # come in between.
+    writer = open_tantivy_index(tmp_path).writer()
+    writer.add_document(tantivy_document(Document("b2", "two", {"body": "rabbit"})))
+    writer.commit()
+    writer.wait_merging_threads()
+    del writer
+    assert index.refresh() is True
+    assert keys(index, "rabbit") == ["b2"]
+    with pytest.raises(RequestError):
+        index.query("rabbit", QueryOptions(fields=("body",)))
+    write_meta(tmp_path, index.meta.with_fields(["body"]))
+    assert index.refresh() is True
+    assert keys(index, "rabbit", fields=["body"]) == ["b2"]
+    assert index.refresh() is False
+
+
 def test_in_memory_index_never_refreshes(films: SearchIndex) -> None:
     assert films.path is None
     assert films.refresh() is False

@@ -280,13 +280,21 @@ def _generation_of(path: Path) -> int:
 
 
 def _stamp(path: Path) -> tuple[int, ...]:
-    """What changes when a commit lands: tantivy replaces meta.json whole."""
+    """What changes when a commit lands: tantivy replaces meta.json whole,
+    and :func:`write_meta` replaces :data:`META_FILE` (new fields), which a
+    writer may do after its commit."""
     try:
         directory = path.stat()
         meta = (path / "meta.json").stat()
     except OSError:
         return ()
-    return (directory.st_ino, meta.st_ino, meta.st_mtime_ns, meta.st_size)
+    try:
+        ours = (path / META_FILE).stat()
+    except OSError:
+        described: tuple[int, ...] = (0, 0, 0)
+    else:
+        described = (ours.st_ino, ours.st_mtime_ns, ours.st_size)
+    return (directory.st_ino, meta.st_ino, meta.st_mtime_ns, meta.st_size, *described)
 
 
 @attrs.frozen
