@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import event, given
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from tests.test_app import complete
@@ -27,13 +27,20 @@ from trio_search import (
     documents_from_mapping,
     read_documents,
 )
-from trio_search._engine import create_index, open_tantivy_index, tantivy_document, write_meta
+from trio_search._engine import (
+    analyze,
+    create_index,
+    open_tantivy_index,
+    tantivy_document,
+    write_meta,
+)
 from trio_search._query import (
     DEFAULT_QUERY_LIMIT,
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     MAX_QUERY_FIELDS,
     MAX_QUERY_LIMIT,
+    highlight,
 )
 
 #: A small corpus in the tutorial's spirit: key -> answer, both searchable.
@@ -222,6 +229,38 @@ def test_hits_carry_the_document_and_a_highlight(films: SearchIndex) -> None:
         "<em>Rabbit</em> with his watch."
     )
     assert 0 < hit.score < 100
+
+
+#: Short words over a few letters, some of them folded by the analyzer: close
+#: enough to each other for typos and prefixes to matter. (Hindi: a letter, a
+#: vowel sign that is part of a word, a virama that ends one.)
+close_words = st.text(alphabet="abcéñ\u0926\u093f\u094d", min_size=1, max_size=10)
+
+
+@pytest.mark.fuzz
+# An index per example: a fifth of the profile's examples keeps this quick.
+@settings(max_examples=max(20, settings().max_examples // 5))
+@given(
+    answers=st.lists(st.lists(close_words, min_size=1, max_size=4).map(" ".join), max_size=6),
+    text=st.lists(close_words, min_size=1, max_size=2).map(" ".join),
+    typos=st.booleans(),
+    prefix=st.booleans(),
+)
+def test_a_document_is_found_when_highlight_marks_every_word(
+    answers: list[str], text: str, typos: bool, prefix: bool
+) -> None:
+    # What the engine matches (tantivy) and what highlight marks (Python)
+    # are computed apart: they must agree, word by word.
+    index = SearchIndex.from_documents(
+        Document(f"#{n}", answer, {"answer": answer}) for n, answer in enumerate(answers)
+    )
+    options = QueryOptions(limit=MAX_QUERY_LIMIT, typos=typos, prefix=prefix)
+    found = {hit.key for hit in index.query(text, options).hits}
+    words = index.words(text, options)
+    assume(words)  # a query without words matches through the key only
+    for n, answer in enumerate(answers):
+        marked = [HIGHLIGHT_START in highlight(answer, [word], analyze) for word in words]
+        assert (f"#{n}" in found) == all(marked), (answer, words, marked)
 
 
 # --- Paging -----------------------------------------------------------------------
