@@ -305,13 +305,21 @@ def _generation_of(path: Path) -> int:
 
 
 def _stamp(path: Path) -> tuple[int, ...]:
-    """What changes when a commit lands: tantivy replaces meta.json whole."""
+    """What changes when a commit lands: tantivy replaces meta.json whole,
+    and :func:`write_meta` replaces :data:`META_FILE` (new fields), which a
+    writer may do after its commit."""
     try:
         directory = path.stat()
         meta = (path / "meta.json").stat()
     except OSError:
         return ()
-    return (directory.st_ino, meta.st_ino, meta.st_mtime_ns, meta.st_size)
+    try:
+        ours = (path / META_FILE).stat()
+    except OSError:
+        described: tuple[int, ...] = (0, 0, 0)
+    else:
+        described = (ours.st_ino, ours.st_mtime_ns, ours.st_size)
+    return (directory.st_ino, meta.st_ino, meta.st_mtime_ns, meta.st_size, *described)
 
 
 @attrs.frozen
@@ -491,17 +499,16 @@ class SearchIndex:
         self, text: str, words: Sequence[Word], fields: tuple[str, ...] | None
     ) -> tantivy.Query | None:
         schema = self._index.schema
-        paths = ["all"] if fields is None else [f"f.{name}" for name in fields]
+        paths = ["all"] if fields is None else [_json_path(name) for name in fields]
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
         if fields is None or self.meta.key_field in fields:
-            key = _KEY.analyze(_encodable(text.strip()))
-            if key:
-                clauses.append(
-                    (
-                        _SHOULD,
-                        _Q.const_score_query(_Q.term_query(schema, "key_norm", key[0]), KEY_BONUS),
-                    )
-                )
+            # The key as typed, or without the space around it: "ring " is
+            # the key "ring" once the user has typed the space after it.
+            for typed in dict.fromkeys([text, text.strip()]):
+                key = _KEY.analyze(_encodable(typed))
+                if key and key[0]:
+                    term = _Q.term_query(schema, "key_norm", key[0])
+                    clauses.append((_SHOULD, _Q.const_score_query(term, KEY_BONUS)))
         if words:
             clauses.append((_SHOULD, _all_words(schema, words, paths, typos=True)))
             if any(word.typos for word in words):
@@ -510,6 +517,13 @@ class SearchIndex:
         if not clauses:
             return None
         return _Q.boolean_query(clauses)
+
+
+def _json_path(name: str) -> str:
+    """The path of field ``name`` in the JSON field ``f``. Tantivy reads ``.``
+    in a path as a step into an object and ``\\`` as an escape, but stored
+    the documents' field names whole: both are escaped to mean themselves."""
+    return "f." + name.replace("\\", "\\\\").replace(".", "\\.")
 
 
 def _all_words(
