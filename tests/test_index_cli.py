@@ -494,3 +494,19 @@ def test_a_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert error.message == (
         "cannot build the index in idx: An index writer was killed. (the disk is full: 4 KiB free)"
     )
+
+
+def test_a_rebuilt_index_numbers_its_data_after_the_old_one(tmp_path: Path) -> None:
+    from trio_search import SearchIndex
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"key": "a", "answer": "one"}\n', encoding="utf-8")
+    index = tmp_path / "index"
+    assert main(["build", str(data), "--index", str(index)]) == 0
+    for _ in range(3):
+        assert main(["add", str(data), "--index", str(index)]) == 0
+    before = SearchIndex.open(index).generation
+    # A rebuild starts tantivy's commit counter again; the generation goes on.
+    assert main(["build", str(data), "--index", str(index)]) == 0
+    after = SearchIndex.open(index).generation
+    assert after > before

@@ -182,12 +182,16 @@ class IndexMeta:
             string field.
         fields: Every searchable field seen in the documents: what a query's
             ``fields`` may name.
+        generation_base: Added to tantivy's commit counter to make the
+            index's generation, so that an index rebuilt in place (whose
+            counter starts again) still numbers its data after the old one's.
     """
 
     key_field: str = "key"
     answer_field: str = "answer"
     search_fields: tuple[str, ...] | None = None
     fields: frozenset[str] = frozenset()
+    generation_base: int = 0
 
     def with_fields(self, names: Iterable[str]) -> IndexMeta:
         return attrs.evolve(self, fields=self.fields | frozenset(names))
@@ -199,6 +203,7 @@ class IndexMeta:
             "answer_field": self.answer_field,
             "search_fields": None if self.search_fields is None else list(self.search_fields),
             "fields": sorted(self.fields),
+            "generation_base": self.generation_base,
         }
 
     @classmethod
@@ -216,6 +221,7 @@ class IndexMeta:
                 answer_field=str(data["answer_field"]),
                 search_fields=None if search_fields is None else tuple(search_fields),
                 fields=frozenset(data["fields"]),
+                generation_base=int(data.get("generation_base", 0)),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigurationError(
@@ -296,12 +302,18 @@ def open_tantivy_index(path: Path) -> tantivy.Index:
 
 
 def _generation_of(path: Path) -> int:
-    """The index's commit counter (tantivy's opstamp): it grows with every
-    commit, so it names a version of the data."""
+    """The index's generation: tantivy's commit counter (its opstamp, which
+    grows with every commit) plus our ``generation_base`` (which grows with
+    every rebuild), so it names a version of the data and never goes back."""
     try:
-        return int(json.loads((path / "meta.json").read_text(encoding="utf-8"))["opstamp"])
+        opstamp = int(json.loads((path / "meta.json").read_text(encoding="utf-8"))["opstamp"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
+    try:
+        base = read_meta(path).generation_base
+    except ConfigurationError:
+        base = 0
+    return opstamp + base
 
 
 def _stamp(path: Path) -> tuple[int, ...]:

@@ -461,7 +461,10 @@ def build_index(
             try:
                 with _translated(f"cannot build the index in {_show(target)}", building):
                     count, names = _write_new_index(reader, mapping, building, progress, started)
-                    write_meta(building, _meta_of(mapping).with_fields(names))
+                    # Number the new data after the old index's, if any.
+                    base = _generation_of(target) + 1 if replacing and _is_index(target) else 0
+                    meta = attrs.evolve(_meta_of(mapping), generation_base=base)
+                    write_meta(building, meta.with_fields(names))
                     generation = _generation_of(building)
                     size = directory_size(building)
                     aside = _swap_into_place(building, target)
