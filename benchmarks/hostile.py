@@ -69,7 +69,8 @@ def _unharmed(result: Result) -> str:
     during = _ordinary(result, "during")
     alive = "alive" if result["server"].get("alive_after") else "NOT answering after"
     return (
-        f"ordinary p99 {_p99(result, 'before')} -> {_p99(result, 'during')} ms, "
+        f"ordinary p99 {_p99(result, 'before')} -> {_p99(result, 'during')} ms "
+        f"(machine CPUs {result['server'].get('machine_cpu_busy_pct')} % busy), "
         f"busy {during.get('busy')}, errors {during.get('errors')}, {alive} "
         "(wanted: unchanged, 0 errors, alive)"
     )

@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from .ordinary import OrdinaryProcess
-from .server import Server, running_server
+from .server import Server, busy_percent, machine_cpu, running_server
 from .wire import Reader, connect, json_request
 
 #: What an attack function gets: the suite and the server; it returns its
@@ -133,12 +133,14 @@ async def measured(
             rss_before = server.rss_kb()
             server.reset_peak()
             cpu_before = server.cpu_seconds()
+            machine_before = machine_cpu()
             log_bytes, log_lines = server.log_bytes, server.log_lines
             started = trio.current_time()
             await load.phase("during")
             figures = await attack(run)
             duration = trio.current_time() - started
             cpu = server.cpu_seconds() - cpu_before
+            machine_busy = busy_percent(machine_before, machine_cpu())
             peak, hwm = server.peak_rss_kb, server.hwm_kb()
             logged = server.log_bytes - log_bytes, server.log_lines - log_lines
             await load.phase("after")
@@ -176,6 +178,7 @@ async def measured(
                 **late_figures,
                 "cpu_s": round(cpu, 2),
                 "attack_s": round(duration, 2),
+                "machine_cpu_busy_pct": machine_busy,
                 "log_bytes": logged[0],
                 "log_lines": logged[1],
                 "alive_after": alive,

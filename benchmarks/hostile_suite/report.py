@@ -13,6 +13,7 @@ SERVER_ROWS = [
     ("rss_after_mb", "server RSS after (MB)"),
     ("cpu_s", "server CPU during the attack (s)"),
     ("attack_s", "attack phase (s)"),
+    ("machine_cpu_busy_pct", "whole machine's CPUs busy during it (%)"),
     ("log_bytes", "log written during the attack (bytes)"),
     ("log_lines", "log lines during the attack"),
     ("alive_after", "alive and answering after"),

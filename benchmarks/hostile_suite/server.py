@@ -59,6 +59,19 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def busy_percent(start: tuple[int, int], end: tuple[int, int]) -> float:
+    """Share of all CPUs busy between two :func:`machine_cpu` readings."""
+    busy, total = end[0] - start[0], end[1] - start[1]
+    return round(100 * busy / total, 1) if total else 0.0
+
+
 def _status_kb(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
