@@ -93,8 +93,10 @@ def _v_oneshot(result: Result) -> str:
 def _v_memory(result: Result) -> str:
     s = result["server"]
     rise = round(s["rss_peak_mb"] - s["rss_before_mb"], 1)
+    buffered = (result.get("stats") or {}).get("buffered_bytes_peak", 0) / 2**20
     return (
-        f"peak RSS {s['rss_peak_mb']} MB, {rise} MB over idle, for a 256 MiB budget "
+        f"buffered peak {buffered:.0f} MB (server's count) for a 256 MiB budget; "
+        f"peak RSS {s['rss_peak_mb']} MB, {rise} MB over idle "
         f"(wanted about the budget, not 1.8 GB); RSS after {s['rss_after_mb']} MB "
         f"(idle {s['rss_before_mb']} MB), {s.get('rss_35s_after_mb')} MB 35 s after; "
         f"{_unharmed(result)}"
@@ -102,12 +104,14 @@ def _v_memory(result: Result) -> str:
 
 
 def _v_work(result: Result) -> str:
-    f = result["figures"]
+    f, s = result["figures"], result["server"]
     return (
+        f"{f['requests']} abandoned ({f['abandoned_by']}): "
         f"busy {f['busy_after_uploads_s']} s after the uploads "
         f"({f['cpu_s_from_first_upload_to_idle']} CPU s in all), 100 KB probe answered in "
         f"{f['probe_100kb_latency_ms']} ms "
-        "(wanted: abandoned work dropped, the probe not queued behind it)"
+        f"(wanted: abandoned work dropped, the probe not queued behind it); RSS "
+        f"{s['rss_before_mb']} MB idle, {s['rss_after_mb']} MB after"
     )
 
 
@@ -191,6 +195,20 @@ ATTACKS = [
         "abandoned-work",
         "300 abandoned 1 MB JSON requests",
         _measured(memory.abandoned_work),
+        memory.abandoned_work,
+        _v_work,
+    ),
+    Attack(
+        "abandoned-work-closed",
+        "100 abandoned 1 MB JSON requests, all closed (FIN)",
+        _measured(functools.partial(memory.abandoned_work, how="close", count=100)),
+        memory.abandoned_work,
+        _v_work,
+    ),
+    Attack(
+        "abandoned-work-reset",
+        "100 abandoned 1 MB JSON requests, all reset (RST)",
+        _measured(functools.partial(memory.abandoned_work, how="reset", count=100)),
         memory.abandoned_work,
         _v_work,
     ),

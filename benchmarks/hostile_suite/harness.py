@@ -141,7 +141,6 @@ async def measured(
             duration = trio.current_time() - started
             cpu = server.cpu_seconds() - cpu_before
             machine_busy = busy_percent(machine_before, machine_cpu())
-            peak, hwm = server.peak_rss_kb, server.hwm_kb()
             logged = server.log_bytes - log_bytes, server.log_lines - log_lines
             await load.phase("after")
             # RSS every half second while it settles, then the "after" figure.
@@ -150,6 +149,9 @@ async def measured(
                 await trio.sleep(0.5)
                 series.append(mb(server.rss_kb()))
             rss_after = server.rss_kb()
+            # The peak counts the settling too: closing connections makes
+            # the server read what was still queued for them.
+            peak, hwm = server.peak_rss_kb, server.hwm_kb()
             late_figures = {}
             if late is not None:
                 await trio.sleep_until(started + duration + late)

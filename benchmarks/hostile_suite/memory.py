@@ -68,7 +68,7 @@ async def buffered_memory(run: Run) -> dict[str, Any]:
     }
 
 
-async def abandoned_work(run: Run) -> dict[str, Any]:
+async def abandoned_work(run: Run, how: str = "mixed", count: int | None = None) -> dict[str, Any]:
     """300 valid ~1 MB ``search`` requests, each uploaded fast on its own
     connection and then abandoned (half closed, half reset) before the
     answer; meanwhile an ordinary client sends a 100 KB request.
@@ -76,8 +76,12 @@ async def abandoned_work(run: Run) -> dict[str, Any]:
     The server should drop the work of clients that went away rather than
     decode 300 MB of JSON for nobody, so it stops being busy soon, and the
     100 KB request is answered without waiting behind the abandoned ones.
+
+    ``how``: "mixed" (every other one reset), "close" or "reset" for all;
+    the variants tell which way of leaving the server notices.
     """
-    count = run.suite.count(300, 100)
+    if count is None:
+        count = run.suite.count(300, 100)
     request = json_request({"action": "search", "value": "x" * 1_000_000})
     probe = json_request({"action": "search", "value": "p" * 100_000})
     server = run.server
@@ -92,7 +96,7 @@ async def abandoned_work(run: Run) -> dict[str, Any]:
         async with limiter:
             try:
                 stream = await connect(run.port)
-                if number % 2:
+                if how == "reset" or (how == "mixed" and number % 2):
                     reset_on_close(stream)
                 async with stream:
                     await stream.send_all(request)
@@ -144,6 +148,7 @@ async def abandoned_work(run: Run) -> dict[str, Any]:
             last_cpu, last_t = cpu, now
     return {
         "requests": count,
+        "abandoned_by": {"mixed": "half close, half reset"}.get(how, how),
         "uploaded": uploaded,
         "failed": failed,
         "upload_s": round(uploads_done - started, 2),
