@@ -5,6 +5,8 @@
 - typecheck: mypy --strict on the package.
 - fuzz: the hypothesis properties, run far longer than in ``tests``.
 - bench: the side-by-side benchmark against peer servers (not part of CI).
+- hostile: the hostile-load suite, attacks measured against the server (not
+  part of CI).
 """
 
 from __future__ import annotations
@@ -62,3 +64,15 @@ def bench(session: nox.Session) -> None:
     """
     session.install(".", "orjson", "uvloop")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def hostile(session: nox.Session) -> None:
+    """Attacks on trio-search-server, measured; writes benchmarks/HOSTILE.md.
+
+    Takes about 4 minutes; ``nox -s hostile -- --quick`` is shorter, and
+    ``-- --only NAME`` runs one attack (see benchmarks/hostile.py --help).
+    Opens a few thousand loopback connections and uses both cores.
+    """
+    session.install(".", "trustme>=1.1")
+    session.run("python", "benchmarks/hostile.py", *session.posargs)
