@@ -711,7 +711,40 @@ async def test_restarted_worker_neither_vanishes_nor_counts_twice(
     assert value(samples, "trio_search_requests_total", action="search") == 10
     assert value(samples, "trio_search_connections_open") == 6
     assert value(samples, "trio_search_connections_accepted_total") == 2 + 1 + 5
-    assert len(snapshot_files(tmp_path)) == 3
+    # The exited worker's counts moved to the retired sum, its files went.
+    names = sorted(path.name.split("-")[0] for path in snapshot_files(tmp_path))
+    assert names == ["retired.json", "w1", "w2"]
+    assert parse(aggregate(tmp_path)) == samples
+
+
+async def test_many_restarts_stay_exact_and_bounded(tmp_path: Path, nursery: trio.Nursery) -> None:
+    await start_worker(nursery, tmp_path, worker_metrics(1, 1, generation=1), "w2")
+    seen = []
+    for restart in range(1, 21):
+        stop = await start_worker(nursery, tmp_path, worker_metrics(2, 1, generation=1), "w1")
+        stop.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        samples = parse(aggregate(tmp_path))
+        seen.append(value(samples, "trio_search_requests_total", action="search"))
+        assert value(samples, "trio_search_connections_open") == 1
+        assert value(samples, "trio_search_request_duration_seconds_count") == 1 + 2 * restart
+        assert len(snapshot_files(tmp_path)) == 2  # w2's and the retired sum
+    assert seen == [1 + 2 * restart for restart in range(1, 21)]
+
+
+def test_interrupted_retirement_counts_once(tmp_path: Path) -> None:
+    """A call that wrote the retired sum but died before deleting the files
+    it folded in: the next call neither counts them again nor keeps them."""
+    dead = snapshot("c", "counter", [["c_total", {}, 2]])
+    (tmp_path / "w1-1-1.json").write_text(json.dumps(dead))
+    retired = {**snapshot("c", "counter", [["c_total", {}, 5]]), "folded": ["w1-1-1"]}
+    (tmp_path / "retired.json").write_text(json.dumps(retired))
+    assert parse(aggregate(tmp_path)) == {("c_total", frozenset()): 5}
+    assert not (tmp_path / "w1-1-1.json").exists()
+    # A later death: folded in, and the stale name dropped.
+    (tmp_path / "w1-2-2.json").write_text(json.dumps(dead))
+    assert parse(aggregate(tmp_path)) == {("c_total", frozenset()): 7}
+    assert json.loads((tmp_path / "retired.json").read_text())["folded"] == ["w1-2-2"]
 
 
 async def test_snapshots_follow_the_counts(
@@ -776,6 +809,7 @@ def test_bad_files_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     (tmp_path / "huge.json").write_bytes(b" " * (MAX_SNAPSHOT_BYTES + 1))
     assert parse(aggregate(tmp_path)) == {("c_total", frozenset()): 2}
     assert len(caplog.records) == 3
+    assert parse(aggregate(tmp_path)) == {("c_total", frozenset()): 2}  # good.json retired
 
 
 def snapshot(name: str, typ: str, samples: list[Any], mode: str | None = None) -> dict[str, Any]:

@@ -4,8 +4,10 @@ Each :class:`Metrics` owns its own ``CollectorRegistry``, never
 prometheus_client's global default one, so several servers in one process
 (tests, embedders) count separately. The methods the server calls per
 request or per connection use children bound to their label values once,
-here: ``metric.labels(...)`` looks its child up under a lock each time
-(about 1 us), an ``inc()`` on a bound child costs a fraction of that.
+here: ``metric.labels(...).inc()`` looks the child up under a lock each
+time, about 1.8 us of CPU, against 0.6 us for ``inc()`` on a bound child;
+an ``observe()`` on the latency histogram costs about 1.2 us (measured with
+prometheus_client 0.26, Python 3.11, CPU time on a loaded 2-core machine).
 
 With ``--workers N`` each worker counts in its own :class:`Metrics`, and
 :mod:`trio_search._metrics_aggregate` sums the workers' snapshots for one
