@@ -45,6 +45,16 @@ Snapshots keep each server's registry its own and are tested in-process.
 
 Each worker writes only its own files, through :func:`write_snapshots`;
 only :func:`aggregate` writes the retired sum and deletes files.
+
+Wiring it up (for the supervisor's integration):
+
+- supervisor: ``directory = tempfile.mkdtemp(prefix="trio-search-metrics-")``
+  for each run (it must start empty: a snapshot left from an earlier run
+  would be summed in), passed to every worker; ``/metrics`` served with
+  ``serve_metrics(listeners, functools.partial(aggregate, directory))``;
+  ``shutil.rmtree(directory)`` once every worker has exited;
+- worker K: ``await nursery.start(functools.partial(write_snapshots,
+  directory, metrics.snapshot, worker=f"worker{K}"))`` in its nursery.
 """
 
 from __future__ import annotations
