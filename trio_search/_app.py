@@ -237,6 +237,9 @@ class SearchApp:
             if index.documents <= self.inline_documents and all(w.typos < 2 for w in words):
                 return self._query(index, text, options)
             return Deferred(functools.partial(self._query, index, text, options))
+        if action == "health":
+            # For load balancers' checks: cheap, and always the same bytes.
+            return Reply(json_response({"result": "ok"}))
         if action == "stats" and self.stats is not None:
             return Reply(json_response({"result": {**self.stats(), **self._index_stats()}}))
         return Reply(

@@ -52,11 +52,13 @@ from ._limits import (
     RECEIVE_SIZE,
 )
 from ._log_limit import PeerWarnings
+from ._net import format_address
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol
+from ._proxy_protocol import ProxyHeader, ProxyHeaderParser
 from ._settings import ServerSettings
 from ._stats import ServerStats
 from ._timer import ConnectionTimer, Waiting
-from ._transport import Transport, close_stream, transport_for
+from ._transport import PrefixedStream, Transport, close_stream, socket_of, transport_for
 
 logger = logging.getLogger("trio_search")
 
@@ -198,12 +200,29 @@ class ServerConnection:
             await self._transport.aclose()
 
     async def _serve(self) -> None:
-        if isinstance(self.stream, trio.SSLStream) and not await self._tls_handshake():
-            return
         protocol = MessageProtocol(
             max_header_length=self.settings.max_header_length,
             max_content_length=self.settings.max_content_length,
         )
+        if self.settings.proxy_protocol:
+            after_header = await self._read_proxy_header()
+            if after_header is None:
+                return
+            context = self.settings.ssl_context
+            if context is not None:
+                # TLS starts after the PROXY header: the bytes read past it
+                # are the start of the handshake.
+                self.stream = trio.SSLStream(
+                    PrefixedStream(self.stream, after_header),
+                    context,
+                    server_side=True,
+                    https_compatible=True,
+                )
+                self._transport = transport_for(self.stream)
+            elif after_header:
+                protocol.receive_data(after_header)
+        if isinstance(self.stream, trio.SSLStream) and not await self._tls_handshake():
+            return
         while True:
             with self._timer.scope() as scope:
                 outcome = await self._serve_requests(protocol)
@@ -400,6 +419,42 @@ class ServerConnection:
     def _log_send_timeout(self, limit: float) -> None:
         self.warnings.warning(self.peer, "response not taken within %g s; closing", limit)
         self.stats.count_error("send_timeout")
+
+    async def _read_proxy_header(self) -> bytes | None:
+        """Read the PROXY protocol header a trusted balancer sends first, and
+        take the client's address from it. Returns the bytes read past the
+        header, or ``None`` (logged, counted) when the connection must end:
+        an untrusted peer, a malformed header, or none within the request
+        timeout."""
+        sock = socket_of(self.stream)
+        address = sock.getpeername()[0] if sock is not None else None
+        if not isinstance(address, str) or not self.settings.trusted_proxies.is_trusted(address):
+            self.warnings.warning(
+                self.peer, "PROXY protocol header expected from a trusted proxy only; closing"
+            )
+            self.stats.count_error("untrusted_proxy")
+            return None
+        parser = ProxyHeaderParser()
+        with trio.move_on_after(self.settings.request_timeout):
+            try:
+                while (header := parser.next_event()) is NEED_DATA:
+                    parser.receive_data(await self._transport.receive(RECEIVE_SIZE))
+            except RemoteProtocolError as exc:
+                self.warnings.warning(self.peer, "%s (%s); closing", exc.message, exc.code)
+                self.stats.count_error(exc.code)
+                return None
+            assert isinstance(header, ProxyHeader)
+            if header.source is not None:
+                logger.debug(
+                    "%s: PROXY header: client %s", self.peer, format_address(header.source)
+                )
+                self.peer = format_address(header.source)
+            return parser.trailing_data
+        self.warnings.warning(
+            self.peer, "no PROXY header within %g s; closing", self.settings.request_timeout
+        )
+        self.stats.count_error("proxy_header_timeout")
+        return None
 
     async def _tls_handshake(self) -> bool:
         assert isinstance(self.stream, trio.SSLStream)
