@@ -55,10 +55,13 @@ BINARY_ECHO_LENGTH = 10
 
 @attrs.frozen
 class Reply:
-    """A response and, if it reports a failure, that failure's code."""
+    """A response; if it reports a failure, that failure's code; and the
+    action it answers, for metrics (one of search, query, stats, binary,
+    other)."""
 
     message: Message
     error: str | None = None
+    action: str = "other"
 
     @functools.cached_property
     def wire(self) -> bytes:
@@ -155,7 +158,9 @@ class SearchApp:
         it. Never raises for anything the peer sent."""
         if request.content_type != JSON_CONTENT_TYPE:
             content = BINARY_ANSWER_PREFIX + request.content[:BINARY_ECHO_LENGTH]
-            return Reply(Message(content, SERVER_BINARY_CONTENT_TYPE, BINARY_ENCODING))
+            return Reply(
+                Message(content, SERVER_BINARY_CONTENT_TYPE, BINARY_ENCODING), action="binary"
+            )
         if len(request.content) > THREAD_DECODE_THRESHOLD:
             # Decoding a large request could stall the other connections.
             return Deferred(functools.partial(self._decode, request), self._answer_decoded)
@@ -201,7 +206,7 @@ class SearchApp:
         answer = self.index.lookup(value)
         if answer is None:
             answer = f"No match for '{value}'."
-        return Reply(json_response({"result": answer}))
+        return Reply(json_response({"result": answer}), action="search")
 
     def _answer_decoded(self, body: Any) -> Reply | Deferred:
         """The answer to a decoded request (or to the error decoding it)."""
@@ -241,7 +246,8 @@ class SearchApp:
             # For load balancers' checks: cheap, and always the same bytes.
             return Reply(json_response({"result": "ok"}))
         if action == "stats" and self.stats is not None:
-            return Reply(json_response({"result": {**self.stats(), **self._index_stats()}}))
+            stats = {**self.stats(), **self._index_stats()}
+            return Reply(json_response({"result": stats}), action="stats")
         return Reply(
             json_response(
                 {"result": f"Error: invalid action '{excerpt(action)}'.", "error": "invalid_action"}
@@ -257,7 +263,7 @@ class SearchApp:
         except RequestError as exc:
             return error_reply(exc)
         content = {"result": [hit.to_json() for hit in result.hits], "total": result.total}
-        return Reply(json_response(content))
+        return Reply(json_response(content), action="query")
 
     def _index_stats(self) -> dict[str, Any]:
         index = self.index

@@ -146,6 +146,9 @@ class ServerConnection:
     _evicted: bool = attrs.field(default=False, init=False)
     #: Bounds every wait; see the module's theory of operation.
     _timer: ConnectionTimer = attrs.field(factory=ConnectionTimer, init=False)
+    #: When the bytes completing the current batch arrived (for the
+    #: request-latency metric only).
+    _received_at: float = attrs.field(default=0.0, init=False)
     #: When the current wait between requests began: accept, or the last response.
     _idle_since: float = attrs.field(factory=trio.current_time, init=False)
     #: When the request being received must be complete.
@@ -288,6 +291,9 @@ class ServerConnection:
             if request_began:
                 self.idle.busy(self)
             protocol.receive_data(data)
+            if self.stats.metrics is not None:
+                self.stats.metrics.count_bytes(received=len(data))
+                self._received_at = trio.current_time()
             del data  # copied into the protocol's buffer
             self._charge(protocol)
             if self._timer.spent:
@@ -326,6 +332,9 @@ class ServerConnection:
     def _counted(self, reply: Reply) -> Reply:
         # Counted once answered: a stats request reports the ones before it.
         self.stats.requests += 1
+        metrics = self.stats.metrics
+        if metrics is not None:
+            metrics.count_request(reply.action, trio.current_time() - self._received_at)
         if reply.error is not None:
             self.stats.count_error(reply.error)
             self.warnings.warning(self.peer, "request refused (%s)", reply.error)
@@ -411,6 +420,8 @@ class ServerConnection:
         """Write ``replies`` in order, in one write: at once if the kernel
         takes them (the usual case), else within the request timeout."""
         data = b"".join([reply.wire for reply in replies])
+        if self.stats.metrics is not None:
+            self.stats.metrics.count_bytes(sent=len(data))
         sent = self._transport.send_now(data)
         if sent < len(data):
             self._timer.wait_for(Waiting.SEND, trio.current_time() + self.settings.request_timeout)

@@ -478,3 +478,29 @@ async def write_snapshots(
                 write_snapshot_file(path, snapshot())
     finally:
         os.close(lock_fd)
+
+
+#: The sums a worker's ``stats`` answer reports under ``all_workers``:
+#: stats key -> sample name in the exposition.
+_TOTALS = {
+    "requests": "trio_search_requests_total",
+    "errors": "trio_search_errors_total",
+    "connections_open": "trio_search_connections_open",
+    "connections_total": "trio_search_connections_accepted_total",
+    "connections_refused": "trio_search_connections_refused_total",
+}
+
+
+def totals(directory: str | os.PathLike[str]) -> dict[str, int]:
+    """The headline counters summed over every worker (see :func:`aggregate`),
+    for the ``stats`` action of ``--workers``; blocks on a few small files."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums = dict.fromkeys(_TOTALS, 0)
+    names = {sample: key for key, sample in _TOTALS.items()}
+    for family in text_string_to_metric_families(aggregate(directory).decode()):
+        for sample in family.samples:
+            key = names.get(sample.name)
+            if key is not None:
+                sums[key] += int(sample.value)
+    return sums

@@ -41,6 +41,7 @@ from ._errors import TrioSearchError
 from ._index import BUILTIN_INDEX
 from ._limits import DECODE_THREADS, INDEX_POLL_INTERVAL, SAME_PORT_ATTEMPTS
 from ._log_limit import WARNING_INTERVAL, PeerWarnings, address_of
+from ._metrics import Metrics
 from ._net import RetryingListener, format_address, listener_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
@@ -99,13 +100,20 @@ class SearchServer:
             in a worker thread); ``None``: the index cannot be reloaded.
         app: Serve this application instead of the search app over
             ``index``: any object with ``respond(request) -> Reply | Deferred``.
+        metrics: Count requests, errors, connections, latency and bytes in
+            this Prometheus metric set (see :meth:`metrics_exposition`);
+            ``None``: no metrics, and none of their cost.
     """
 
     settings: ServerSettings = attrs.field(factory=ServerSettings)
     index: SearchIndex | Mapping[str, str] = BUILTIN_INDEX
     loader: Callable[[], SearchIndex] | None = None
     app: Application | None = None
+    metrics: Metrics | None = None
     stats: ServerStats = attrs.field(factory=ServerStats, init=False)
+    #: Totals across every worker of a ``--workers`` run, when known; the
+    #: ``stats`` action reports them under ``all_workers``.
+    all_workers: dict[str, Any] | None = attrs.field(default=None, init=False)
     #: ``(host, port)`` of each listener, once :meth:`serve` has started.
     addresses: list[tuple[str, int]] = attrs.field(factory=list, init=False)
     _search_app: SearchApp | None = attrs.field(default=None, init=False)
@@ -123,6 +131,7 @@ class SearchServer:
     _closing: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
+        self.stats.metrics = self.metrics
         if self.app is None:
             self._search_app = SearchApp(self.index, self._stats_snapshot)
             self.app = self._search_app
@@ -212,7 +221,26 @@ class SearchServer:
         snapshot = self.stats.snapshot(trio.current_time())
         snapshot["buffered_bytes"] = self._budget.used
         snapshot["buffered_bytes_peak"] = self._budget.peak
+        if self.all_workers is not None:
+            snapshot["all_workers"] = self.all_workers
         return snapshot
+
+    def update_index_metrics(self) -> None:
+        """Bring the index gauges up to date (before a scrape or snapshot)."""
+        index = self.search_index
+        if self.metrics is not None and index is not None:
+            self.metrics.index_loaded(index.documents, index.generation, index.loaded_at)
+
+    def metrics_exposition(self) -> bytes:
+        """The server's metrics in Prometheus' text format (``GET /metrics``).
+
+        Raises:
+            RuntimeError: the server was made without ``metrics``.
+        """
+        if self.metrics is None:
+            raise RuntimeError("this server has no metrics: SearchServer(metrics=Metrics())")
+        self.update_index_metrics()
+        return self.metrics.exposition()
 
     async def open_listeners(self) -> list[trio.abc.Listener[Any]]:
         """Bind and listen on the configured address (TLS-wrapped if set).
@@ -364,9 +392,12 @@ class SearchServer:
         settings = self.settings
         address = address_of(peer)
         per_address = settings.max_connections_per_ip
+        metrics = self.metrics
         if per_address is not None and self._per_address[address] >= per_address:
             stats.connections_refused_busy += 1
             stats.count_error("busy")
+            if metrics is not None:
+                metrics.connection_refused("per_ip")
             reason = f"more than {per_address} connections from this address"
             await refuse_busy(stream, peer, settings.request_timeout, self._warnings, reason)
             return
@@ -377,6 +408,8 @@ class SearchServer:
             if victim is None:
                 stats.connections_refused_busy += 1
                 stats.count_error("busy")
+                if metrics is not None:
+                    metrics.connection_refused("busy")
                 await refuse_busy(stream, peer, settings.request_timeout, self._warnings)
                 return
             victim.evict()
@@ -394,6 +427,8 @@ class SearchServer:
         )
         stats.connections_open += 1
         stats.connections_total += 1
+        if metrics is not None:
+            metrics.connection_opened()
         self._per_address[address] += 1
         self._connections.add(connection)
         logger.debug("%s: connected", peer)
@@ -404,6 +439,8 @@ class SearchServer:
         finally:
             self._connections.discard(connection)
             stats.connections_open -= 1
+            if metrics is not None:
+                metrics.connection_closed()
             self._per_address[address] -= 1
             if not self._per_address[address]:
                 del self._per_address[address]

@@ -11,6 +11,7 @@ import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -28,6 +29,7 @@ from ._cli_common import (
 )
 from ._engine import SearchIndex, read_meta
 from ._errors import ConfigurationError
+from ._http_metrics import open_metrics_listeners, parse_metrics_address, serve_metrics
 from ._index import builtin_search_index, check_data_file, index_of_file
 from ._limits import (
     DEFAULT_HOST,
@@ -43,6 +45,8 @@ from ._limits import (
     MAX_ENCODABLE_HEADER_LENGTH,
 )
 from ._memory import return_freed_memory
+from ._metrics import Metrics
+from ._metrics_aggregate import SNAPSHOT_INTERVAL, totals, write_snapshots
 from ._net import format_address
 from ._server import SearchServer
 from ._settings import ServerSettings
@@ -203,6 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TRUSTED_PROXIES,
         help="the balancers allowed to send the PROXY header",
     )
+    proxy.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=_metrics_address,
+        help=(
+            "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9100, "
+            "[::1]:9100); with --workers, one scrape gives the totals of all workers"
+        ),
+    )
+    # Internal: where a --workers supervisor collects its workers' counters.
+    proxy.add_argument("--metrics-dir", help=argparse.SUPPRESS)
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve over TLS")
     tls.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
@@ -224,6 +239,14 @@ def header_length(text: str) -> int:
             f"must be at most {MAX_ENCODABLE_HEADER_LENGTH} (the 2-byte prefix), not {value}"
         )
     return value
+
+
+def _metrics_address(text: str) -> tuple[str, int]:
+    """An argparse type: ``--metrics HOST:PORT``."""
+    try:
+        return parse_metrics_address(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -326,6 +349,13 @@ def _raise_open_files_limit(max_connections: int) -> None:
         )
 
 
+def _log_metrics_addresses(addresses: list[tuple[str, int]]) -> None:
+    for address in addresses:
+        logging.getLogger("trio_search").info(
+            "serving metrics at http://%s/metrics", format_address(address)
+        )
+
+
 def _announce(addresses: list[tuple[str, int]]) -> None:
     for address in addresses:
         print(f"{PROG} listening on {format_address(address)}", flush=True)
@@ -349,12 +379,43 @@ class _Reloads:
             await server.reload_index()
 
 
-async def _run(server: SearchServer, supervised: bool = False) -> None:
+async def _follow_all_workers(server: SearchServer, directory: str) -> None:
+    """In a worker: keep the totals of every worker, for ``stats``."""
+    while True:
+        server.all_workers = await trio.to_thread.run_sync(totals, directory)
+        await trio.sleep(SNAPSHOT_INTERVAL)
+
+
+async def _run(
+    server: SearchServer,
+    supervised: bool = False,
+    metrics_address: tuple[str, int] | None = None,
+    metrics_dir: str | None = None,
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         # Bound here, outside any nursery, so "address in use" arrives as a
         # plain OSError rather than inside an exception group.
         listeners = await server.open_listeners()
+        metrics_listeners = (
+            await open_metrics_listeners(*metrics_address) if metrics_address else []
+        )
         async with trio.open_nursery() as nursery:
+            if metrics_listeners:
+                where = await nursery.start(
+                    serve_metrics, metrics_listeners, server.metrics_exposition
+                )
+                _log_metrics_addresses(where)
+            if metrics_dir is not None and server.metrics is not None:
+                metrics = server.metrics
+
+                def snapshot() -> dict[str, Any]:
+                    server.update_index_metrics()
+                    return metrics.snapshot()
+
+                await nursery.start(
+                    functools.partial(write_snapshots, metrics_dir, snapshot, worker="worker")
+                )
+                nursery.start_soon(_follow_all_workers, server, metrics_dir)
 
             async def serve_then_stop(task_status: trio.TaskStatus[list[tuple[str, int]]]) -> None:
                 await server.serve(listeners, task_status=task_status)
@@ -425,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     settings.port,
                     f"{PROG} listening on ".encode(),
                     _announce,
+                    args.metrics,
                 )
             )
         else:
@@ -433,8 +495,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 index = loader()
             except ConfigurationError as exc:
                 return fail(PROG, exc.message)
-            server = SearchServer(settings, index, loader=loader)
-            trio.run(_run, server, args.worker is not None)
+            # A worker counts for its supervisor; the supervisor serves /metrics.
+            wants_metrics = args.metrics is not None or args.metrics_dir is not None
+            server = SearchServer(
+                settings, index, loader=loader, metrics=Metrics() if wants_metrics else None
+            )
+            trio.run(
+                _run,
+                server,
+                args.worker is not None,
+                args.metrics if args.worker is None else None,
+                args.metrics_dir,
+            )
     except OSError as exc:
         where = format_address((args.host or "*", args.port))
         return fail(PROG, f"cannot listen on {where}: {exc.strerror or exc}")

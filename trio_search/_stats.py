@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import collections
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:  # prometheus_client is loaded only by servers that export metrics
+    from ._metrics import Metrics
 
 
 @attrs.define
@@ -28,10 +31,14 @@ class ServerStats:
     connections_refused_busy: int = 0
     requests: int = 0
     errors: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    #: Also counts every error here, when the server exports metrics.
+    metrics: Metrics | None = attrs.field(default=None, repr=False)
 
     def count_error(self, code: str) -> None:
         """Count one failure with its error code."""
         self.errors[code] += 1
+        if self.metrics is not None:
+            self.metrics.count_error(code)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """The counters as a JSON-ready dict, ``now`` on the same clock as

@@ -33,11 +33,14 @@ data); a worker still starting loads the newest data anyway.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -45,6 +48,8 @@ import attrs
 import trio
 
 from ._errors import TrioSearchError
+from ._http_metrics import open_metrics_listeners, serve_metrics
+from ._metrics_aggregate import aggregate
 
 logger = logging.getLogger("trio_search")
 
@@ -380,8 +385,14 @@ async def supervise(
     port: int,
     ready_prefix: bytes,
     on_ready: Callable[[list[tuple[str, int]]], object],
+    metrics_address: tuple[str, int] | None = None,
 ) -> None:
     """Serve with ``count`` worker processes sharing ``host``:``port``.
+
+    Every worker writes its counters into a directory made for the run
+    (``--metrics-dir``, see trio_search._metrics_aggregate), so that its
+    ``stats`` answer and, at ``metrics_address``, one scrape of this
+    process give totals across all workers.
 
     Args:
         worker_argv: The ``trio-search-server`` options every worker gets;
@@ -392,6 +403,7 @@ async def supervise(
         ready_prefix: The start of a worker's "listening on" stdout line.
         on_ready: Called with the ``(host, port)`` of each address once every
             worker listens.
+        metrics_address: Serve ``GET /metrics`` here, summed over workers.
 
     Raises:
         OSError: the address cannot be bound; no worker was started.
@@ -400,6 +412,15 @@ async def supervise(
     # Bound here, outside any nursery, so "address in use" arrives as a
     # plain OSError rather than inside an exception group.
     sockets = await bind_reuse_port_sockets(host, port)
+    try:
+        metrics_listeners = (
+            await open_metrics_listeners(*metrics_address) if metrics_address else []
+        )
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    metrics_dir = tempfile.mkdtemp(prefix="trio-search-metrics-")
     try:
         addresses: list[tuple[str, int]] = [_host_port(sock.getsockname()) for sock in sockets]
         chosen_port = addresses[0][1]
@@ -417,13 +438,25 @@ async def supervise(
                 "1",
                 "--worker",
                 str(number),
+                "--metrics-dir",
+                metrics_dir,
             ]
 
         supervisor = Supervisor(command, count, ready_prefix)
-        await supervisor.run(lambda: on_ready(addresses))
+        async with trio.open_nursery() as nursery:
+            if metrics_listeners:
+                # Reading a few small files per worker, about a millisecond:
+                # on this loop, which serves no clients, that is fine.
+                scrape = functools.partial(aggregate, metrics_dir)
+                where = await nursery.start(serve_metrics, metrics_listeners, scrape)
+                for address in where:
+                    logger.info("serving metrics of all workers at http://%s:%d/metrics", *address)
+            await supervisor.run(lambda: on_ready(addresses))
+            nursery.cancel_scope.cancel()
     finally:
         for sock in sockets:
             sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _host_port(sockname: Any) -> tuple[str, int]:
