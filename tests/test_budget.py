@@ -83,3 +83,33 @@ async def test_a_request_kept_waiting_for_room_times_out(
     assert trio.current_time() - start <= 5
     await trio.sleep(3)  # the connections linger a moment, then end
     assert server._stats_snapshot()["buffered_bytes"] == 0
+
+
+async def test_a_waiting_request_whose_client_closes_is_freed_at_once(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    # Over a socket pair: the server sees the client close its side while
+    # the request waits for room, and frees its bytes without waiting for the
+    # request timeout.
+    server = SearchServer(ServerSettings(port=0, max_buffered_bytes=BUDGET, request_timeout=30))
+    large = raw_message(b"x" * 8_000, "binary/custom-client-binary-type", "binary")
+    pairs = [trio.socket.socketpair() for _ in range(2)]
+    waiting, going_on = (trio.SocketStream(a) for a, _ in pairs)
+    for _, b in pairs:
+        nursery.start_soon(server.handle_stream, trio.SocketStream(b), "pair")
+    await waiting.send_all(large[:6_000])
+    await trio.testing.wait_all_tasks_blocked()
+    await going_on.send_all(large[:6_000])  # past the budget: this one goes on
+    await trio.testing.wait_all_tasks_blocked()
+    await waiting.send_all(large[6_000:6_500])  # taken by the receive already waiting
+    await trio.testing.wait_all_tasks_blocked()
+    start = trio.current_time()
+    await waiting.send_all(large[6_500:7_000])  # not read: it waits for room
+    await waiting.aclose()
+    with trio.fail_after(10):
+        while server.stats.connections_open > 1:  # noqa: ASYNC110 (a counter, no event)
+            await trio.sleep(0.1)
+    assert trio.current_time() - start < 5  # not the 30 s request timeout
+    assert server.stats.errors["truncated"] == 1
+    assert server._stats_snapshot()["buffered_bytes"] < 7_000  # only the other's bytes
+    await going_on.aclose()

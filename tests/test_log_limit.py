@@ -40,8 +40,7 @@ async def test_a_client_pipelining_bad_requests_writes_a_few_lines_then_a_summar
     await trio.sleep(11)
     summaries = [r.getMessage() for r in caplog.records if "not logged" in r.getMessage()]
     assert summaries == [
-        f"?: {1000 - WARNINGS_PER_INTERVAL} more warning(s) like the above not logged "
-        "in the last 10 s"
+        f"?: {1000 - WARNINGS_PER_INTERVAL} more line(s) like the above not logged in the last 10 s"
     ]
     # A new interval: the client's next bad request is logged again.
     await client.send_all(json_request([]))
@@ -68,6 +67,6 @@ def test_each_address_has_its_own_share() -> None:
     assert lines.count("127.0.0.3:2: bad thing") == WARNINGS_PER_INTERVAL
     warnings.flush()
     assert lines[-2:] == [
-        "127.0.0.2: 15 more warning(s) like the above not logged in the last 10 s",
-        "127.0.0.3: 15 more warning(s) like the above not logged in the last 10 s",
+        "127.0.0.2: 15 more line(s) like the above not logged in the last 10 s",
+        "127.0.0.3: 15 more line(s) like the above not logged in the last 10 s",
     ]

@@ -49,6 +49,7 @@ from ._limits import (
     LINGER_BYTES,
     LINGER_TIMEOUT,
     MAX_LOGGED_REASON,
+    PARKED_CHECK_INTERVAL,
     RECEIVE_SIZE,
 )
 from ._log_limit import PeerWarnings
@@ -188,7 +189,9 @@ class ServerConnection:
             await self._serve()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             reason = exc.__cause__ or exc
-            logger.info("%s: connection lost: %s", self.peer, str(reason) or type(reason).__name__)
+            self.warnings.info(
+                self.peer, "connection lost: %s", str(reason) or type(reason).__name__
+            )
             self.stats.count_error("connection_lost")
         except Exception:
             # A bug of ours must not escape into the server's nursery and take
@@ -284,7 +287,7 @@ class ServerConnection:
             elif self.budget.exhausted:
                 # Backpressure: read no more of this request until the
                 # server holds less; the request timeout still runs.
-                await self.budget.wait_for_room(self)
+                await self._wait_for_room()
             data = await transport.receive(RECEIVE_SIZE)
             # A read between requests brings the first bytes of the next one.
             request_began = not mid_message
@@ -321,6 +324,18 @@ class ServerConnection:
             if isinstance(answer, Deferred):
                 return _Batch(replies, work=answer)
             replies.append(self._counted(answer))
+
+    async def _wait_for_room(self) -> None:
+        """Wait for room in the budget, or for the client to close its side:
+        then its request can only end (truncated, or complete from bytes
+        already in the socket), so it is read at once rather than held
+        until the request timeout."""
+        while True:
+            with trio.move_on_after(PARKED_CHECK_INTERVAL):
+                await self.budget.wait_for_room(self)
+                return
+            if self._transport.peer_closed():
+                return
 
     def _charge(self, protocol: MessageProtocol) -> None:
         """Count what the protocol object holds now in the server's budget."""
@@ -359,16 +374,16 @@ class ServerConnection:
         """Close after the timer fired, telling the client where it can."""
         waiting_for = self._timer.waiting_for
         if waiting_for is Waiting.IDLE and self._evicted:
-            logger.info(
-                "%s: closed after %.1f s idle, to make room for a new client (--max-connections)",
+            self.warnings.info(
                 self.peer,
+                "closed after %.1f s idle, to make room for a new client (--max-connections)",
                 trio.current_time() - self._idle_since,
             )
             self.stats.count_error("evicted_idle")
         elif waiting_for is Waiting.IDLE and self._closing:
             logger.debug("%s: idle connection closed for shutdown", self.peer)
         elif waiting_for is Waiting.IDLE:
-            logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
+            self.warnings.info(self.peer, "idle for %g s; closing", self.settings.idle_timeout)
             self.stats.count_error("idle_timeout")
         elif waiting_for is Waiting.REQUEST:
             error = RemoteProtocolError(

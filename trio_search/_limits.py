@@ -61,6 +61,11 @@ DEFAULT_MAX_CONNECTIONS = 10_000
 #: in progress are read no further until others free room (backpressure).
 DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
 
+#: Seconds between checks, while a request waits for room in that budget,
+#: of whether its client has closed its side (then its bytes are read at
+#: once and freed, rather than held until the request timeout).
+PARKED_CHECK_INTERVAL = 0.5
+
 #: Seconds in-flight requests get to finish after a shutdown signal.
 DEFAULT_SHUTDOWN_GRACE = 10.0
 

@@ -1,4 +1,4 @@
-"""Warnings about clients, rate-limited per client address.
+"""Log lines about clients, rate-limited per client address.
 
 One client pipelining bad requests used to write a WARNING line per request
 (103,000 lines, 9.7 MB, in 10 s), slowing every other client. A
@@ -50,6 +50,16 @@ class PeerWarnings:
     def warning(self, peer: str, message: str, *args: Any) -> None:
         """Log ``"{peer}: " + message % args`` at WARNING, unless this
         client's address has had its share of lines this interval."""
+        self.log(logging.WARNING, peer, message, *args)
+
+    def info(self, peer: str, message: str, *args: Any) -> None:
+        """As :meth:`warning`, at INFO: lines that come one per connection
+        (a reset, an eviction), which a client opening connections in a loop
+        would otherwise multiply."""
+        self.log(logging.INFO, peer, message, *args)
+
+    def log(self, level: int, peer: str, message: str, *args: Any) -> None:
+        """Log at ``level`` within this client's share of lines."""
         now = self.clock()
         if self._interval_start is None:
             self._interval_start = now
@@ -61,7 +71,7 @@ class PeerWarnings:
             if len(self._written) >= MAX_TRACKED_ADDRESSES:
                 self.flush()
             self._written[address] = written + 1
-            self.logger.warning("%s: " + message, peer, *args)
+            self.logger.log(level, "%s: " + message, peer, *args)
         else:
             self._left_out[address] = self._left_out.get(address, 0) + 1
 
@@ -70,7 +80,7 @@ class PeerWarnings:
         and start a new interval."""
         for address, count in self._left_out.items():
             self.logger.warning(
-                "%s: %d more warning(s) like the above not logged in the last %g s",
+                "%s: %d more line(s) like the above not logged in the last %g s",
                 address,
                 count,
                 WARNING_INTERVAL,

@@ -51,6 +51,11 @@ def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
             return None
 
 
+#: The peer shut its side down (Linux reports it as POLLRDHUP), hung up or
+#: reset.
+_CLOSED_EVENTS = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
+
+
 def _poll(sock: trio.socket.SocketType | None) -> int:
     """The ``poll`` events ready on ``sock`` now (0 for none or no socket)."""
     if sock is None:
@@ -60,7 +65,7 @@ def _poll(sock: trio.socket.SocketType | None) -> int:
         if fd < 0:
             return 0
         poller = select.poll()
-        poller.register(fd, select.POLLIN)
+        poller.register(fd, select.POLLIN | getattr(select, "POLLRDHUP", 0))
         return sum(events for _, events in poller.poll(0))
     except (OSError, ValueError):
         return 0
@@ -130,6 +135,10 @@ class Transport(Protocol):
         """Whether the peer reset or hung up; never blocks."""
         ...
 
+    def peer_closed(self) -> bool:
+        """Whether the peer closed its sending side (or reset); never blocks."""
+        ...
+
     async def aclose(self) -> None:
         """Close now, whatever state the stream is in."""
         ...
@@ -186,6 +195,9 @@ class SocketTransport:
     def peer_has_gone(self) -> bool:
         return bool(_poll(self.stream.socket) & (select.POLLHUP | select.POLLERR))
 
+    def peer_closed(self) -> bool:
+        return bool(_poll(self.stream.socket) & _CLOSED_EVENTS)
+
     async def aclose(self) -> None:
         # Nothing to flush: closed without a checkpoint, a cost otherwise
         # paid on every connection.
@@ -212,6 +224,9 @@ class StreamTransport:
 
     def peer_has_gone(self) -> bool:
         return peer_has_gone(self.stream)
+
+    def peer_closed(self) -> bool:
+        return bool(_poll(socket_of(self.stream)) & _CLOSED_EVENTS)
 
     async def aclose(self) -> None:
         await trio.aclose_forcefully(self.stream)
