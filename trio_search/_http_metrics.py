@@ -38,7 +38,7 @@ import trio
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ._errors import ConfigurationError
-from ._net import RetryingListener, listener_address
+from ._listeners import RetryingListener, listener_address
 
 logger = logging.getLogger("trio_search")
 

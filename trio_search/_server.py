@@ -24,7 +24,6 @@ data anew (SIGHUP in ``trio-search-server``) and swaps it in whole.
 from __future__ import annotations
 
 import collections
-import errno
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -39,48 +38,15 @@ from ._connection import IdleConnections, ServerConnection, refuse_busy
 from ._engine import SearchIndex
 from ._errors import TrioSearchError
 from ._index import BUILTIN_INDEX
-from ._limits import DECODE_THREADS, INDEX_POLL_INTERVAL, SAME_PORT_ATTEMPTS
+from ._limits import DECODE_THREADS, INDEX_POLL_INTERVAL
+from ._listeners import RetryingListener, listener_address, open_listeners
 from ._log_limit import WARNING_INTERVAL, PeerWarnings, address_of
 from ._metrics import Metrics
-from ._net import RetryingListener, format_address, listener_address, peer_name
+from ._net import format_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
-from ._workers import open_reuse_port_listeners
 
 logger = logging.getLogger("trio_search")
-
-
-async def _open_tcp_listeners(port: int, host: str | None) -> list[trio.SocketListener]:
-    """``trio.open_tcp_listeners``, except that with port 0 and several
-    addresses (``--host ''``: IPv4 and IPv6) every listener gets the same
-    port, so that one number describes the server.
-
-    Raises:
-        OSError: as ``trio.open_tcp_listeners``.
-    """
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    if port != 0 or len(listeners) < 2:
-        return listeners
-    for _ in range(SAME_PORT_ATTEMPTS):
-        addresses = [listener_address(listener) for listener in listeners]
-        ports = {address[1] for address in addresses if address is not None}
-        if len(ports) == 1:
-            return listeners
-        # Rebind every address to the port the kernel gave the first one. If
-        # another program holds it on another address, let the kernel pick
-        # again.
-        first = addresses[0]
-        assert first is not None
-        for listener in listeners:
-            await listener.aclose()
-        try:
-            listeners = await trio.open_tcp_listeners(first[1], host=host)
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            listeners = await trio.open_tcp_listeners(0, host=host)
-    # Out of attempts: serve anyway; each address's port is reported.
-    return listeners
 
 
 @attrs.define(eq=False)
@@ -249,10 +215,9 @@ class SearchServer:
             OSError: the address cannot be bound (in use, unknown host, ...).
         """
         host = self.settings.host or None
-        if self.settings.reuse_port:
-            tcp_listeners = await open_reuse_port_listeners(self.settings.port, host=host)
-        else:
-            tcp_listeners = await _open_tcp_listeners(self.settings.port, host)
+        tcp_listeners = await open_listeners(
+            host, self.settings.port, reuse_port=self.settings.reuse_port
+        )
         context = self.settings.ssl_context
         if context is None or self.settings.proxy_protocol:
             # With the PROXY protocol, TLS starts after its header: each

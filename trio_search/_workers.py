@@ -32,7 +32,6 @@ data); a worker still starting loads the newest data anyway.
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
 import os
@@ -49,6 +48,7 @@ import trio
 
 from ._errors import TrioSearchError
 from ._http_metrics import open_metrics_listeners, serve_metrics
+from ._listeners import bind_sockets
 from ._metrics_aggregate import aggregate
 
 logger = logging.getLogger("trio_search")
@@ -78,81 +78,11 @@ WORKER_OUTPUT_CHUNK = 4096
 #: cannot grow the parent's memory.
 MAX_WORKER_LINE = 64 * 1024
 
-#: Listen backlog: the system's maximum, as ``trio.open_tcp_listeners`` asks.
-LISTEN_BACKLOG = 0xFFFF
-
 
 class WorkerStartupError(TrioSearchError):
     """A worker exited, or hung, before it was listening."""
 
     default_code = "worker_startup"
-
-
-async def bind_reuse_port_sockets(host: str | None, port: int) -> list[trio.socket.SocketType]:
-    """Bind, without listening, a SO_REUSEPORT TCP socket on each address of
-    ``host``, as ``trio.open_tcp_listeners`` would (``None`` is every
-    interface, IPv4 and IPv6).
-
-    With ``port`` 0 the kernel picks a port for the first address and the
-    other addresses take the same one, so one number describes them all.
-
-    Raises:
-        OSError: an address cannot be bound (in use without SO_REUSEPORT,
-            unknown host, ...). No socket is left open then.
-    """
-    addresses = await trio.socket.getaddrinfo(
-        host, port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE
-    )
-    sockets: list[trio.socket.SocketType] = []
-    unsupported: OSError | None = None
-    try:
-        for family, type_, proto, _, sockaddr in addresses:
-            try:
-                sock = trio.socket.socket(family, type_, proto)
-            except OSError as exc:
-                # Like Trio: an address family this host lacks is skipped.
-                if exc.errno != errno.EAFNOSUPPORT:
-                    raise
-                unsupported = exc
-                continue
-            sockets.append(sock)
-            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
-            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
-            if family == trio.socket.AF_INET6:
-                sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                chosen = sockets[0].getsockname()[1]
-                sockaddr = (sockaddr[0], chosen, *sockaddr[2:])
-            await sock.bind(sockaddr)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    if not sockets:
-        assert unsupported is not None
-        raise unsupported
-    return sockets
-
-
-async def open_reuse_port_listeners(
-    port: int, *, host: str | None = None
-) -> list[trio.SocketListener]:
-    """``trio.open_tcp_listeners`` with SO_REUSEPORT set before bind, so
-    several processes can listen on the same port and the kernel spreads the
-    connections over them.
-
-    Raises:
-        OSError: as :func:`bind_reuse_port_sockets`.
-    """
-    sockets = await bind_reuse_port_sockets(host, port)
-    try:
-        for sock in sockets:
-            sock.listen(LISTEN_BACKLOG)
-        return [trio.SocketListener(sock) for sock in sockets]
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
 
 
 async def watch_supervisor(on_gone: Callable[[], object]) -> None:
@@ -411,7 +341,7 @@ async def supervise(
     """
     # Bound here, outside any nursery, so "address in use" arrives as a
     # plain OSError rather than inside an exception group.
-    sockets = await bind_reuse_port_sockets(host, port)
+    sockets = await bind_sockets(host, port, reuse_port=True)
     try:
         metrics_listeners = (
             await open_metrics_listeners(*metrics_address) if metrics_address else []
