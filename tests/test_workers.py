@@ -225,3 +225,37 @@ async def test_the_server_raises_its_open_files_limit_for_max_connections() -> N
             re.compile(rb"raised the open-files limit \(RLIMIT_NOFILE\) from 256 to (\d+)")
         )
         assert int(raised[1]) >= 2000 + 64
+
+
+def test_workers_get_each_option_once_without_the_supervisors() -> None:
+    from trio_search._server_cli import build_parser, worker_options
+
+    parser = build_parser()
+    args = parser.parse_args(
+        [
+            "--workers",
+            "2",
+            "--port",
+            "0",
+            "--data",
+            "a.jsonl",
+            "--data",
+            "b.jsonl",
+            "--key-f",
+            "id",
+            "--proxy-protocol",
+            "--metrics",
+            "127.0.0.1:9100",
+            "--log-level",
+            "debug",
+        ]
+    )
+    assert worker_options(parser, args) == [
+        "--data",
+        "b.jsonl",
+        "--key-field",
+        "id",
+        "--proxy-protocol",
+        "--log-level",
+        "DEBUG",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import resource
 import signal
 import ssl
@@ -188,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
             "one: a worker that dies is restarted; 1 serves in this process"
         ),
     )
-    # Internal: run as worker K of a --workers supervisor.
+    # Internal: run as worker K of a --workers supervisor, which learns that
+    # the worker listens when it writes to this file descriptor.
     procs.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)
+    procs.add_argument("--ready-fd", type=non_negative_int, help=argparse.SUPPRESS)
     proxy = parser.add_argument_group("behind a load balancer")
     proxy.add_argument(
         "--proxy-protocol",
@@ -239,6 +242,29 @@ def header_length(text: str) -> int:
             f"must be at most {MAX_ENCODABLE_HEADER_LENGTH} (the 2-byte prefix), not {value}"
         )
     return value
+
+
+#: Options of the supervisor itself, or that it sets per worker: not passed on.
+_SUPERVISOR_OPTIONS = frozenset({"port", "workers", "worker", "ready_fd", "metrics", "metrics_dir"})
+
+
+def worker_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The options of ``args`` that a worker needs, each once, rebuilt from
+    what was parsed (so abbreviations and repeats in the command line make
+    no difference)."""
+    options: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in _SUPERVISOR_OPTIONS:
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value == action.default or action.dest == "help":
+            continue
+        option = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):
+            options.append(option)
+        else:
+            options += [option, str(value)]
+    return options
 
 
 def _metrics_address(text: str) -> tuple[str, int]:
@@ -391,6 +417,7 @@ async def _run(
     supervised: bool = False,
     metrics_address: tuple[str, int] | None = None,
     metrics_dir: str | None = None,
+    ready_fd: int | None = None,
 ) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         # Bound here, outside any nursery, so "address in use" arrives as a
@@ -423,6 +450,9 @@ async def _run(
 
             await nursery.start(serve_then_stop)
             _announce(server.addresses)
+            if ready_fd is not None:
+                os.write(ready_fd, b"listening\n")
+                os.close(ready_fd)
             reloads = _Reloads()
             nursery.start_soon(reloads.serve, server)
             nursery.start_soon(
@@ -480,11 +510,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             trio.run(
                 functools.partial(
                     supervise,
-                    argv,
+                    worker_options(parser, args),
                     args.workers,
                     settings.host or None,
                     settings.port,
-                    f"{PROG} listening on ".encode(),
                     _announce,
                     args.metrics,
                 )
@@ -506,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.worker is not None,
                 args.metrics if args.worker is None else None,
                 args.metrics_dir,
+                args.ready_fd,
             )
     except OSError as exc:
         where = format_address((args.host or "*", args.port))

@@ -13,13 +13,14 @@ them a connection.
 
 Each worker is ``trio-search-server`` again, run with the chosen port and the
 hidden ``--worker K`` option: it listens with SO_REUSEPORT, so the kernel
-spreads new connections over the workers that listen, and prints the usual
-"listening on" line, which the parent reads from the worker's stdout as the
-sign that it serves. Workers run in a session of their own, so Ctrl-C at a
-terminal reaches the parent only and each worker gets exactly one SIGTERM,
-forwarded by the parent. A worker's stdin is a pipe from the parent: its end
-of file tells the worker that the parent is gone, even after SIGKILL, and the
-worker shuts down gracefully (:func:`watch_supervisor`).
+spreads new connections over the workers that listen, and then writes to a
+pipe the parent passed it (``--ready-fd``) as the sign that it serves; the
+parent drains its stdout so that it never blocks. Workers run in a session
+of their own, so Ctrl-C at a terminal reaches the parent only and each
+worker gets exactly one SIGTERM, forwarded by the parent. A worker's stdin
+is a pipe from the parent: its end of file tells the worker that the parent
+is gone, even after SIGKILL, and the worker shuts down gracefully
+(:func:`watch_supervisor`).
 
 One task per worker slot starts the worker, waits for it to exit and starts
 it again after a back-off that doubles with each crash, so a crash loop costs
@@ -70,13 +71,8 @@ RESTART_DELAY_MAX = 30.0
 #: back-off starts again from :data:`RESTART_DELAY_INITIAL`.
 WORKER_STABLE_AFTER = 60.0
 
-#: Bytes read from a worker's stdout per call; a worker prints one line per
-#: listener, once.
+#: Bytes read per call from a worker's stdout and its ready pipe.
 WORKER_OUTPUT_CHUNK = 4096
-
-#: Longest stdout line kept from a worker, in bytes, so a runaway worker
-#: cannot grow the parent's memory.
-MAX_WORKER_LINE = 64 * 1024
 
 
 class WorkerStartupError(TrioSearchError):
@@ -116,36 +112,18 @@ def restart_delay(crashes: int) -> float:
     return min(RESTART_DELAY_MAX, RESTART_DELAY_INITIAL * 2.0 ** min(crashes - 1, 32))
 
 
-async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[bytes]:
-    """The lines of ``stream`` without their ends, until end of file; an
-    over-long line is cut at :data:`MAX_WORKER_LINE` bytes."""
-    pending = bytearray()
-    while chunk := await stream.receive_some(WORKER_OUTPUT_CHUNK):
-        pending += chunk
-        while (end := pending.find(b"\n")) >= 0:
-            yield bytes(pending[:end])
-            del pending[: end + 1]
-        if len(pending) > MAX_WORKER_LINE:
-            yield bytes(pending)
-            pending.clear()
-    if pending:
-        yield bytes(pending)
-
-
 @attrs.define(eq=False)
 class Supervisor:
     """Runs ``count`` worker processes and keeps them running until a signal.
 
     Args:
-        command: The command line of worker number K (from 1).
+        command: The command line of worker number K (from 1) that reports
+            it listens on the given file descriptor.
         count: How many workers run at once.
-        ready_prefix: The start of the stdout line a worker prints once it
-            listens.
     """
 
-    command: Callable[[int], Sequence[str]]
+    command: Callable[[int, int], Sequence[str]]
     count: int
-    ready_prefix: bytes
     _processes: dict[int, trio.Process] = attrs.field(factory=dict, init=False)
     _ready: set[int] = attrs.field(factory=set, init=False)
     #: Worker processes that have said they listen (and so handle SIGHUP).
@@ -238,15 +216,23 @@ class Supervisor:
 
     async def _run_once(self, number: int) -> str:
         """Run worker ``number`` until it exits; describe how it ended."""
+        # The worker says it listens by writing to this pipe (--ready-fd),
+        # not in a line of text meant for people.
+        ready_read, ready_write = os.pipe()
         try:
             process = await trio.lowlevel.open_process(
-                list(self.command(number)),
+                list(self.command(number, ready_write)),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 start_new_session=True,
+                pass_fds=(ready_write,),
             )
         except OSError as exc:
+            os.close(ready_read)
             return f"could not be started: {exc}"
+        finally:
+            os.close(ready_write)
+        ready = trio.lowlevel.FdStream(ready_read)
         self._processes[number] = process
         try:
             if self._killing:
@@ -256,7 +242,8 @@ class Supervisor:
             logger.info("worker %d started (pid %d)", number, process.pid)
             async with trio.open_nursery() as nursery:
                 settled = trio.Event()
-                nursery.start_soon(self._read_output, number, process, settled)
+                nursery.start_soon(self._drain_output, process)
+                nursery.start_soon(self._wait_until_ready, number, process, ready, settled)
                 with trio.move_on_after(WORKER_START_TIMEOUT) as timer:
                     await settled.wait()
                 if timer.cancelled_caught:
@@ -277,7 +264,7 @@ class Supervisor:
             # close our ends of its pipes.
             with trio.CancelScope(shield=True):
                 returncode = await process.wait()
-                for pipe in (process.stdin, process.stdout):
+                for pipe in (process.stdin, process.stdout, ready):
                     if pipe is not None:
                         await pipe.aclose()
             del self._processes[number]
@@ -290,18 +277,24 @@ class Supervisor:
         if len(self._ready) == self.count:
             self._settled.set()
 
-    async def _read_output(self, number: int, process: trio.Process, settled: trio.Event) -> None:
-        """Read the worker's stdout to its end, so the worker never blocks on
-        it; set ``settled`` at its "listening on" line or at end of file."""
+    async def _drain_output(self, process: trio.Process) -> None:
+        """Read the worker's stdout to its end, so the worker never blocks on it."""
         assert process.stdout is not None
-        listening = False
         try:
-            async for line in _lines(process.stdout):
-                if not listening and line.startswith(self.ready_prefix):
-                    listening = True
-                    self._listening.add(process)
-                    self._worker_listening(number, process.pid)
-                    settled.set()
+            while await process.stdout.receive_some(WORKER_OUTPUT_CHUNK):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def _wait_until_ready(
+        self, number: int, process: trio.Process, ready: trio.abc.ReceiveStream, settled: trio.Event
+    ) -> None:
+        """Set ``settled`` once the worker writes to its ready pipe (it
+        listens) or closes it unwritten (it failed, or exited)."""
+        try:
+            if await ready.receive_some(WORKER_OUTPUT_CHUNK):
+                self._listening.add(process)
+                self._worker_listening(number, process.pid)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -313,7 +306,6 @@ async def supervise(
     count: int,
     host: str | None,
     port: int,
-    ready_prefix: bytes,
     on_ready: Callable[[list[tuple[str, int]]], object],
     metrics_address: tuple[str, int] | None = None,
 ) -> None:
@@ -325,12 +317,13 @@ async def supervise(
     process give totals across all workers.
 
     Args:
-        worker_argv: The ``trio-search-server`` options every worker gets;
-            the port, ``--workers 1`` and ``--worker K`` are appended.
+        worker_argv: The ``trio-search-server`` options every worker gets,
+            without the port and the options of the supervisor (--workers,
+            --metrics): the chosen port, ``--worker K``, ``--ready-fd`` and
+            ``--metrics-dir`` are appended.
         count: How many workers.
         host: Address to listen on; ``None`` is every interface.
         port: TCP port; 0 picks one, shared by every worker.
-        ready_prefix: The start of a worker's "listening on" stdout line.
         on_ready: Called with the ``(host, port)`` of each address once every
             worker listens.
         metrics_address: Serve ``GET /metrics`` here, summed over workers.
@@ -355,8 +348,7 @@ async def supervise(
         addresses: list[tuple[str, int]] = [_host_port(sock.getsockname()) for sock in sockets]
         chosen_port = addresses[0][1]
 
-        def command(number: int) -> list[str]:
-            # argparse keeps the last value of a repeated option.
+        def command(number: int, ready_fd: int) -> list[str]:
             return [
                 sys.executable,
                 "-m",
@@ -364,15 +356,15 @@ async def supervise(
                 *worker_argv,
                 "--port",
                 str(chosen_port),
-                "--workers",
-                "1",
                 "--worker",
                 str(number),
+                "--ready-fd",
+                str(ready_fd),
                 "--metrics-dir",
                 metrics_dir,
             ]
 
-        supervisor = Supervisor(command, count, ready_prefix)
+        supervisor = Supervisor(command, count)
         async with trio.open_nursery() as nursery:
             if metrics_listeners:
                 # Reading a few small files per worker, about a millisecond:
