@@ -243,7 +243,7 @@ def test_lone_surrogates_still_encode_and_round_trip() -> None:
 def test_header_too_long_to_encode_is_a_local_error() -> None:
     with pytest.raises(LocalProtocolError) as info:
         encode_message(Message(b"", extra_headers={"padding": "x" * 70_000}))
-    assert info.value.code == "header_too_long"
+    assert info.value.code == "header_too_long_to_send"
 
 
 def test_extra_headers_may_not_override_required_keys() -> None:

@@ -1,11 +1,5 @@
-"""docs/protocol.md lists every error code the package can send, and only those.
-
-The codes are collected from the package's source: each ``code="..."``
-keyword of an error raised toward the peer, each ``"error": "..."`` literal
-of an answer, and the query module's code constants. Errors that never reach
-the wire (the client's ``ServerResponseError``, ``LocalProtocolError`` for
-our own misuse, ``ConfigurationError`` for bad settings) are left out.
-"""
+"""Every error code is a constant of trio_search._codes, and docs/protocol.md
+lists exactly the ones an error answer can carry (``_codes.SENT``)."""
 
 from __future__ import annotations
 
@@ -14,57 +8,10 @@ import re
 from pathlib import Path
 
 import trio_search
-from trio_search import _query
+from trio_search import _codes
 
 PACKAGE = Path(trio_search.__file__).parent
 PROTOCOL_DOC = Path(__file__).parent.parent / "docs" / "protocol.md"
-
-#: Error classes (and helpers that make them) whose code goes to the peer
-#: in an error answer.
-SENT = frozenset({"RequestError", "RemoteProtocolError", "TrioSearchError", "_bad"})
-#: Error classes whose code never leaves this process.
-NOT_SENT = frozenset({"ServerResponseError", "LocalProtocolError", "ConfigurationError"})
-
-
-def _callee(call: ast.Call) -> str:
-    func = call.func
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return func.id if isinstance(func, ast.Name) else ast.dump(func)
-
-
-def codes_in_source(source: str, where: str) -> set[str]:
-    """The error codes ``source`` can send (see the module docstring)."""
-    codes: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call):
-            for keyword in node.keywords:
-                value = keyword.value
-                if keyword.arg != "code" or not isinstance(value, ast.Constant):
-                    continue
-                callee = _callee(node)
-                assert callee in SENT | NOT_SENT, (
-                    f"{where}:{node.lineno}: {callee}(code=...): add it to SENT or NOT_SENT"
-                )
-                if callee in SENT and isinstance(value.value, str):
-                    codes.add(value.value)
-        elif isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if (
-                    isinstance(key, ast.Constant)
-                    and key.value == "error"
-                    and isinstance(value, ast.Constant)
-                    and isinstance(value.value, str)
-                ):
-                    codes.add(value.value)
-    return codes
-
-
-def sendable_codes() -> set[str]:
-    codes = {_query.BAD_QUERY, _query.QUERY_TOO_LONG}
-    for path in sorted(PACKAGE.glob("*.py")):
-        codes |= codes_in_source(path.read_text(encoding="utf-8"), path.name)
-    return codes
 
 
 def documented_codes() -> set[str]:
@@ -74,30 +21,40 @@ def documented_codes() -> set[str]:
     return set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
 
 
-def test_collection_finds_the_codes() -> None:
-    codes = sendable_codes()
-    # One of each kind of source: a RequestError, a RemoteProtocolError, the
-    # base class, an "error" literal and a constant of _query.
-    assert {"invalid_json", "truncated", "busy", "invalid_action", "query_too_long"} <= codes
-    # The client's own codes are not sent.
-    assert "bad_result" not in codes and "no_response" not in codes
+def constants_used() -> set[str]:
+    """The names of ``_codes`` that the package's modules use as ``codes.NAME``."""
+    used: set[str] = set()
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "codes"
+            ):
+                used.add(node.attr)
+    return used
 
 
-def test_collection_of_a_source() -> None:
-    source = """
-raise RequestError("x", code="sent_one")
-raise errors.RemoteProtocolError("x", code="sent_two")
-raise ServerResponseError("x", code="client_only")
-reply = {"result": "Error: x.", "error": "sent_three"}
-"""
-    assert codes_in_source(source, "example") == {"sent_one", "sent_two", "sent_three"}
+def test_no_error_code_is_a_string_literal() -> None:
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                for keyword in node.keywords:
+                    assert not (
+                        keyword.arg == "code" and isinstance(keyword.value, ast.Constant)
+                    ), f"{path.name}:{node.lineno}: use a constant of trio_search._codes"
 
 
-def test_every_sendable_code_is_documented() -> None:
-    missing = sendable_codes() - documented_codes()
-    assert not missing, f"error codes missing from docs/protocol.md: {sorted(missing)}"
+def test_every_code_that_can_be_sent_is_documented_and_nothing_else() -> None:
+    assert documented_codes() == set(_codes.SENT)
 
 
-def test_every_documented_code_can_be_sent() -> None:
-    stale = documented_codes() - sendable_codes()
-    assert not stale, f"docs/protocol.md lists codes nothing sends: {sorted(stale)}"
+def test_every_code_constant_is_used() -> None:
+    names = {name for name in vars(_codes) if name.isupper() and name != "SENT"}
+    unused = names - constants_used()
+    assert not unused, f"codes nothing uses: {sorted(unused)}"
+
+
+def test_codes_are_unique() -> None:
+    values = [value for name, value in vars(_codes).items() if name.isupper() and name != "SENT"]
+    assert len(values) == len(set(values))

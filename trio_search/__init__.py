@@ -26,6 +26,7 @@ from ._errors import (
     ProtocolError,
     RemoteProtocolError,
     RequestError,
+    ServerBusy,
     ServerResponseError,
     TrioSearchError,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "SearchClient",
     "SearchIndex",
     "SearchServer",
+    "ServerBusy",
     "ServerResponseError",
     "ServerSettings",
     "ServerStats",

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import attrs
 import orjson
 
+from . import _codes as codes
 from ._cache import remember
 from ._engine import SearchIndex
 from ._errors import RequestError, TrioSearchError, excerpt
@@ -221,16 +222,16 @@ class SearchApp:
         if not isinstance(body, dict):
             raise RequestError(
                 f"request must be a JSON object, not {type(body).__name__}",
-                code="not_an_object",
+                code=codes.NOT_AN_OBJECT,
             )
         if "action" not in body:
-            raise RequestError("request has no 'action'", code="missing_action")
+            raise RequestError("request has no 'action'", code=codes.MISSING_ACTION)
         action = body["action"]
         if action == "search":
             value = body.get("value")
             if not isinstance(value, str):
                 raise RequestError(
-                    f"'value' must be a string, not {type(value).__name__}", code="bad_value"
+                    f"'value' must be a string, not {type(value).__name__}", code=codes.BAD_VALUE
                 )
             return self._search(value)
         if action == "query":
@@ -248,12 +249,7 @@ class SearchApp:
         if action == "stats" and self.stats is not None:
             stats = {**self.stats(), **self._index_stats()}
             return Reply(json_response({"result": stats}), action="stats")
-        return Reply(
-            json_response(
-                {"result": f"Error: invalid action '{excerpt(action)}'.", "error": "invalid_action"}
-            ),
-            "invalid_action",
-        )
+        raise RequestError(f"invalid action '{excerpt(action)}'", code=codes.INVALID_ACTION)
 
     @staticmethod
     def _query(index: SearchIndex, text: str, options: QueryOptions) -> Reply:

@@ -55,7 +55,7 @@ import attrs
 import trio
 
 from ._app import BINARY_ANSWER_PREFIX, BINARY_ECHO_LENGTH
-from ._errors import RemoteProtocolError, RequestError
+from ._errors import ConfigurationError, RemoteProtocolError, RequestError
 from ._index import BUILTIN_INDEX
 from ._json import decode_json, encode_json
 from ._limits import RECEIVE_SIZE
@@ -94,7 +94,7 @@ KNOWN_GOOD_ANSWERS = 16
 PROGRESS_INTERVAL = 1.0
 
 
-class BenchError(Exception):
+class BenchError(ConfigurationError):
     """The run cannot start (unknown host, bad settings)."""
 
 

@@ -8,6 +8,7 @@ import math
 import sys
 from typing import NoReturn
 
+from . import _codes as codes
 from ._documents import FORMATS, FieldMapping
 from ._errors import ConfigurationError
 
@@ -129,4 +130,4 @@ def field_mapping(args: argparse.Namespace, default: FieldMapping | None = None)
             search_fields=search_fields,
         )
     except ValueError as exc:
-        raise ConfigurationError(str(exc), code="bad_option") from exc
+        raise ConfigurationError(str(exc), code=codes.BAD_OPTION) from exc

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import trio
 
+from . import _codes as codes
 from ._errors import ErrorResponse, RemoteProtocolError, RequestError, ServerResponseError
 from ._json import decode_json, encode_json
 from ._limits import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_MAX_HEADER_LENGTH, RECEIVE_SIZE
@@ -89,7 +90,7 @@ class SearchClient:
         result = json_result(content)
         if not isinstance(result, str):
             raise ServerResponseError(
-                f"'result' is {type(result).__name__}, not a string", code="bad_result"
+                f"'result' is {type(result).__name__}, not a string", code=codes.BAD_RESULT
             )
         return result
 
@@ -150,7 +151,7 @@ class SearchClient:
                 ) from exc
             if event is CLOSED:
                 raise ServerResponseError(
-                    "the server closed the connection without answering", code="no_response"
+                    "the server closed the connection without answering", code=codes.NO_RESPONSE
                 )
             if event is not NEED_DATA:
                 return event
@@ -166,7 +167,7 @@ def decode_response_json(response: Message) -> Any:
     if not response.is_json:
         raise ServerResponseError(
             f"expected a text/json response, got {response.content_type!r}",
-            code="unexpected_content_type",
+            code=codes.UNEXPECTED_CONTENT_TYPE,
         )
     try:
         return decode_json(response.content, response.content_encoding)
@@ -183,7 +184,7 @@ def json_result(content: Any) -> Any:
     """
     if not isinstance(content, dict) or "result" not in content:
         raise ServerResponseError(
-            "response is not a JSON object with a 'result'", code="bad_result"
+            "response is not a JSON object with a 'result'", code=codes.BAD_RESULT
         )
     if "error" in content:
         raise ErrorResponse(str(content["result"]), code=str(content["error"]))
@@ -221,7 +222,7 @@ def query_request(
 
 
 def _bad_answer(message: str) -> ServerResponseError:
-    return ServerResponseError(f"invalid query answer: {message}", code="bad_result")
+    return ServerResponseError(f"invalid query answer: {message}", code=codes.BAD_RESULT)
 
 
 def _hit_of(item: Any, rank: int) -> Hit:

@@ -40,9 +40,10 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from . import _codes as codes
 from ._app import Application, Deferred, Reply, error_reply
 from ._budget import BufferBudget
-from ._errors import RemoteProtocolError, TrioSearchError
+from ._errors import RemoteProtocolError, ServerBusy, TrioSearchError
 from ._limits import (
     BUSY_LINGER_TIMEOUT,
     CLOSING_SEND_TIMEOUT,
@@ -192,12 +193,12 @@ class ServerConnection:
             self.warnings.info(
                 self.peer, "connection lost: %s", str(reason) or type(reason).__name__
             )
-            self.stats.count_error("connection_lost")
+            self.stats.count_error(codes.CONNECTION_LOST)
         except Exception:
             # A bug of ours must not escape into the server's nursery and take
             # the other connections down with it.
             logger.exception("%s: internal error; closing the connection", self.peer)
-            self.stats.count_error("internal_error")
+            self.stats.count_error(codes.INTERNAL_ERROR)
         finally:
             self.idle.busy(self)
             self.budget.adjust(-self._charged)
@@ -379,16 +380,16 @@ class ServerConnection:
                 "closed after %.1f s idle, to make room for a new client (--max-connections)",
                 trio.current_time() - self._idle_since,
             )
-            self.stats.count_error("evicted_idle")
+            self.stats.count_error(codes.EVICTED_IDLE)
         elif waiting_for is Waiting.IDLE and self._closing:
             logger.debug("%s: idle connection closed for shutdown", self.peer)
         elif waiting_for is Waiting.IDLE:
             self.warnings.info(self.peer, "idle for %g s; closing", self.settings.idle_timeout)
-            self.stats.count_error("idle_timeout")
+            self.stats.count_error(codes.IDLE_TIMEOUT)
         elif waiting_for is Waiting.REQUEST:
             error = RemoteProtocolError(
                 f"request not received within {self.settings.request_timeout:g} s",
-                code="request_timeout",
+                code=codes.REQUEST_TIMEOUT,
             )
             self._report_error(error)
             # This client is slow already: the answer gets a short while only.
@@ -402,7 +403,7 @@ class ServerConnection:
             overloaded = TrioSearchError(
                 f"server overloaded: request not answered within "
                 f"{self.settings.request_timeout:g} s",
-                code="overloaded",
+                code=codes.OVERLOADED,
             )
             self._report_error(overloaded)
             with trio.move_on_after(CLOSING_SEND_TIMEOUT):
@@ -444,7 +445,7 @@ class ServerConnection:
 
     def _log_send_timeout(self, limit: float) -> None:
         self.warnings.warning(self.peer, "response not taken within %g s; closing", limit)
-        self.stats.count_error("send_timeout")
+        self.stats.count_error(codes.SEND_TIMEOUT)
 
     async def _read_proxy_header(self) -> bytes | None:
         """Read the PROXY protocol header a trusted balancer sends first, and
@@ -458,7 +459,7 @@ class ServerConnection:
             self.warnings.warning(
                 self.peer, "PROXY protocol header expected from a trusted proxy only; closing"
             )
-            self.stats.count_error("untrusted_proxy")
+            self.stats.count_error(codes.UNTRUSTED_PROXY)
             return None
         parser = ProxyHeaderParser()
         with trio.move_on_after(self.settings.request_timeout):
@@ -479,7 +480,7 @@ class ServerConnection:
         self.warnings.warning(
             self.peer, "no PROXY header within %g s; closing", self.settings.request_timeout
         )
-        self.stats.count_error("proxy_header_timeout")
+        self.stats.count_error(codes.PROXY_HEADER_TIMEOUT)
         return None
 
     async def _tls_handshake(self) -> bool:
@@ -489,13 +490,13 @@ class ServerConnection:
                 await self.stream.do_handshake()
             except trio.BrokenResourceError as exc:
                 self.warnings.warning(self.peer, "TLS handshake failed: %s", exc.__cause__ or exc)
-                self.stats.count_error("tls_handshake")
+                self.stats.count_error(codes.TLS_HANDSHAKE)
                 return False
             return True
         self.warnings.warning(
             self.peer, "TLS handshake not done within %g s", self.settings.request_timeout
         )
-        self.stats.count_error("tls_handshake_timeout")
+        self.stats.count_error(codes.TLS_HANDSHAKE_TIMEOUT)
         return False
 
     async def _linger_close(self) -> None:
@@ -545,10 +546,10 @@ async def refuse_busy(
     except for cancellation. ``per_address`` says the client's own address
     is over its limit, and how."""
     if per_address is None:
-        error = TrioSearchError("server busy, try again later", code="busy")
+        error = ServerBusy("server busy, try again later", code=codes.BUSY)
         warnings.warning(peer, "refused: connection limit reached")
     else:
-        error = TrioSearchError(f"server busy: {per_address}, try again later", code="busy")
+        error = ServerBusy(f"server busy: {per_address}, try again later", code=codes.BUSY)
         warnings.warning(peer, "refused: %s", per_address)
     try:
         with trio.move_on_after(send_timeout):

@@ -45,6 +45,7 @@ import attrs
 import orjson
 import tantivy
 
+from . import _codes as codes
 from ._errors import ConfigurationError
 from ._query import (
     MAX_QUERY_FIELDS,
@@ -213,7 +214,7 @@ class IndexMeta:
                 raise ConfigurationError(
                     f"{source}: index format {data['format']!r}; this trio_search reads "
                     f"format {INDEX_FORMAT}: build the index again",
-                    code="bad_index",
+                    code=codes.BAD_INDEX,
                 )
             search_fields = data["search_fields"]
             return cls(
@@ -225,7 +226,7 @@ class IndexMeta:
             )
         except (KeyError, TypeError) as exc:
             raise ConfigurationError(
-                f"{source}: not a trio_search index", code="bad_index"
+                f"{source}: not a trio_search index", code=codes.BAD_INDEX
             ) from exc
 
 
@@ -242,11 +243,11 @@ def read_meta(path: Path) -> IndexMeta:
         raise ConfigurationError(
             f"{str(path)!r} holds no trio_search index (no {META_FILE}); "
             "create one with 'trio-search-index build'",
-            code="bad_index",
+            code=codes.BAD_INDEX,
         ) from exc
     except (OSError, ValueError) as exc:
         raise ConfigurationError(
-            f"cannot read {str(meta_path)!r}: {exc}", code="bad_index"
+            f"cannot read {str(meta_path)!r}: {exc}", code=codes.BAD_INDEX
         ) from exc
     return IndexMeta.from_json(data, str(meta_path))
 
@@ -296,7 +297,7 @@ def open_tantivy_index(path: Path) -> tantivy.Index:
         index = tantivy.Index.open(str(path))
     except (OSError, ValueError) as exc:
         raise ConfigurationError(
-            f"cannot open index {str(path)!r}: {exc}", code="bad_index"
+            f"cannot open index {str(path)!r}: {exc}", code=codes.BAD_INDEX
         ) from exc
     return _register_analyzers(index)
 
@@ -484,7 +485,7 @@ class SearchIndex:
                 known = ", ".join(sorted(self.meta.fields)[:20])
                 raise RequestError(
                     f"unknown field {unknown[0][:40]!r}; searchable fields: {known}",
-                    code="bad_query",
+                    code=codes.BAD_QUERY,
                 )
         snapshot = self._snapshot
         query = self._build(text, words, fields)

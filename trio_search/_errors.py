@@ -85,6 +85,12 @@ class ConfigurationError(TrioSearchError):
     default_code = "bad_configuration"
 
 
+class ServerBusy(TrioSearchError):
+    """The server cannot take this connection now (a limit); try again later."""
+
+    default_code = "busy"
+
+
 class ErrorResponse(TrioSearchError):
     """The server answered a request with an error (its ``"error"`` code)."""
 

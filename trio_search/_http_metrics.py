@@ -37,6 +37,7 @@ import h11
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from . import _codes as codes
 from ._errors import ConfigurationError
 from ._listeners import RetryingListener, listener_address
 
@@ -354,7 +355,7 @@ def parse_metrics_address(text: str) -> tuple[str, int]:
     def bad(reason: str) -> ConfigurationError:
         return ConfigurationError(
             f"--metrics {text!r}: {reason} (expected HOST:PORT, e.g. 127.0.0.1:9100 or [::1]:9100)",
-            code="bad_option",
+            code=codes.BAD_OPTION,
         )
 
     if text.startswith("["):

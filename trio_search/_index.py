@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from . import _codes as codes
 from ._documents import DocumentReader, FieldMapping, documents_from_mapping
 from ._engine import IndexMeta, SearchIndex
 from ._errors import ConfigurationError
@@ -33,17 +34,17 @@ def parse_index(text: str, *, source: str = "<data>") -> Mapping[str, str]:
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise ConfigurationError(f"{source}: not valid JSON: {exc}", code="bad_data") from exc
+        raise ConfigurationError(f"{source}: not valid JSON: {exc}", code=codes.BAD_DATA) from exc
     if not isinstance(data, dict):
         raise ConfigurationError(
             f"{source}: expected a JSON object of key -> answer, got {type(data).__name__}",
-            code="bad_data",
+            code=codes.BAD_DATA,
         )
     for key, answer in data.items():
         if not isinstance(answer, str):
             raise ConfigurationError(
                 f"{source}: the answer for {key!r} is {type(answer).__name__}, not a string",
-                code="bad_data",
+                code=codes.BAD_DATA,
             )
     return MappingProxyType(data)
 
@@ -61,11 +62,11 @@ def load_index(path: str | Path) -> Mapping[str, str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(
-            f"cannot read data file {str(path)!r}: {exc.strerror or exc}", code="bad_data"
+            f"cannot read data file {str(path)!r}: {exc.strerror or exc}", code=codes.BAD_DATA
         ) from exc
     except UnicodeDecodeError as exc:
         raise ConfigurationError(
-            f"data file {str(path)!r} is not UTF-8: {exc}", code="bad_data"
+            f"data file {str(path)!r} is not UTF-8: {exc}", code=codes.BAD_DATA
         ) from exc
     return parse_index(text, source=str(path))
 

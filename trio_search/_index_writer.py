@@ -38,6 +38,7 @@ from pathlib import Path
 import attrs
 import tantivy
 
+from . import _codes as codes
 from ._documents import Document, DocumentReader, FieldMapping
 from ._engine import (
     INDEX_FORMAT,
@@ -214,7 +215,7 @@ def _show(path: Path) -> str:
 
 def _io_error(what: str, exc: OSError) -> ConfigurationError:
     """One line for an OSError: what we were doing, the system's reason."""
-    return ConfigurationError(f"{what}: {exc.strerror or exc}", code="index_io")
+    return ConfigurationError(f"{what}: {exc.strerror or exc}", code=codes.INDEX_IO)
 
 
 def _tantivy_error(what: str, exc: Exception, directory: Path) -> ConfigurationError:
@@ -231,7 +232,7 @@ def _tantivy_error(what: str, exc: Exception, directory: Path) -> ConfigurationE
     else:
         if usage.free < LOW_DISK_SPACE:
             reason += f" (the disk is full: {usage.free // 1024} KiB free)"
-    return ConfigurationError(f"{what}: {reason}", code="index_io")
+    return ConfigurationError(f"{what}: {reason}", code=codes.INDEX_IO)
 
 
 @contextlib.contextmanager
@@ -372,13 +373,13 @@ def _check_target(path: Path) -> bool:
             if not path.parent.is_dir():
                 raise ConfigurationError(
                     f"cannot create {shown}: {_show(path.parent)} is not a directory",
-                    code="index_io",
+                    code=codes.INDEX_IO,
                 )
             return False
         if not path.is_dir():
             raise ConfigurationError(
                 f"{shown} is not a directory; give --index a directory to build the index in",
-                code="bad_index",
+                code=codes.BAD_INDEX,
             )
         if _is_index(path):
             return True
@@ -386,7 +387,7 @@ def _check_target(path: Path) -> bool:
             raise ConfigurationError(
                 f"{shown} is not empty and holds no trio_search index; refusing to replace "
                 "it (choose another --index, or empty it yourself)",
-                code="bad_index",
+                code=codes.BAD_INDEX,
             )
     except OSError as exc:
         raise _io_error(f"cannot use {shown}", exc) from exc

@@ -11,6 +11,7 @@ import codecs
 import json
 from typing import Any
 
+from . import _codes as codes
 from ._errors import LocalProtocolError, RequestError, excerpt
 
 
@@ -28,14 +29,14 @@ def encode_json(obj: Any, encoding: str = "utf-8") -> bytes:
     try:
         text = json.dumps(obj, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
-        raise LocalProtocolError(f"cannot encode as JSON: {exc}", code="unencodable") from exc
+        raise LocalProtocolError(f"cannot encode as JSON: {exc}", code=codes.UNENCODABLE) from exc
     try:
         return text.encode(encoding)
     except UnicodeEncodeError:
         return json.dumps(obj, ensure_ascii=True).encode(encoding)
     except LookupError as exc:
         raise LocalProtocolError(
-            f"unknown encoding {excerpt(encoding)!r}", code="unknown_encoding"
+            f"unknown encoding {excerpt(encoding)!r}", code=codes.UNKNOWN_ENCODING
         ) from exc
 
 
@@ -63,34 +64,36 @@ def decode_json(content: bytes, encoding: str) -> Any:
         # ValueError for names no codec can have: "utf-8\x00", or lone
         # surrogates (UnicodeEncodeError).
         raise RequestError(
-            f"unknown content-encoding {excerpt(encoding)!r}", code="unknown_encoding"
+            f"unknown content-encoding {excerpt(encoding)!r}", code=codes.UNKNOWN_ENCODING
         ) from exc
     if codec.name in _ESCAPE_CODECS:
         raise RequestError(
             f"content-encoding {excerpt(encoding)!r} is Python escape syntax, not a text encoding",
-            code="unknown_encoding",
+            code=codes.UNKNOWN_ENCODING,
         )
     if codec.name in _QUADRATIC_CODECS:
         raise RequestError(
             f"content-encoding {excerpt(encoding)!r} is not supported (too slow to decode)",
-            code="unknown_encoding",
+            code=codes.UNKNOWN_ENCODING,
         )
     try:
         text = content.decode(encoding)
     except LookupError as exc:
         # Raised for codecs that are not bytes-to-text, such as "rot13".
         raise RequestError(
-            f"unknown content-encoding {excerpt(encoding)!r}", code="unknown_encoding"
+            f"unknown content-encoding {excerpt(encoding)!r}", code=codes.UNKNOWN_ENCODING
         ) from exc
     except (UnicodeError, ValueError) as exc:
         # UnicodeDecodeError for most codecs; a few (idna, for one) raise
         # plain UnicodeError or ValueError for bytes they cannot decode.
-        raise RequestError(f"content is not valid {encoding}: {exc}", code="bad_encoding") from exc
+        raise RequestError(
+            f"content is not valid {encoding}: {exc}", code=codes.BAD_ENCODING
+        ) from exc
     try:
         return json.loads(text)
     except RecursionError as exc:
-        raise RequestError("JSON content is nested too deeply", code="too_deep") from exc
+        raise RequestError("JSON content is nested too deeply", code=codes.TOO_DEEP) from exc
     except ValueError as exc:
         # JSONDecodeError, or a number with more digits than int() accepts
         # (sys.get_int_max_str_digits()), which json.loads lets through.
-        raise RequestError(f"content is not valid JSON: {exc}", code="invalid_json") from exc
+        raise RequestError(f"content is not valid JSON: {exc}", code=codes.INVALID_JSON) from exc

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from . import _codes as codes
 from ._errors import LocalProtocolError
 
 #: The four header keys the tutorial requires, in the order it writes them.
@@ -34,7 +35,7 @@ def _freeze_extra_headers(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     if clash:
         raise LocalProtocolError(
             f"extra_headers may not set the required header key(s) {clash}",
-            code="extra_header_clash",
+            code=codes.EXTRA_HEADER_CLASH,
         )
     return MappingProxyType(dict(value))
 

@@ -36,6 +36,7 @@ from typing import Any, Final, Literal, NamedTuple, NoReturn
 import attrs
 import orjson
 
+from . import _codes as codes
 from ._cache import remember
 from ._errors import LocalProtocolError, RemoteProtocolError, excerpt
 from ._limits import (
@@ -133,7 +134,9 @@ class MessageProtocol:
             LocalProtocolError: data fed after end of file was signalled.
         """
         if self._eof:
-            raise LocalProtocolError("receive_data() called after end of file", code="after_eof")
+            raise LocalProtocolError(
+                "receive_data() called after end of file", code=codes.AFTER_EOF
+            )
         if data:
             self._buffer += data
         else:
@@ -193,10 +196,10 @@ class MessageProtocol:
 
     def _refuse_header_length(self, header_length: int) -> NoReturn:
         if header_length == 0:
-            raise RemoteProtocolError("header length is 0", code="empty_header")
+            raise RemoteProtocolError("header length is 0", code=codes.EMPTY_HEADER)
         raise RemoteProtocolError(
             f"header length {header_length} exceeds the limit of {self.max_header_length} bytes",
-            code="header_too_long",
+            code=codes.HEADER_TOO_LONG,
         )
 
     def _ran_dry(self) -> Literal[Signal.NEED_DATA, Signal.CLOSED]:
@@ -209,7 +212,7 @@ class MessageProtocol:
             return NEED_DATA
         if self._buffer or self._header is not None:
             raise RemoteProtocolError(
-                "connection closed in the middle of a message", code="truncated"
+                "connection closed in the middle of a message", code=codes.TRUNCATED
             )
         return CLOSED
 
@@ -251,30 +254,30 @@ class MessageProtocol:
             fields = json.loads(raw.decode("utf-8"))
         except (ValueError, RecursionError) as exc:
             raise RemoteProtocolError(
-                f"header is not UTF-8 JSON: {exc}", code="bad_header"
+                f"header is not UTF-8 JSON: {exc}", code=codes.BAD_HEADER
             ) from exc
         if type(fields) is not dict:
             raise RemoteProtocolError(
-                f"header is JSON {type(fields).__name__}, not an object", code="bad_header"
+                f"header is JSON {type(fields).__name__}, not an object", code=codes.BAD_HEADER
             )
         missing = [key for key in REQUIRED_HEADER_KEYS if key not in fields]
         if missing:
             raise RemoteProtocolError(
                 f"header lacks required key(s): {', '.join(missing)}",
-                code="missing_header_key",
+                code=codes.MISSING_HEADER_KEY,
             )
         content_length = fields.pop("content-length")
         # bool is an int subclass and float may be integral: neither is a length.
         if type(content_length) is not int or content_length < 0:
             raise RemoteProtocolError(
                 f"content-length must be a non-negative integer, not {excerpt(content_length)}",
-                code="bad_content_length",
+                code=codes.BAD_CONTENT_LENGTH,
             )
         if content_length > self.max_content_length:
             raise RemoteProtocolError(
                 f"content-length {content_length} exceeds the limit of "
                 f"{self.max_content_length} bytes",
-                code="content_too_long",
+                code=codes.CONTENT_TOO_LONG,
             )
         content_type = fields.pop("content-type")
         content_encoding = fields.pop("content-encoding")
@@ -287,7 +290,7 @@ class MessageProtocol:
             if type(value) is not str:
                 raise RemoteProtocolError(
                     f"{excerpt(key)} must be a string, not {excerpt(value)}",
-                    code="bad_header_value",
+                    code=codes.BAD_HEADER_VALUE,
                 )
         extra = MappingProxyType(fields) if fields else EMPTY_HEADERS
         return _Header(content_length, content_type, content_encoding, byteorder, extra)
@@ -312,7 +315,7 @@ def _json_header_bytes(fields: dict[str, Any]) -> bytes:
         return json.dumps(fields, ensure_ascii=True).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise LocalProtocolError(
-            f"header is not JSON-serializable: {exc}", code="unencodable"
+            f"header is not JSON-serializable: {exc}", code=codes.UNENCODABLE
         ) from exc
 
 
@@ -366,6 +369,6 @@ def encode_message(message: Message) -> bytes:
     if len(header) > MAX_ENCODABLE_HEADER_LENGTH:
         raise LocalProtocolError(
             f"header of {len(header)} bytes does not fit the 2-byte length prefix",
-            code="header_too_long",
+            code=codes.HEADER_TOO_LONG_TO_SEND,
         )
     return len(header).to_bytes(PREFIX_LENGTH, "big") + header + content

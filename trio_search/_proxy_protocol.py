@@ -50,11 +50,12 @@ from typing import Final, Literal, NoReturn
 
 import attrs
 
+from . import _codes as codes
 from ._errors import LocalProtocolError, RemoteProtocolError, excerpt
 from ._protocol import NEED_DATA, Signal
 
 #: The error code of every malformed, truncated or unexpected PROXY header.
-BAD_PROXY_HEADER: Final = "bad_proxy_header"
+BAD_PROXY_HEADER: Final = codes.BAD_PROXY_HEADER
 
 #: Longest version 1 line, in bytes, CRLF included: the spec's worst case,
 #: "PROXY UNKNOWN" with two full IPv6 addresses and two 5-digit ports.
@@ -198,10 +199,12 @@ class ProxyHeaderParser:
                 protocol: take :attr:`trailing_data` and feed them there).
         """
         if self._eof:
-            raise LocalProtocolError("receive_data() called after end of file", code="after_eof")
+            raise LocalProtocolError(
+                "receive_data() called after end of file", code=codes.AFTER_EOF
+            )
         if self._state is _State.DONE:
             raise LocalProtocolError(
-                "receive_data() called after the PROXY header was parsed", code="after_header"
+                "receive_data() called after the PROXY header was parsed", code=codes.AFTER_HEADER
             )
         if data:
             self._buffer += data
@@ -238,7 +241,7 @@ class ProxyHeaderParser:
         if self._state is not _State.DONE:
             raise LocalProtocolError(
                 "trailing_data is only known once next_event() returned the header",
-                code="header_incomplete",
+                code=codes.HEADER_INCOMPLETE,
             )
         return bytes(self._buffer[self._header_length :])
 

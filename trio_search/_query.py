@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 from rapidfuzz.distance import OSA
 
+from . import _codes as codes
 from ._errors import RequestError
 
 #: Hits per answer unless the request says otherwise.
@@ -60,9 +61,9 @@ HIGHLIGHT_START = "<em>"
 HIGHLIGHT_END = "</em>"
 
 #: Error code of a query the server cannot run (bad option, bad text).
-BAD_QUERY = "bad_query"
+BAD_QUERY = codes.BAD_QUERY
 #: Error code of a query over the length, word or field limits.
-QUERY_TOO_LONG = "query_too_long"
+QUERY_TOO_LONG = codes.QUERY_TOO_LONG
 
 _OPTION_NAMES = frozenset({"action", "value", "limit", "offset", "typos", "prefix", "fields"})
 #: Runs of letters and digits as Python knows them. The analyzer's tokenizer
@@ -175,7 +176,9 @@ def parse_query_request(body: dict[str, Any]) -> tuple[str, QueryOptions]:
         raise _bad(f"unknown option(s) {shown}")
     text = body.get("value")
     if not isinstance(text, str):
-        raise RequestError(f"'value' must be a string, not {type(text).__name__}", code="bad_value")
+        raise RequestError(
+            f"'value' must be a string, not {type(text).__name__}", code=codes.BAD_VALUE
+        )
     if len(text) > MAX_QUERY_LENGTH:
         raise _bad(
             f"query is {len(text)} characters long; at most {MAX_QUERY_LENGTH}", QUERY_TOO_LONG

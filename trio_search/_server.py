@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 import trio
 
+from . import _codes as codes
 from ._app import Application, SearchApp
 from ._budget import BufferBudget
 from ._connection import IdleConnections, ServerConnection, refuse_busy
@@ -360,7 +361,7 @@ class SearchServer:
         metrics = self.metrics
         if per_address is not None and self._per_address[address] >= per_address:
             stats.connections_refused_busy += 1
-            stats.count_error("busy")
+            stats.count_error(codes.BUSY)
             if metrics is not None:
                 metrics.connection_refused("per_ip")
             reason = f"more than {per_address} connections from this address"
@@ -372,7 +373,7 @@ class SearchServer:
             victim = None if self._closing else self._idle.longest_idle()
             if victim is None:
                 stats.connections_refused_busy += 1
-                stats.count_error("busy")
+                stats.count_error(codes.BUSY)
                 if metrics is not None:
                     metrics.connection_refused("busy")
                 await refuse_busy(stream, peer, settings.request_timeout, self._warnings)

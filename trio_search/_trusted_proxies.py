@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from . import _codes as codes
 from ._errors import ConfigurationError, excerpt
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -74,11 +75,11 @@ class TrustedProxies:
                     raise ConfigurationError(
                         "--trusted-proxies: no network given; expected CIDRs separated "
                         "by commas, like 10.0.0.0/8,fd00::/8",
-                        code="bad_trusted_proxies",
+                        code=codes.BAD_TRUSTED_PROXIES,
                     )
                 raise ConfigurationError(
                     f"--trusted-proxies: empty item in {excerpt(repr(value))}",
-                    code="bad_trusted_proxies",
+                    code=codes.BAD_TRUSTED_PROXIES,
                 )
             try:
                 network = ipaddress.ip_network(text, strict=False)
@@ -86,7 +87,7 @@ class TrustedProxies:
                 raise ConfigurationError(
                     f"--trusted-proxies: {excerpt(repr(text))} is not an IPv4 or IPv6 network in "
                     f"CIDR notation, like 10.0.0.0/8 or fd00::/8",
-                    code="bad_trusted_proxies",
+                    code=codes.BAD_TRUSTED_PROXIES,
                 ) from None
             networks.append(network)
         return cls(networks)
