@@ -9,7 +9,7 @@ programs reach for first.
   AND), the last one as a prefix (``"word"*``); ranked by ``bm25()``, best
   first. Answer ``{"result": [{"key", "answer", "score", "highlight"}, ...],
   "total": T}``: ``score`` is ``-bm25`` (higher is better), ``highlight`` the
-  answer with the matched words between ``<b>`` and ``</b>`` (FTS5's
+  answer with the matched words between ``<em>`` and ``</em>`` (FTS5's
   ``highlight()``), ``total`` a ``count(*)`` of the same match. FTS5 has no
   typo tolerance: a misspelt word matches nothing.
 - ``{"action": "search", "value": KEY}``: ``{"result": ANSWER}``, or the
@@ -67,8 +67,8 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 #: Records inserted per ``executemany`` while building.
 BUILD_BATCH = 10_000
-#: Marks around matched words in ``highlight``.
-HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "<b>", "</b>"
+#: Marks around matched words in ``highlight`` (as trio_search marks them).
+HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "<em>", "</em>"
 #: Largest header and content accepted, in bytes (as trio_search's defaults).
 MAX_HEADER_LENGTH = 16_384
 MAX_CONTENT_LENGTH = 1_048_576
@@ -76,13 +76,15 @@ MAX_CONTENT_LENGTH = 1_048_576
 _TOKEN = re.compile(r"\w+")
 
 
-def match_expression(text: str) -> str | None:
-    """The FTS5 MATCH expression for ``text``, or None if it has no word."""
+def match_expression(text: str, prefix: bool = True) -> str | None:
+    """The FTS5 MATCH expression for ``text`` (the last word as a prefix
+    unless ``prefix`` is false), or None if it has no word."""
     words = _TOKEN.findall(text.lower())
     if not words:
         return None
     quoted = [f'"{word}"' for word in words]
-    quoted[-1] += "*"
+    if prefix:
+        quoted[-1] += "*"
     return " ".join(quoted)
 
 
@@ -157,9 +159,11 @@ class Fts5Index:
         uri = f"file:{database}?mode=ro"
         return cls(sqlite3.connect(uri, uri=True, check_same_thread=False))
 
-    def query(self, text: str, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
+    def query(
+        self, text: str, limit: int = DEFAULT_LIMIT, offset: int = 0, prefix: bool = True
+    ) -> dict[str, Any]:
         """The ``query`` answer's content: best hits first, and their total."""
-        expression = match_expression(text)
+        expression = match_expression(text, prefix)
         if expression is None:
             return {"result": [], "total": 0}
         execute = self.connection.execute
