@@ -28,6 +28,9 @@ KEYS = {
     "errors",
     "errors_by_code",
     "uptime_s",
+    "index_documents",
+    "index_generation",
+    "index_loaded_at",
 }
 
 
@@ -48,7 +51,11 @@ async def test_counters_follow_what_happens(
     watcher = listener.connect()
     with trio.fail_after(600):
         await trio.sleep(12.5)
-        assert await ask_stats(watcher) == {
+        stats = await ask_stats(watcher)
+        assert stats.pop("index_loaded_at").endswith("+00:00")
+        assert stats == {
+            "index_documents": 3,
+            "index_generation": 1,
             "connections_open": 1,
             "connections_total": 1,
             "connections_refused_busy": 0,

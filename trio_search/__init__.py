@@ -7,8 +7,18 @@ everything from here; the submodules are private.
 
 from __future__ import annotations
 
-from ._app import Reply, SearchApp
+from ._app import Application, Deferred, Reply, SearchApp
 from ._client import SearchClient, open_client
+from ._documents import (
+    FORMATS,
+    DataError,
+    Document,
+    DocumentReader,
+    FieldMapping,
+    documents_from_mapping,
+    read_documents,
+)
+from ._engine import IndexMeta, SearchIndex
 from ._errors import (
     ConfigurationError,
     ErrorResponse,
@@ -32,6 +42,7 @@ from ._limits import (
 )
 from ._message import Message
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal, encode_message
+from ._query import Hit, QueryOptions, QueryResult
 from ._server import SearchServer
 from ._settings import ServerSettings
 from ._stats import ServerStats
@@ -48,18 +59,30 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_SHUTDOWN_GRACE",
+    "FORMATS",
     "NEED_DATA",
+    "Application",
     "ConfigurationError",
+    "DataError",
+    "Deferred",
+    "Document",
+    "DocumentReader",
     "ErrorResponse",
+    "FieldMapping",
+    "Hit",
+    "IndexMeta",
     "LocalProtocolError",
     "Message",
     "MessageProtocol",
     "ProtocolError",
+    "QueryOptions",
+    "QueryResult",
     "RemoteProtocolError",
     "Reply",
     "RequestError",
     "SearchApp",
     "SearchClient",
+    "SearchIndex",
     "SearchServer",
     "ServerResponseError",
     "ServerSettings",
@@ -67,9 +90,11 @@ __all__ = [
     "Signal",
     "TrioSearchError",
     "decode_json",
+    "documents_from_mapping",
     "encode_json",
     "encode_message",
     "load_index",
     "open_client",
     "parse_index",
+    "read_documents",
 ]

@@ -1,23 +1,38 @@
-"""The tutorial's search application, as a pure function of a request.
+"""The search application: what each request is answered with.
 
-No I/O here: the connection handler feeds requests in and writes the reply
-messages out. See PROTOCOL.md, "Requests and responses of the tutorial's app".
+No network I/O here: the connection handler feeds requests in and writes the
+reply messages out. See docs/protocol.md for the actions.
+
+The seam between the server and an application is :class:`Application`:
+``respond`` returns either the :class:`Reply` at once, or a
+:class:`Deferred`, blocking work that the connection runs in a worker
+thread (``work``) before turning its result into the reply on the event loop
+(``finish``). Replies go out in request order either way. A program that
+embeds trio_search can serve an application object of its own, answering
+actions of its own, through ``SearchServer(app=...)``.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import orjson
 
+from ._engine import SearchIndex
 from ._errors import RequestError, TrioSearchError
-from ._index import BUILTIN_INDEX
+from ._index import BUILTIN_INDEX, builtin_search_index, index_of_mapping
 from ._json import decode_json, encode_json
-from ._limits import REPLY_CACHE_ENTRIES, REPLY_CACHE_MAX_CONTENT_LENGTH
+from ._limits import (
+    INLINE_QUERY_MAX_DOCUMENTS,
+    REPLY_CACHE_ENTRIES,
+    REPLY_CACHE_MAX_CONTENT_LENGTH,
+    THREAD_DECODE_THRESHOLD,
+)
 from ._message import (
     BINARY_ENCODING,
     EMPTY_HEADERS,
@@ -26,6 +41,7 @@ from ._message import (
     Message,
 )
 from ._protocol import encode_message
+from ._query import QueryOptions, parse_query_request
 
 #: Spellings of UTF-8 that take the fast path (orjson reads UTF-8 only).
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "UTF-8", "UTF8"})
@@ -67,31 +83,84 @@ def error_reply(error: TrioSearchError) -> Reply:
 
 
 @attrs.frozen
-class SearchApp:
-    """Answers the tutorial's requests from ``index``.
+class Deferred:
+    """An answer that needs blocking work (disk, CPU): the connection runs
+    ``work`` in a worker thread, then ``finish(result)`` on the event loop,
+    which gives the reply or more work.
 
-    Args:
-        index: key -> answer string for the ``search`` action.
-        stats: Returns the server's live counters for the ``stats`` action;
-            ``None`` answers ``stats`` as an invalid action.
+    ``work`` must not call Trio; ``finish`` must not block.
     """
 
-    index: Mapping[str, str] = BUILTIN_INDEX
-    stats: Callable[[], Mapping[str, Any]] | None = None
-    # A search's reply depends only on the request's content (the index is
-    # read-only), so replies to the most sent UTF-8 search requests are kept,
-    # encoded, by their content bytes: a repeated request costs one lookup.
-    # Bounded in entries and content length, whatever clients send.
-    _search_replies: dict[bytes, Reply] = attrs.field(factory=dict, init=False, eq=False)
+    work: Callable[[], Any]
+    finish: Callable[[Any], Reply | Deferred] = attrs.field(default=lambda reply: reply)
 
-    def respond(self, request: Message) -> Reply:
-        """Return the reply to one well-framed request. Never raises for
-        anything the peer sent."""
+
+class Application(Protocol):
+    """What :class:`~trio_search.SearchServer` serves: any object with this method."""
+
+    def respond(self, request: Message) -> Reply | Deferred:
+        """The reply to one well-framed request, or the work that makes it.
+        Must not raise for anything the peer sent; must not block."""
+        ...
+
+
+def _as_search_index(index: SearchIndex | Mapping[str, str]) -> SearchIndex:
+    if isinstance(index, SearchIndex):
+        return index
+    if index is BUILTIN_INDEX:
+        return builtin_search_index()
+    return index_of_mapping(index)
+
+
+@attrs.define(eq=False)
+class SearchApp:
+    """Answers ``search``, ``query`` and ``stats`` from a search index.
+
+    Args:
+        index: The documents: a :class:`SearchIndex`, or a mapping of key ->
+            answer string (indexed in memory).
+        stats: Returns the server's live counters for the ``stats`` action;
+            ``None`` answers ``stats`` as an invalid action.
+        inline_documents: Queries on an index of at most this many documents
+            are answered on the event loop; larger ones in a worker thread.
+    """
+
+    index: SearchIndex = attrs.field(factory=builtin_search_index, converter=_as_search_index)
+    stats: Callable[[], Mapping[str, Any]] | None = None
+    inline_documents: int = INLINE_QUERY_MAX_DOCUMENTS
+    # A search's reply depends only on the request's content and the data,
+    # so replies to the most sent UTF-8 search requests are kept, encoded,
+    # by their content bytes: a repeated request costs one lookup. Emptied
+    # whenever the data changes (another index, or a new generation of this
+    # one). Bounded in entries and content length, whatever clients send.
+    _search_replies: dict[bytes, Reply] = attrs.field(factory=dict, init=False)
+    _replies_of: tuple[SearchIndex, int] | None = attrs.field(default=None, init=False)
+
+    def replace_index(self, index: SearchIndex) -> None:
+        """Answer from ``index`` from now on; requests already being answered
+        finish on the old one."""
+        self.index = index
+
+    def _reply_cache(self) -> tuple[dict[bytes, Reply], tuple[SearchIndex, int]]:
+        index = self.index
+        version = (index, index.generation)
+        if self._replies_of != version:
+            self._search_replies = {}
+            self._replies_of = version
+        return self._search_replies, version
+
+    def respond(self, request: Message) -> Reply | Deferred:
+        """Return the reply to one well-framed request, or the work that makes
+        it. Never raises for anything the peer sent."""
         if request.content_type != JSON_CONTENT_TYPE:
             content = BINARY_ANSWER_PREFIX + request.content[:BINARY_ECHO_LENGTH]
             return Reply(Message(content, SERVER_BINARY_CONTENT_TYPE, BINARY_ENCODING))
+        if len(request.content) > THREAD_DECODE_THRESHOLD:
+            # Decoding a large request could stall the other connections.
+            return Deferred(functools.partial(self._decode, request), self._answer_decoded)
         if request.content_encoding in _UTF8_NAMES:
-            reply = self._search_replies.get(request.content)
+            cache, version = self._reply_cache()
+            reply = cache.get(request.content)
             if reply is not None:
                 return reply
             # Fast path for the common well-formed search. orjson accepts
@@ -106,25 +175,44 @@ class SearchApp:
                 value = body.get("value")
                 if type(value) is str:
                     reply = self._search(value)
+                    # Kept only if the data did not change while answering.
                     if (
                         len(request.content) <= REPLY_CACHE_MAX_CONTENT_LENGTH
-                        and len(self._search_replies) < REPLY_CACHE_ENTRIES
+                        and len(cache) < REPLY_CACHE_ENTRIES
+                        and self._replies_of == version
+                        and version[0].generation == version[1]
                     ):
-                        self._search_replies[request.content] = reply
+                        cache[request.content] = reply
                     return reply
         try:
-            return self._respond_json(request)
+            body = decode_json(request.content, request.content_encoding)
         except RequestError as exc:
             return error_reply(exc)
+        return self._answer_decoded(body)
+
+    @staticmethod
+    def _decode(request: Message) -> Any:
+        try:
+            return decode_json(request.content, request.content_encoding)
+        except RequestError as exc:
+            return exc
 
     def _search(self, value: str) -> Reply:
-        answer = self.index.get(value)
+        answer = self.index.lookup(value)
         if answer is None:
             answer = f"No match for '{value}'."
         return Reply(json_response({"result": answer}))
 
-    def _respond_json(self, request: Message) -> Reply:
-        body = decode_json(request.content, request.content_encoding)
+    def _answer_decoded(self, body: Any) -> Reply | Deferred:
+        """The answer to a decoded request (or to the error decoding it)."""
+        if isinstance(body, RequestError):
+            return error_reply(body)
+        try:
+            return self._answer_json(body)
+        except RequestError as exc:
+            return error_reply(exc)
+
+    def _answer_json(self, body: Any) -> Reply | Deferred:
         if not isinstance(body, dict):
             raise RequestError(
                 f"request must be a JSON object, not {type(body).__name__}",
@@ -140,11 +228,36 @@ class SearchApp:
                     f"'value' must be a string, not {type(value).__name__}", code="bad_value"
                 )
             return self._search(value)
+        if action == "query":
+            text, options = parse_query_request(body)
+            index = self.index
+            if index.documents <= self.inline_documents:
+                return self._query(index, text, options)
+            return Deferred(functools.partial(self._query, index, text, options))
         if action == "stats" and self.stats is not None:
-            return Reply(json_response({"result": dict(self.stats())}))
+            return Reply(json_response({"result": {**self.stats(), **self._index_stats()}}))
         return Reply(
             json_response(
                 {"result": f"Error: invalid action '{action}'.", "error": "invalid_action"}
             ),
             "invalid_action",
         )
+
+    @staticmethod
+    def _query(index: SearchIndex, text: str, options: QueryOptions) -> Reply:
+        """Run a query and encode its reply (in a worker thread for large indexes)."""
+        try:
+            result = index.query(text, options)
+        except RequestError as exc:
+            return error_reply(exc)
+        content = {"result": [hit.to_json() for hit in result.hits], "total": result.total}
+        return Reply(json_response(content))
+
+    def _index_stats(self) -> dict[str, Any]:
+        index = self.index
+        loaded = datetime.datetime.fromtimestamp(index.loaded_at, datetime.UTC)
+        return {
+            "index_documents": index.documents,
+            "index_generation": index.generation,
+            "index_loaded_at": loaded.isoformat(timespec="seconds"),
+        }

@@ -40,7 +40,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from ._app import Reply, SearchApp, error_reply
+from ._app import Application, Deferred, Reply, error_reply
 from ._errors import RemoteProtocolError, TrioSearchError
 from ._limits import (
     BUSY_LINGER_TIMEOUT,
@@ -49,9 +49,7 @@ from ._limits import (
     LINGER_TIMEOUT,
     MAX_LOGGED_REASON,
     RECEIVE_SIZE,
-    THREAD_DECODE_THRESHOLD,
 )
-from ._message import Message
 from ._net import has_pending_input
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal
 from ._settings import ServerSettings
@@ -81,12 +79,13 @@ class ServerConnection:
         app: Answers each request.
         settings: Limits and timeouts.
         stats: Counters to update.
-        decode_limiter: Bounds the worker threads used for large requests.
+        decode_limiter: Bounds the worker threads that answers needing
+            blocking work (large requests, queries on large indexes) use.
     """
 
     stream: trio.abc.Stream
     peer: str
-    app: SearchApp
+    app: Application
     settings: ServerSettings
     stats: ServerStats
     decode_limiter: trio.CapacityLimiter
@@ -172,8 +171,9 @@ class ServerConnection:
         request_began = False
         while True:
             replies, stop = self._answer_ready(protocol)
-            while isinstance(stop, Message):
-                # A large JSON request: answered in a worker thread.
+            while isinstance(stop, Deferred):
+                # An answer that needs blocking work: made in a worker thread,
+                # in its place among the replies.
                 replies.append(self._counted(await self._respond_in_worker(stop, timer)))
                 more, stop = self._answer_ready(protocol)
                 replies += more
@@ -220,14 +220,14 @@ class ServerConnection:
 
     def _answer_ready(
         self, protocol: MessageProtocol
-    ) -> tuple[list[Reply], Message | Signal | RemoteProtocolError]:
+    ) -> tuple[list[Reply], Deferred | Signal | RemoteProtocolError]:
         """Answer the complete requests the protocol object holds, in order,
-        up to one that needs a worker thread.
+        up to one whose answer needs a worker thread.
 
         Returns:
             The replies, and what ended the batch: ``NEED_DATA``, ``CLOSED``,
-            the framing error met after the requests answered, or a large
-            JSON request for the caller to answer in a worker thread.
+            the framing error met after the requests answered, or the work
+            for the caller to run in a worker thread.
         """
         respond = self.app.respond
         replies: list[Reply] = []
@@ -238,9 +238,10 @@ class ServerConnection:
                 return replies, exc
             if request is NEED_DATA or request is CLOSED:
                 return replies, request
-            if len(request.content) > THREAD_DECODE_THRESHOLD and request.is_json:
-                return replies, request
-            replies.append(self._counted(respond(request)))
+            answer = respond(request)
+            if isinstance(answer, Deferred):
+                return replies, answer
+            replies.append(self._counted(answer))
 
     def _counted(self, reply: Reply) -> Reply:
         # Counted once answered: a stats request reports the ones before it.
@@ -292,14 +293,20 @@ class ServerConnection:
         else:
             self._log_send_timeout(self.settings.request_timeout)
 
-    async def _respond_in_worker(self, request: Message, timer: trio.CancelScope) -> Reply:
-        """Answer a large JSON request in a worker thread, so decoding it
-        never stalls the other connections."""
-        # Decoding has no deadline of its own: the content limit bounds it,
-        # and a worker thread cannot be interrupted anyway.
+    async def _respond_in_worker(self, deferred: Deferred, timer: trio.CancelScope) -> Reply:
+        """Run an answer's blocking work in a worker thread, so it never
+        stalls the other connections; its result becomes the reply here, on
+        the event loop (where the application may call Trio)."""
+        # The work has no deadline of its own: the content and query limits
+        # bound it, and a worker thread cannot be interrupted anyway.
         self._waiting_for = _Wait.WORK
         timer.deadline = math.inf
-        return await trio.to_thread.run_sync(self.app.respond, request, limiter=self.decode_limiter)
+        while True:
+            result = await trio.to_thread.run_sync(deferred.work, limiter=self.decode_limiter)
+            answer = deferred.finish(result)
+            if isinstance(answer, Reply):
+                return answer
+            deferred = answer
 
     async def _send(self, replies: list[Reply], timer: trio.CancelScope) -> None:
         """Write ``replies`` in order, in one write: at once if the kernel

@@ -1,12 +1,15 @@
-"""The search index: the tutorial's built-in data, or a JSON file of one's own."""
+"""The tutorial's built-in data, and key -> answer mappings as search indexes."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from ._documents import documents_from_mapping
+from ._engine import SearchIndex
 from ._errors import ConfigurationError
 
 #: The tutorial's data, exactly (``request_search`` in its libserver.py).
@@ -63,3 +66,16 @@ def load_index(path: str | Path) -> Mapping[str, str]:
             f"data file {str(path)!r} is not UTF-8: {exc}", code="bad_data"
         ) from exc
     return parse_index(text, source=str(path))
+
+
+def index_of_mapping(data: Mapping[str, str]) -> SearchIndex:
+    """An in-memory search index of key -> answer pairs: each pair is a
+    document whose ``key`` and ``answer`` fields are searchable."""
+    return SearchIndex.from_documents(documents_from_mapping(data))
+
+
+@functools.cache
+def builtin_search_index() -> SearchIndex:
+    """The tutorial's three entries as a search index, built once per process
+    (it never changes, and every default server and app shares it)."""
+    return index_of_mapping(BUILTIN_INDEX)

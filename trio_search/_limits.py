@@ -28,8 +28,21 @@ RECEIVE_SIZE = 64 * 1024
 #: request never stalls the event loop for the other connections.
 THREAD_DECODE_THRESHOLD = 64 * 1024
 
-#: Worker threads shared by all connections for large-content decoding.
+#: Worker threads shared by all connections for large-content decoding and
+#: queries on large indexes: one per core of the 2-core machines we run on
+#: (tantivy releases the GIL while it searches).
 DECODE_THREADS = 2
+
+#: Queries on an index of at most this many documents run on the event loop:
+#: they take tens of microseconds, less than the hand-off to a worker thread.
+#: Larger indexes can take milliseconds per fuzzy query, which would stall
+#: every other connection.
+INLINE_QUERY_MAX_DOCUMENTS = 10_000
+
+#: Seconds between checks of an on-disk index for commits made by other
+#: processes (``trio-search-index add``): a check is two ``stat`` calls, and
+#: a commit is then searched within about this long.
+INDEX_POLL_INTERVAL = 0.25
 
 #: Seconds a connection may wait for the first byte of its next request.
 DEFAULT_IDLE_TIMEOUT = 60.0

@@ -14,22 +14,30 @@ every connection to close once idle (idle ones close at once), and gives the
 rest ``shutdown_grace`` seconds, as the deadline of the connections'
 nursery, after which Trio cancels them. Cancelling the task running
 :meth:`~SearchServer.serve` stops everything at once.
+
+While it accepts, a server whose index is a directory on disk also checks it
+every :data:`INDEX_POLL_INTERVAL` seconds (in a worker thread) and searches
+what other processes committed. :meth:`SearchServer.reload_index` loads the
+data anew (SIGHUP in ``trio-search-server``) and swaps it in whole.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import trio
 
-from ._app import SearchApp
+from ._app import Application, SearchApp
 from ._connection import ServerConnection, refuse_busy
+from ._engine import SearchIndex
+from ._errors import TrioSearchError
 from ._index import BUILTIN_INDEX
-from ._limits import DECODE_THREADS, SAME_PORT_ATTEMPTS
+from ._limits import DECODE_THREADS, INDEX_POLL_INTERVAL, SAME_PORT_ATTEMPTS
 from ._net import RetryingListener, format_address, listener_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
@@ -82,23 +90,102 @@ class SearchServer:
 
     Args:
         settings: Address, limits and timeouts.
-        index: The search data: key -> answer string.
+        index: The search data: a :class:`SearchIndex` (in memory, or a
+            directory whose commits are followed), or key -> answer strings.
+        loader: Loads the data anew for :meth:`reload_index` (blocking; run
+            in a worker thread); ``None``: the index cannot be reloaded.
+        app: Serve this application instead of the search app over
+            ``index``: any object with ``respond(request) -> Reply | Deferred``.
     """
 
     settings: ServerSettings = attrs.field(factory=ServerSettings)
-    index: Mapping[str, str] = BUILTIN_INDEX
+    index: SearchIndex | Mapping[str, str] = BUILTIN_INDEX
+    loader: Callable[[], SearchIndex] | None = None
+    app: Application | None = None
     stats: ServerStats = attrs.field(factory=ServerStats, init=False)
     #: ``(host, port)`` of each listener, once :meth:`serve` has started.
     addresses: list[tuple[str, int]] = attrs.field(factory=list, init=False)
-    _app: SearchApp = attrs.field(init=False)
+    _search_app: SearchApp | None = attrs.field(default=None, init=False)
     _decode_limiter: trio.CapacityLimiter = attrs.field(init=False)
+    _reload_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _connections: set[ServerConnection] = attrs.field(factory=set, init=False)
     _accept_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._app = SearchApp(self.index, self._stats_snapshot)
+        if self.app is None:
+            self._search_app = SearchApp(self.index, self._stats_snapshot)
+            self.app = self._search_app
         self._decode_limiter = trio.CapacityLimiter(DECODE_THREADS)
+
+    @property
+    def search_index(self) -> SearchIndex | None:
+        """The index now searched (``None`` when serving an application of one's own)."""
+        return None if self._search_app is None else self._search_app.index
+
+    async def reload_index(self) -> bool:
+        """Load the data anew with ``loader`` and search it from now on.
+
+        Requests being answered finish on the old index. If loading fails,
+        the old index stays and one ERROR line says why. Returns whether the
+        new index is in place.
+        """
+        if self._search_app is None or self.loader is None:
+            logger.error("reload requested, but this server's data cannot be reloaded")
+            return False
+        async with self._reload_lock:
+            started = time.perf_counter()
+            try:
+                index = await trio.to_thread.run_sync(self.loader, limiter=self._decode_limiter)
+            except (TrioSearchError, OSError) as exc:
+                logger.error("reload failed; still serving the previous data: %s", exc)
+                return False
+            self._search_app.replace_index(index)
+            logger.info(
+                "reloaded: %d documents, generation %d, in %.3f s",
+                index.documents,
+                index.generation,
+                time.perf_counter() - started,
+            )
+            return True
+
+    async def _follow_commits(self) -> None:
+        """Search what other processes commit to an on-disk index, within
+        about :data:`INDEX_POLL_INTERVAL` seconds."""
+        while True:
+            await trio.sleep(INDEX_POLL_INTERVAL)
+            app = self._search_app
+            if app is None or app.index.path is None:
+                continue
+            index = app.index
+            async with self._reload_lock:
+                if app.index is not index:
+                    continue  # reloaded meanwhile
+                try:
+                    if index.replaced_on_disk():
+                        # A new directory in its place: open it whole.
+                        assert index.path is not None
+                        new = await trio.to_thread.run_sync(SearchIndex.open, index.path)
+                        app.replace_index(new)
+                        index = new
+                        changed = True
+                    else:
+                        changed = await trio.to_thread.run_sync(index.refresh)
+                except (TrioSearchError, OSError, ValueError) as exc:
+                    logger.error(
+                        "cannot read index %s: %s; still serving generation %d",
+                        index.path,
+                        exc,
+                        index.generation,
+                    )
+                    continue
+                if changed:
+                    logger.info(
+                        "index %s: generation %d, %d documents",
+                        index.path,
+                        index.generation,
+                        index.documents,
+                    )
 
     def _connections_open(self) -> int:
         return self.stats.connections_open
@@ -158,6 +245,7 @@ class SearchServer:
                     acceptor.cancel_scope.cancel()
                 for listener in listeners:
                     await acceptor.start(self._accept_loop, listener, connections)
+                acceptor.start_soon(self._follow_commits)
                 if self.addresses:
                     logger.info(
                         "listening on %s", ", ".join(format_address(a) for a in self.addresses)
@@ -230,8 +318,9 @@ class SearchServer:
             stats.count_error("busy")
             await refuse_busy(stream, peer, self.settings.request_timeout)
             return
+        assert self.app is not None
         connection = ServerConnection(
-            stream, peer, self._app, self.settings, stats, self._decode_limiter
+            stream, peer, self.app, self.settings, stats, self._decode_limiter
         )
         stats.connections_open += 1
         stats.connections_total += 1

@@ -1,0 +1,513 @@
+"""The search engine: documents in a tantivy index, queries ranked by BM25.
+
+Theory of operation
+-------------------
+
+Each document is stored once, with these tantivy fields:
+
+- ``key``: the key, untouched (``raw``), stored: what ``search`` looks up;
+- ``key_norm``: the key lower-cased with accents folded, one term: an exact
+  key match (whatever its case) ranks first in ``query``;
+- ``answer``: the answer, stored, for replies;
+- ``all``: every searchable field's text, cut into words by the folding
+  analyzer (letters and digits, lower case, ASCII folding): what a query
+  searches by default;
+- ``f``: a JSON field holding each searchable field under its own name, for
+  queries restricted to ``fields``.
+
+A query is one tantivy boolean query whose clauses rank in tiers (see
+:mod:`trio_search._query` for what each word may match): a document whose
+key is the query text scores :data:`KEY_BONUS` more, one matching every word
+without typos :data:`EXACT_BONUS` more, on top of the BM25 score of the
+words. BM25 is bounded by the word and field limits, so the tiers never mix
+and the bonuses are taken off the reported score.
+
+A :class:`SearchIndex` reads through one *snapshot*, a tantivy searcher over
+a fixed set of segments, replaced whole by :meth:`SearchIndex.refresh` when
+another process (``trio-search-index add``) has committed. Every query reads
+the snapshot once, so a query in flight during a refresh finishes on the old
+one. All methods block (disk, CPU): the server calls the slow ones in a
+worker thread, and they are safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import tantivy
+
+from ._errors import ConfigurationError
+from ._query import (
+    MAX_QUERY_FIELDS,
+    MAX_QUERY_WORDS,
+    Hit,
+    QueryOptions,
+    QueryResult,
+    Word,
+    highlight,
+    query_words,
+)
+
+#: Score added to a document whose key is the query text (folded): above
+#: any BM25 score, so an exact key always ranks first.
+KEY_BONUS = 1_000_000.0
+#: Score added to a document matching every word without a typo. A BM25
+#: term score stays under about 50 (idf <= ln(1 + documents) times
+#: k1 + 1 = 2.2, for up to 10**9 documents), so with at most
+#: MAX_QUERY_WORDS words over MAX_QUERY_FIELDS fields, fuzzy matches
+#: included, the sum stays below this: typo matches never outrank exact ones.
+EXACT_BONUS = 10_000.0
+assert MAX_QUERY_WORDS * MAX_QUERY_FIELDS * 51 < EXACT_BONUS
+
+#: Longest word indexed, in bytes; longer runs of letters are not words
+#: anyone searches for (base64, hashes) and would bloat the dictionary.
+MAX_WORD_BYTES = 64
+#: Names the analyzers are registered under in every index.
+TEXT_ANALYZER = "trio_search_text"
+KEY_ANALYZER = "trio_search_key"
+#: Our own description of an index, beside tantivy's files.
+META_FILE = "trio_search.json"
+#: Version of the layout above; an index of another version is refused.
+INDEX_FORMAT = 1
+#: Memory tantivy may use to buffer documents before writing a segment, in
+#: bytes per writer thread: more means fewer, larger segments.
+WRITER_HEAP_BYTES = 128 * 1024 * 1024
+#: Writer threads when building: one per core of the 2-core machines we run on.
+WRITER_THREADS = 2
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SHOULD = tantivy.Occur.Should
+_MUST = tantivy.Occur.Must
+_Q = tantivy.Query
+
+
+class DocumentLike(Protocol):
+    """What the engine needs of a document (see ``trio_search._documents``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def answer(self) -> str: ...
+    @property
+    def fields(self) -> Mapping[str, str]: ...
+
+
+def _text_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(MAX_WORD_BYTES))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+
+
+def _key_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+
+
+_TEXT = _text_analyzer()
+_KEY = _key_analyzer()
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (valid in JSON, not in UTF-8, so never
+    in the index) replaced by U+FFFD, a separator to the analyzer."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def analyze(text: str) -> list[str]:
+    """``text``'s words as the index stores them (lower case, accents folded)."""
+    return _TEXT.analyze(_encodable(text))
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("key", stored=True, tokenizer_name="raw")
+    builder.add_text_field("key_norm", tokenizer_name=KEY_ANALYZER)
+    builder.add_text_field("answer", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("all", tokenizer_name=TEXT_ANALYZER, index_option="freq")
+    builder.add_json_field("f", tokenizer_name=TEXT_ANALYZER, index_option="freq")
+    return builder.build()
+
+
+def _register_analyzers(index: tantivy.Index) -> tantivy.Index:
+    index.register_tokenizer(TEXT_ANALYZER, _TEXT)
+    index.register_tokenizer(KEY_ANALYZER, _KEY)
+    return index
+
+
+@attrs.frozen
+class IndexMeta:
+    """What an index holds, kept in :data:`META_FILE` beside tantivy's files.
+
+    Attributes:
+        key_field: The data field the keys came from.
+        answer_field: The data field the answers came from.
+        search_fields: The fields chosen as searchable, or ``None`` for every
+            string field.
+        fields: Every searchable field seen in the documents: what a query's
+            ``fields`` may name.
+    """
+
+    key_field: str = "key"
+    answer_field: str = "answer"
+    search_fields: tuple[str, ...] | None = None
+    fields: frozenset[str] = frozenset()
+
+    def with_fields(self, names: Iterable[str]) -> IndexMeta:
+        return attrs.evolve(self, fields=self.fields | frozenset(names))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": INDEX_FORMAT,
+            "key_field": self.key_field,
+            "answer_field": self.answer_field,
+            "search_fields": None if self.search_fields is None else list(self.search_fields),
+            "fields": sorted(self.fields),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> IndexMeta:
+        try:
+            if data["format"] != INDEX_FORMAT:
+                raise ConfigurationError(
+                    f"{source}: index format {data['format']!r}; this trio_search reads "
+                    f"format {INDEX_FORMAT}: build the index again",
+                    code="bad_index",
+                )
+            search_fields = data["search_fields"]
+            return cls(
+                key_field=str(data["key_field"]),
+                answer_field=str(data["answer_field"]),
+                search_fields=None if search_fields is None else tuple(search_fields),
+                fields=frozenset(data["fields"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ConfigurationError(
+                f"{source}: not a trio_search index", code="bad_index"
+            ) from exc
+
+
+def read_meta(path: Path) -> IndexMeta:
+    """The :class:`IndexMeta` of the index in directory ``path``.
+
+    Raises:
+        ConfigurationError: ``path`` holds no trio_search index.
+    """
+    meta_path = path / META_FILE
+    try:
+        data = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigurationError(
+            f"{str(path)!r} holds no trio_search index (no {META_FILE}); "
+            "create one with 'trio-search-index build'",
+            code="bad_index",
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot read {str(meta_path)!r}: {exc}", code="bad_index"
+        ) from exc
+    return IndexMeta.from_json(data, str(meta_path))
+
+
+def write_meta(path: Path, meta: IndexMeta) -> None:
+    """Write ``meta`` into index directory ``path`` atomically."""
+    temporary = path / (META_FILE + ".tmp")
+    temporary.write_text(json.dumps(meta.to_json(), indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path / META_FILE)
+
+
+def tantivy_document(document: DocumentLike) -> tantivy.Document:
+    """The tantivy document that indexes ``document`` (see the theory of operation)."""
+    fields = document.fields
+    return tantivy.Document(
+        key=document.key,
+        key_norm=document.key,
+        answer=document.answer,
+        all="\n".join(fields.values()),
+        f=dict(fields),
+    )
+
+
+def create_index(path: Path | None) -> tantivy.Index:
+    """A new, empty tantivy index in directory ``path`` (which must exist and
+    be empty), or in memory."""
+    schema = _schema()
+    index = tantivy.Index(schema) if path is None else tantivy.Index(schema, path=str(path))
+    return _register_analyzers(index)
+
+
+def open_tantivy_index(path: Path) -> tantivy.Index:
+    """The tantivy index in directory ``path``, analyzers registered.
+
+    Raises:
+        ConfigurationError: no readable trio_search index there.
+    """
+    read_meta(path)
+    try:
+        index = tantivy.Index.open(str(path))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot open index {str(path)!r}: {exc}", code="bad_index"
+        ) from exc
+    return _register_analyzers(index)
+
+
+def _generation_of(path: Path) -> int:
+    """The index's commit counter (tantivy's opstamp): it grows with every
+    commit, so it names a version of the data."""
+    try:
+        return int(json.loads((path / "meta.json").read_text(encoding="utf-8"))["opstamp"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What changes when a commit lands: tantivy replaces meta.json whole."""
+    try:
+        directory = path.stat()
+        meta = (path / "meta.json").stat()
+    except OSError:
+        return ()
+    return (directory.st_ino, meta.st_ino, meta.st_mtime_ns, meta.st_size)
+
+
+@attrs.frozen
+class _Snapshot:
+    searcher: tantivy.Searcher
+    generation: int
+    documents: int
+
+
+@attrs.define(eq=False)
+class SearchIndex:
+    """A searchable set of documents: in memory, or a directory on disk.
+
+    Build one with :meth:`from_documents` or :meth:`open`. Every method may
+    block for disk or CPU; all are safe to call from several threads.
+    """
+
+    _index: tantivy.Index
+    meta: IndexMeta
+    #: The index directory, or ``None`` in memory.
+    path: Path | None = None
+    #: When this index was loaded or last refreshed, as ``time.time()``.
+    loaded_at: float = attrs.field(factory=time.time)
+    _snapshot: _Snapshot = attrs.field(init=False)
+    _stamp: tuple[int, ...] = attrs.field(default=(), init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._index.config_reader("Manual")
+        if self.path is not None:
+            self._stamp = _stamp(self.path)
+        self._snapshot = self._take_snapshot(self._generation())
+
+    @classmethod
+    def from_documents(
+        cls, documents: Iterable[DocumentLike], meta: IndexMeta | None = None
+    ) -> SearchIndex:
+        """An index in memory holding ``documents`` (later keys replace earlier ones)."""
+        index = create_index(None)
+        writer = index.writer(heap_size=WRITER_HEAP_BYTES // 4, num_threads=1)
+        names: set[str] = set()
+        for document in documents:
+            writer.delete_documents_by_term("key", document.key)
+            writer.add_document(tantivy_document(document))
+            names.update(document.fields)
+        writer.commit()
+        writer.wait_merging_threads()
+        meta = (meta or IndexMeta()).with_fields(names)
+        return cls(index, meta)
+
+    @classmethod
+    def open(cls, path: str | Path) -> SearchIndex:
+        """The index in directory ``path``, as ``trio-search-index build`` made it.
+
+        Raises:
+            ConfigurationError: no readable trio_search index there.
+        """
+        directory = Path(path)
+        meta = read_meta(directory)
+        return cls(open_tantivy_index(directory), meta, directory)
+
+    def _generation(self) -> int:
+        if self.path is None:
+            return 1
+        return _generation_of(self.path)
+
+    def _take_snapshot(self, generation: int) -> _Snapshot:
+        self._index.reload()
+        searcher = self._index.searcher()
+        return _Snapshot(searcher, generation, searcher.num_docs)
+
+    @property
+    def generation(self) -> int:
+        """The version of the data now searched; it changes with every commit seen."""
+        return self._snapshot.generation
+
+    @property
+    def documents(self) -> int:
+        """Documents now searched."""
+        return self._snapshot.documents
+
+    def refresh(self) -> bool:
+        """See what another process committed since: search it from now on.
+
+        Cheap when nothing changed (two ``stat`` calls). Returns whether the
+        snapshot was replaced. An index replaced whole (a new directory in
+        its place) needs :meth:`open` instead: this only follows commits.
+        """
+        if self.path is None:
+            return False
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        generation = _generation_of(self.path)
+        try:
+            meta = read_meta(self.path)
+        except ConfigurationError:
+            meta = self.meta
+        self._snapshot = self._take_snapshot(generation)
+        self.meta = meta
+        self.loaded_at = time.time()
+        return True
+
+    def replaced_on_disk(self) -> bool:
+        """Whether the directory was swapped for another (a rebuilt index)."""
+        if self.path is None:
+            return False
+        stamp = _stamp(self.path)
+        return bool(stamp) and bool(self._stamp) and stamp[0] != self._stamp[0]
+
+    def lookup(self, key: str) -> str | None:
+        """The answer of the document whose key is exactly ``key``."""
+        if _encodable(key) is not key:
+            return None  # lone surrogates: no key holds one
+        searcher = self._snapshot.searcher
+        result = searcher.search(_Q.term_query(self._index.schema, "key", key), 1, count=False)
+        if not result.hits:
+            return None
+        answer: str = searcher.doc(result.hits[0][1])["answer"][0]
+        return answer
+
+    def words(self, text: str, options: QueryOptions) -> list[Word]:
+        """The words of a query (see :func:`trio_search._query.query_words`).
+
+        Raises:
+            RequestError: too many words.
+        """
+        return query_words(text, options, analyze)
+
+    def query(self, text: str, options: QueryOptions | None = None) -> QueryResult:
+        """The documents matching ``text``, best first, one page of them.
+
+        Raises:
+            RequestError: the query breaks a limit or names an unknown field.
+        """
+        from ._errors import RequestError
+
+        options = options or QueryOptions()
+        words = self.words(text, options)
+        fields = options.fields
+        if fields is not None:
+            unknown = [name for name in fields if name not in self.meta.fields]
+            if unknown:
+                known = ", ".join(sorted(self.meta.fields)[:20])
+                raise RequestError(
+                    f"unknown field {unknown[0][:40]!r}; searchable fields: {known}",
+                    code="bad_query",
+                )
+        snapshot = self._snapshot
+        query = self._build(text, words, fields)
+        if query is None:
+            return QueryResult([], 0)
+        result = snapshot.searcher.search(query, options.limit, count=True, offset=options.offset)
+        hits = []
+        for score, address in result.hits:
+            stored = snapshot.searcher.doc(address)
+            answer = stored["answer"][0]
+            hits.append(
+                Hit(
+                    key=stored["key"][0],
+                    answer=answer,
+                    score=_bm25_part(score),
+                    highlight=highlight(answer, words, analyze),
+                )
+            )
+        # (tantivy's type stubs miss ``count``, which ``count=True`` fills.)
+        total: int = getattr(result, "count", None) or len(hits)
+        return QueryResult(hits, total)
+
+    def _build(
+        self, text: str, words: Sequence[Word], fields: tuple[str, ...] | None
+    ) -> tantivy.Query | None:
+        schema = self._index.schema
+        paths = ["all"] if fields is None else [f"f.{name}" for name in fields]
+        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        if fields is None or self.meta.key_field in fields:
+            key = _KEY.analyze(_encodable(text))
+            if key:
+                clauses.append(
+                    (
+                        _SHOULD,
+                        _Q.const_score_query(_Q.term_query(schema, "key_norm", key[0]), KEY_BONUS),
+                    )
+                )
+        if words:
+            clauses.append((_SHOULD, _all_words(schema, words, paths, typos=True)))
+            if any(word.typos for word in words):
+                exact = _all_words(schema, words, paths, typos=False)
+                clauses.append((_SHOULD, _Q.const_score_query(exact, EXACT_BONUS)))
+        if not clauses:
+            return None
+        return _Q.boolean_query(clauses)
+
+
+def _all_words(
+    schema: tantivy.Schema, words: Sequence[Word], paths: Sequence[str], *, typos: bool
+) -> tantivy.Query:
+    """Documents holding every word, in any of ``paths``."""
+    per_word = []
+    for word in words:
+        alternatives: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        for path in paths:
+            alternatives.append((_SHOULD, _Q.term_query(schema, path, word.text)))
+            distance = word.typos if typos else 0
+            if distance or word.prefix:
+                alternatives.append(
+                    (
+                        _SHOULD,
+                        _Q.fuzzy_term_query(
+                            schema, path, word.text, distance=distance, prefix=word.prefix
+                        ),
+                    )
+                )
+        per_word.append((_MUST, _Q.boolean_query(alternatives)))
+    return _Q.boolean_query(per_word)
+
+
+def _bm25_part(score: float) -> float:
+    """A hit's score without its tier bonuses, rounded for the reply."""
+    if score >= KEY_BONUS:
+        score -= KEY_BONUS
+    if score >= EXACT_BONUS:
+        score -= EXACT_BONUS
+    return round(score, 4)

@@ -1,0 +1,284 @@
+"""What a ``query`` request asks for, and the words it matches, without the engine.
+
+Theory of operation
+-------------------
+
+A query's text is cut into words by the same analyzer the index uses
+(letters and digits, lower-cased, accents folded), so ``MORPHEUS`` and
+``Morphéus`` both look for ``morpheus``. Each word may then match:
+
+- exactly;
+- with typos, as Meilisearch allows them: one edit in a word of
+  :data:`ONE_TYPO_MIN_LENGTH` letters or more, two from
+  :data:`TWO_TYPOS_MIN_LENGTH`; shorter words must match exactly;
+- for the last word only, as the prefix of a longer word (search as you
+  type), unless the text ends with a separator (``"rab "`` is a whole word)
+  or the word is shorter than :data:`MIN_PREFIX_LENGTH`.
+
+This module checks the request's options and computes, for each word, what
+it may match; :mod:`trio_search._engine` turns that into engine queries, and
+:func:`highlight` marks the matched words in an answer for the reply.
+Everything here is pure: no engine, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from ._errors import RequestError
+
+#: Hits per answer unless the request says otherwise.
+DEFAULT_QUERY_LIMIT = 10
+#: Most hits one answer may hold: bounds the reply's size and the work of
+#: fetching and highlighting stored documents.
+MAX_QUERY_LIMIT = 100
+#: Largest ``offset``: deep paging costs the engine offset + limit hits.
+MAX_QUERY_OFFSET = 10_000
+#: Longest query text, in characters: a search box, not a document.
+MAX_QUERY_LENGTH = 512
+#: Most words in one query. Each word is one more term, fuzzy and prefix
+#: expansion to run; Meilisearch considers ten words too.
+MAX_QUERY_WORDS = 10
+#: Most fields one query may name in ``fields``.
+MAX_QUERY_FIELDS = 16
+#: Shortest word, in characters, that matches with one typo.
+ONE_TYPO_MIN_LENGTH = 5
+#: Shortest word, in characters, that matches with two typos.
+TWO_TYPOS_MIN_LENGTH = 9
+#: Shortest last word that also matches as a prefix: a single letter
+#: expands to a large share of the dictionary and matches nearly everything.
+MIN_PREFIX_LENGTH = 2
+
+#: Marks put around each matched word in a hit's ``highlight``.
+HIGHLIGHT_START = "<em>"
+HIGHLIGHT_END = "</em>"
+
+#: Error code of a query the server cannot run (bad option, bad text).
+BAD_QUERY = "bad_query"
+#: Error code of a query over the length, word or field limits.
+QUERY_TOO_LONG = "query_too_long"
+
+_OPTION_NAMES = frozenset({"action", "value", "limit", "offset", "typos", "prefix", "fields"})
+#: Runs of letters and digits: the analyzer's tokenizer ("simple") splits
+#: on every other character, and so do highlights.
+_WORD = re.compile(r"[^\W_]+")
+
+
+@attrs.frozen
+class QueryOptions:
+    """How to run a query; the defaults are those of a request without options.
+
+    Attributes:
+        limit: Hits to return, 1 to :data:`MAX_QUERY_LIMIT`.
+        offset: Hits to skip first (for paging).
+        typos: Let longer words match with one or two typos.
+        prefix: Let the last word match as a prefix.
+        fields: Search only these fields; ``None`` searches every searchable field.
+    """
+
+    limit: int = DEFAULT_QUERY_LIMIT
+    offset: int = 0
+    typos: bool = True
+    prefix: bool = True
+    fields: tuple[str, ...] | None = None
+
+
+@attrs.frozen
+class Word:
+    """One word of a query, normalized, and how it may match."""
+
+    text: str
+    typos: int
+    prefix: bool
+
+
+@attrs.frozen
+class Hit:
+    """One document matching a query.
+
+    Attributes:
+        key: The document's key.
+        answer: The document's answer.
+        score: BM25 relevance of the words (higher is better). Hits are
+            ordered by exact key match first, then by documents matching
+            every word without typos, then by score.
+        highlight: The answer with the matched words between
+            :data:`HIGHLIGHT_START` and :data:`HIGHLIGHT_END`.
+    """
+
+    key: str
+    answer: str
+    score: float
+    highlight: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "answer": self.answer,
+            "score": self.score,
+            "highlight": self.highlight,
+        }
+
+
+@attrs.frozen
+class QueryResult:
+    """The hits of one page of a query and how many documents match in all."""
+
+    hits: list[Hit]
+    total: int
+
+
+def _bad(message: str, code: str = BAD_QUERY) -> RequestError:
+    return RequestError(message, code=code)
+
+
+def _int_option(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name, default)
+    if type(value) is not int:
+        raise _bad(f"'{name}' must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise _bad(f"'{name}' must be from {low} to {high}, not {value}")
+    return value
+
+
+def _bool_option(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, True)
+    if type(value) is not bool:
+        raise _bad(f"'{name}' must be true or false, not {type(value).__name__}")
+    return value
+
+
+def parse_query_request(body: dict[str, Any]) -> tuple[str, QueryOptions]:
+    """The text and options of a ``query`` request's JSON object.
+
+    Raises:
+        RequestError: an option is unknown, of the wrong type or out of
+            range (``bad_query``), or the text is too long
+            (``query_too_long``).
+    """
+    unknown = sorted(str(name) for name in body if name not in _OPTION_NAMES)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise _bad(f"unknown option(s) {shown}")
+    text = body.get("value")
+    if not isinstance(text, str):
+        raise RequestError(f"'value' must be a string, not {type(text).__name__}", code="bad_value")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise _bad(
+            f"query is {len(text)} characters long; at most {MAX_QUERY_LENGTH}", QUERY_TOO_LONG
+        )
+    fields = body.get("fields")
+    if fields is not None:
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise _bad("'fields' must be a list of field names")
+        if not fields:
+            raise _bad("'fields' must name at least one field")
+        if len(fields) > MAX_QUERY_FIELDS:
+            raise _bad(f"'fields' names {len(fields)} fields; at most {MAX_QUERY_FIELDS}")
+        fields = tuple(dict.fromkeys(fields))
+    options = QueryOptions(
+        limit=_int_option(body, "limit", DEFAULT_QUERY_LIMIT, 1, MAX_QUERY_LIMIT),
+        offset=_int_option(body, "offset", 0, 0, MAX_QUERY_OFFSET),
+        typos=_bool_option(body, "typos"),
+        prefix=_bool_option(body, "prefix"),
+        fields=fields,
+    )
+    return text, options
+
+
+def typos_allowed(word: str) -> int:
+    """Edits a word of this length may match with, as Meilisearch counts them."""
+    if len(word) >= TWO_TYPOS_MIN_LENGTH:
+        return 2
+    if len(word) >= ONE_TYPO_MIN_LENGTH:
+        return 1
+    return 0
+
+
+def query_words(
+    text: str, options: QueryOptions, analyze: Callable[[str], list[str]]
+) -> list[Word]:
+    """The words of ``text`` as the index sees them, each with what it may match.
+
+    Args:
+        analyze: The index's analyzer: text -> normalized words.
+
+    Raises:
+        RequestError: more than :data:`MAX_QUERY_WORDS` words (``query_too_long``).
+    """
+    normalized = analyze(text)
+    if len(normalized) > MAX_QUERY_WORDS:
+        raise _bad(f"query has {len(normalized)} words; at most {MAX_QUERY_WORDS}", QUERY_TOO_LONG)
+    # A separator after the last word says the word is complete.
+    open_ended = options.prefix and bool(text) and _WORD.fullmatch(text[-1]) is not None
+    words: list[Word] = []
+    for position, word in enumerate(normalized):
+        last = position == len(normalized) - 1
+        words.append(
+            Word(
+                text=word,
+                typos=typos_allowed(word) if options.typos else 0,
+                prefix=last and open_ended and len(word) >= MIN_PREFIX_LENGTH,
+            )
+        )
+    return words
+
+
+def edit_distance(word: str, token: str, limit: int, *, prefix: bool = False) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) from ``word``
+    to ``token`` (to some prefix of it if ``prefix``), or ``limit + 1`` when
+    more than ``limit``."""
+    if not prefix and abs(len(word) - len(token)) > limit:
+        return limit + 1
+    if prefix:
+        token = token[: len(word) + limit]
+    previous2: list[int] = []
+    previous = list(range(len(token) + 1))
+    for i in range(1, len(word) + 1):
+        current = [i] + [0] * len(token)
+        for j in range(1, len(token) + 1):
+            cost = 0 if word[i - 1] == token[j - 1] else 1
+            best = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and word[i - 1] == token[j - 2] and word[i - 2] == token[j - 1]:
+                best = min(best, previous2[j - 2] + 1)
+            current[j] = best
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    distance = min(previous) if prefix else previous[-1]
+    return min(distance, limit + 1)
+
+
+def _matches(token: str, words: Sequence[Word]) -> bool:
+    for word in words:
+        if token == word.text or (word.prefix and token.startswith(word.text)):
+            return True
+        if word.typos and edit_distance(word.text, token, word.typos, prefix=word.prefix) <= (
+            word.typos
+        ):
+            return True
+    return False
+
+
+def highlight(answer: str, words: Sequence[Word], analyze: Callable[[str], list[str]]) -> str:
+    """``answer`` with each word that a query word matches marked.
+
+    Args:
+        analyze: The index's analyzer, to normalize each word of the answer
+            as the index did.
+    """
+    if not words:
+        return answer
+    parts: list[str] = []
+    end = 0
+    for match in _WORD.finditer(answer):
+        normalized = analyze(match.group())
+        if normalized and _matches(normalized[0], words):
+            parts += [answer[end : match.start()], HIGHLIGHT_START, match.group(), HIGHLIGHT_END]
+            end = match.end()
+    parts.append(answer[end:])
+    return "".join(parts)
