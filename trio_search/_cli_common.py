@@ -1,4 +1,5 @@
-"""What both command-line tools share: one-line errors, typed option values."""
+"""What the command-line tools share: one-line errors, typed option values,
+the options that map a data file's fields."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import argparse
 import math
 import sys
 from typing import NoReturn
+
+from ._documents import FORMATS, FieldMapping
+from ._errors import ConfigurationError
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -70,3 +74,59 @@ def seconds(text: str) -> float:
     if math.isnan(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
     return value
+
+
+def add_field_mapping_options(group: argparse._ArgumentGroup) -> None:
+    """``--format``, ``--key-field``, ``--answer-field``, ``--search-fields``:
+    how to read a data file's records (see :func:`field_mapping`)."""
+    group.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the data file's format (default: from its suffix: .json, .jsonl/.ndjson, .csv)",
+    )
+    group.add_argument(
+        "--key-field",
+        metavar="NAME",
+        help="the record field holding each document's unique key (default: key)",
+    )
+    group.add_argument(
+        "--answer-field",
+        metavar="NAME",
+        help="the record field holding the answer a hit returns (default: answer)",
+    )
+    group.add_argument(
+        "--search-fields",
+        metavar="A,B,...",
+        help="the fields whose text is searchable (default: every string field)",
+    )
+
+
+def has_field_mapping_options(args: argparse.Namespace) -> bool:
+    """Whether any option of :func:`add_field_mapping_options` was given."""
+    return any(
+        getattr(args, name) is not None
+        for name in ("format", "key_field", "answer_field", "search_fields")
+    )
+
+
+def field_mapping(args: argparse.Namespace, default: FieldMapping | None = None) -> FieldMapping:
+    """The :class:`FieldMapping` the options ask for; options not given keep
+    ``default``'s values.
+
+    Raises:
+        ConfigurationError: a field name is not usable.
+    """
+    default = default or FieldMapping()
+    search_fields: tuple[str, ...] | None = default.search_fields
+    if args.search_fields is not None:
+        search_fields = tuple(name.strip() for name in args.search_fields.split(","))
+    try:
+        return FieldMapping(
+            key_field=args.key_field if args.key_field is not None else default.key_field,
+            answer_field=(
+                args.answer_field if args.answer_field is not None else default.answer_field
+            ),
+            search_fields=search_fields,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc), code="bad_option") from exc

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from ._documents import documents_from_mapping
-from ._engine import SearchIndex
+from ._documents import DocumentReader, FieldMapping, documents_from_mapping
+from ._engine import IndexMeta, SearchIndex
 from ._errors import ConfigurationError
 
 #: The tutorial's data, exactly (``request_search`` in its libserver.py).
@@ -79,3 +81,29 @@ def builtin_search_index() -> SearchIndex:
     """The tutorial's three entries as a search index, built once per process
     (it never changes, and every default server and app shares it)."""
     return index_of_mapping(BUILTIN_INDEX)
+
+
+def index_of_file(
+    path: str | Path, mapping: FieldMapping | None = None, *, format: str | None = None
+) -> SearchIndex:
+    """Read a data file (JSON, JSON Lines or CSV) into an in-memory index,
+    logging the file, the number of documents and the time it took.
+
+    Blocks: call it before the event loop starts or in a worker thread.
+
+    Raises:
+        DataError: the file cannot be read, or a record is bad (the message
+            names the file and the line or record).
+    """
+    mapping = mapping or FieldMapping()
+    started = time.perf_counter()
+    with DocumentReader(path, mapping, format=format) as reader:
+        meta = IndexMeta(mapping.key_field, mapping.answer_field, mapping.search_fields)
+        index = SearchIndex.from_documents(reader, meta)
+    logging.getLogger("trio_search").info(
+        "indexed %d documents from %s in %.2f s",
+        index.documents,
+        path,
+        time.perf_counter() - started,
+    )
+    return index
