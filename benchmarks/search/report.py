@@ -108,7 +108,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def fmt(value: float | None, digits: int = 0) -> str:
+def fmt(value: float | str | None, digits: int = 0) -> str:
+    if isinstance(value, str):
+        return value
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
@@ -262,6 +264,9 @@ def _render_open_loop(results: dict[str, Any]) -> list[str]:
                     "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
                 ]
             ms = run["latency_ms"]
+            if run.get("latency_is_lower_bound"):
+                # Unanswered requests counted with the time waited so far.
+                ms = {key: None if v is None else f"≥ {v:,.2f}" for key, v in ms.items()}
             lag = run.get("send_lag_ms") or {}
             lines.append(
                 f"| {name} ({corpus['documents']:,}) | {engine} | {fmt(run['rate_offered'])} "
