@@ -347,6 +347,12 @@ class SearchIndex:
         meta = read_meta(directory)
         return cls(open_tantivy_index(directory), meta, directory)
 
+    def number_after(self, previous: SearchIndex) -> None:
+        """Number an in-memory index's data as the generation after
+        ``previous``'s: a reload is a new version of the data."""
+        if self.path is None:
+            self._snapshot = attrs.evolve(self._snapshot, generation=previous.generation + 1)
+
     def _generation(self) -> int:
         if self.path is None:
             return 1

@@ -107,3 +107,16 @@ def index_of_file(
         time.perf_counter() - started,
     )
     return index
+
+
+def check_data_file(
+    path: str | Path, mapping: FieldMapping | None = None, *, format: str | None = None
+) -> int:
+    """Read a data file through without indexing it; return how many
+    documents it holds (a supervisor's check before its workers index it).
+
+    Raises:
+        DataError: as :func:`index_of_file`.
+    """
+    with DocumentReader(path, mapping or FieldMapping(), format=format) as reader:
+        return sum(1 for _ in reader)

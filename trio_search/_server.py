@@ -140,6 +140,7 @@ class SearchServer:
             except (TrioSearchError, OSError) as exc:
                 logger.error("reload failed; still serving the previous data: %s", exc)
                 return False
+            index.number_after(self._search_app.index)
             self._search_app.replace_index(index)
             logger.info(
                 "reloaded: %d documents, generation %d, in %.3f s",

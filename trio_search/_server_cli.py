@@ -9,21 +9,26 @@ import resource
 import signal
 import ssl
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 import trio
 
 from ._cli_common import (
     DefaultsHelpFormatter,
     OneLineErrorParser,
+    add_field_mapping_options,
     fail,
+    field_mapping,
+    has_field_mapping_options,
     non_negative_int,
     port_number,
     positive_int,
     seconds,
 )
+from ._engine import SearchIndex, read_meta
 from ._errors import ConfigurationError
-from ._index import BUILTIN_INDEX, load_index
+from ._index import builtin_search_index, check_data_file, index_of_file
 from ._limits import (
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
@@ -52,14 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Serve the Real Python socket tutorial's search protocol (2-byte length "
-            "prefix, JSON header, content) to many clients at once, on Trio. "
-            "Without --data it answers from the tutorial's three entries."
+            "prefix, JSON header, content) to many clients at once, on Trio: exact "
+            "'search' by key and ranked, typo-tolerant full-text 'query'. Without "
+            "--data or --index it answers from the tutorial's three entries."
         ),
         epilog=(
             "SIGINT (Ctrl-C) or SIGTERM shuts down gracefully: no new connections, "
             "idle ones closed, requests in progress given --shutdown-grace seconds; "
-            "a second signal stops at once. Exit status 0 after a shutdown, 1 when "
-            "the server cannot start, 2 for a bad option."
+            "a second signal stops at once. SIGHUP reloads --data or --index "
+            "(requests in flight finish on the old data; if loading fails the old "
+            "data stays); what 'trio-search-index add/delete' commits to --index is "
+            "searched within a second without it. Exit status 0 after a shutdown, "
+            "1 when the server cannot start, 2 for a bad option. "
+            "Examples: trio-search-server --data books.jsonl --key-field isbn "
+            "--answer-field title; trio-search-server --index ./books.idx --workers 2"
         ),
         formatter_class=DefaultsHelpFormatter,
     )
@@ -71,11 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="TCP port; 0 picks one")
     data = parser.add_argument_group("data")
-    data.add_argument(
+    source = data.add_mutually_exclusive_group()
+    source.add_argument(
         "--data",
         metavar="FILE",
-        help="JSON file holding one object of key -> answer string (default: the tutorial's)",
+        help=(
+            "data file indexed in memory at start-up: a JSON object of key -> answer, "
+            "a JSON array of records, JSON Lines, or CSV with a header row "
+            "(default: the tutorial's three entries)"
+        ),
     )
+    source.add_argument(
+        "--index",
+        metavar="DIR",
+        help="serve the on-disk index that 'trio-search-index build' made in DIR",
+    )
+    add_field_mapping_options(data)
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--max-content-length",
@@ -172,17 +194,54 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 async def _watch_signals(
-    signals: AsyncIterator[int], server: SearchServer, everything: trio.CancelScope
+    signals: AsyncIterator[int],
+    server: SearchServer,
+    everything: trio.CancelScope,
+    request_reload: Callable[[], None],
 ) -> None:
     logger = logging.getLogger("trio_search")
     async for signum in signals:
         name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            logger.info("SIGHUP received: reloading the data")
+            request_reload()
+            continue
         if server.shutting_down:
             logger.warning("%s again: stopping now", name)
             everything.cancel()
             return
         logger.info("%s received: shutting down gracefully", name)
         server.shutdown()
+
+
+def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
+    """What loads the data the options name, at start-up and on SIGHUP.
+
+    Raises:
+        ConfigurationError: a field name is not usable, or --index names no
+            index (checked at once, before any worker starts).
+    """
+    logger = logging.getLogger("trio_search")
+    if args.index is not None:
+        directory = args.index
+        read_meta(Path(directory))
+
+        def open_index() -> SearchIndex:
+            index = SearchIndex.open(directory)
+            logger.info(
+                "serving index %s: %d documents, generation %d",
+                directory,
+                index.documents,
+                index.generation,
+            )
+            return index
+
+        return open_index
+    if args.data is not None:
+        mapping = field_mapping(args)
+        path, data_format = args.data, args.format
+        return lambda: index_of_file(path, mapping, format=data_format)
+    return builtin_search_index
 
 
 def _raise_open_files_limit(max_connections: int) -> None:
@@ -226,8 +285,26 @@ def _announce(addresses: list[tuple[str, int]]) -> None:
         print(f"{PROG} listening on {format_address(address)}", flush=True)
 
 
+class _Reloads:
+    """Reload requests (SIGHUP), coalesced: any made during a reload lead to
+    one more reload after it, however many they are."""
+
+    def __init__(self) -> None:
+        self._pending = trio.Event()
+
+    def request(self) -> None:
+        self._pending.set()
+
+    async def serve(self, server: SearchServer) -> None:
+        """Reload ``server``'s data on each request, until cancelled."""
+        while True:
+            await self._pending.wait()
+            self._pending = trio.Event()
+            await server.reload_index()
+
+
 async def _run(server: SearchServer, supervised: bool = False) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         # Bound here, outside any nursery, so "address in use" arrives as a
         # plain OSError rather than inside an exception group.
         listeners = await server.open_listeners()
@@ -239,7 +316,11 @@ async def _run(server: SearchServer, supervised: bool = False) -> None:
 
             await nursery.start(serve_then_stop)
             _announce(server.addresses)
-            nursery.start_soon(_watch_signals, signals, server, nursery.cancel_scope)
+            reloads = _Reloads()
+            nursery.start_soon(reloads.serve, server)
+            nursery.start_soon(
+                _watch_signals, signals, server, nursery.cancel_scope, reloads.request
+            )
             if supervised:
                 nursery.start_soon(watch_supervisor, server.shutdown)
 
@@ -247,15 +328,24 @@ async def _run(server: SearchServer, supervised: bool = False) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; return the process exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if has_field_mapping_options(args) and args.data is None:
+        parser.error(
+            "--format, --key-field, --answer-field and --search-fields apply to --data "
+            "(an --index keeps the ones it was built with)"
+        )
     worker_tag = "" if args.worker is None else f"[worker {args.worker}]"
     logging.basicConfig(
         level=args.log_level,
         format=f"%(asctime)s %(levelname)s %(name)s{worker_tag}: %(message)s",
         stream=sys.stderr,
     )
+    # A SIGHUP before the handlers are installed must not kill the server
+    # (the default action): the data being loaded is the newest anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        index = load_index(args.data) if args.data is not None else BUILTIN_INDEX
+        loader = _data_loader(args)
         settings = ServerSettings(
             host=args.host,
             port=args.port,
@@ -272,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(PROG, exc.message)
     try:
         if args.workers > 1:
+            if args.data is not None:
+                # Each worker indexes the file; a bad one is better said once, here.
+                check_data_file(args.data, field_mapping(args), format=args.format)
             trio.run(
                 functools.partial(
                     supervise,
@@ -285,11 +378,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             _raise_open_files_limit(settings.max_connections)
-            trio.run(_run, SearchServer(settings, index), args.worker is not None)
+            try:
+                index = loader()
+            except ConfigurationError as exc:
+                return fail(PROG, exc.message)
+            server = SearchServer(settings, index, loader=loader)
+            trio.run(_run, server, args.worker is not None)
     except OSError as exc:
         where = format_address((args.host or "*", args.port))
         return fail(PROG, f"cannot listen on {where}: {exc.strerror or exc}")
-    except WorkerStartupError as exc:
+    except (WorkerStartupError, ConfigurationError) as exc:
         return fail(PROG, exc.message)
     except KeyboardInterrupt:
         # Ctrl-C before the signal handlers were installed.

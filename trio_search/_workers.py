@@ -26,7 +26,8 @@ it again after a back-off that doubles with each crash, so a crash loop costs
 one start per :data:`RESTART_DELAY_MAX` at most. The first SIGINT or SIGTERM
 sends SIGTERM to every worker and stops the restarts; :func:`supervise`
 returns once every worker has exited and been reaped. A second signal sends
-SIGKILL.
+SIGKILL. SIGHUP is passed on to every worker that listens (each reloads its
+data); a worker still starting loads the newest data anyway.
 """
 
 from __future__ import annotations
@@ -212,6 +213,8 @@ class Supervisor:
     ready_prefix: bytes
     _processes: dict[int, trio.Process] = attrs.field(factory=dict, init=False)
     _ready: set[int] = attrs.field(factory=set, init=False)
+    #: Worker processes that have said they listen (and so handle SIGHUP).
+    _listening: set[trio.Process] = attrs.field(factory=set, init=False)
     #: Set once every worker listens, or startup failed, or a stop began.
     _settled: trio.Event = attrs.field(factory=trio.Event, init=False)
     _stopping: trio.Event = attrs.field(factory=trio.Event, init=False)
@@ -227,7 +230,7 @@ class Supervisor:
                 :data:`WORKER_START_TIMEOUT`, before all were listening. The
                 other workers have been stopped.
         """
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch_signals, signals)
                 async with trio.open_nursery() as workers:
@@ -260,6 +263,11 @@ class Supervisor:
     async def _watch_signals(self, signals: AsyncIterator[int]) -> None:
         async for signum in signals:
             name = signal.Signals(signum).name
+            if signum == signal.SIGHUP:
+                logger.info("SIGHUP received: every worker reloads its data")
+                for process in list(self._listening):
+                    process.send_signal(signal.SIGHUP)
+                continue
             if self._stopping.is_set():
                 logger.warning("%s again: killing the workers", name)
                 self.kill()
@@ -338,6 +346,7 @@ class Supervisor:
                     if pipe is not None:
                         await pipe.aclose()
             del self._processes[number]
+            self._listening.discard(process)
         return f"(pid {process.pid}) {describe_exit(returncode)}"
 
     def _worker_listening(self, number: int, pid: int) -> None:
@@ -355,6 +364,7 @@ class Supervisor:
             async for line in _lines(process.stdout):
                 if not listening and line.startswith(self.ready_prefix):
                     listening = True
+                    self._listening.add(process)
                     self._worker_listening(number, process.pid)
                     settled.set()
         except (trio.BrokenResourceError, trio.ClosedResourceError):

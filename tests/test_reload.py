@@ -1,0 +1,212 @@
+"""Data that changes while the server runs: SIGHUP reloads, and commits to an
+on-disk index followed without a restart.
+
+These use real time (worker threads, file stamps, subprocesses), bounded by
+``trio.fail_after``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from tests.helpers import server_subprocess, start_server
+from trio_search import (
+    IndexMeta,
+    SearchIndex,
+    SearchServer,
+    ServerSettings,
+    open_client,
+)
+from trio_search._engine import create_index, tantivy_document, write_meta
+
+pytestmark = pytest.mark.slow
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace ``path`` atomically, as a careful operator would."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def version(n: int) -> list[dict[str, Any]]:
+    """Data whose every answer says which version it belongs to."""
+    return [
+        {"key": f"k{i}", "answer": f"answer {i} of version {n}", "body": f"common word{i}"}
+        for i in range(50)
+    ] + [{"key": f"only-in-{n}", "answer": f"new in version {n}"}]
+
+
+RELOADED = re.compile(
+    rb"INFO trio_search(?:\[worker \d\])?: reloaded: (\d+) documents, generation (\d+)"
+)
+RELOAD_FAILED = re.compile(rb"ERROR trio_search: reload failed; still serving the previous data")
+
+
+async def test_sighup_under_load_reloads_with_no_failed_request(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    write_jsonl(data, version(1))
+    answered = 0
+    versions_seen: set[str] = set()
+    async with server_subprocess("--data", str(data)) as server:
+        stop = trio.Event()
+
+        async def client(number: int) -> None:
+            nonlocal answered
+            async with open_client("127.0.0.1", server.port) as c:
+                while not stop.is_set():
+                    answer = await c.search(f"k{number}")
+                    # Every answer is a whole version's: never a mix, never an error.
+                    match = re.fullmatch(rf"answer {number} of version (\d+)", answer)
+                    assert match, answer
+                    versions_seen.add(match[1])
+                    hits = await c.request_json({"action": "query", "value": "common"})
+                    assert hits["total"] == 50, hits
+                    answered += 2
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for number in range(8):
+                    nursery.start_soon(client, number)
+                for n in (2, 3, 4):
+                    await trio.sleep(0.3)
+                    write_jsonl(data, version(n))
+                    server.signal(signal.SIGHUP)
+                    await server.wait_for(RELOADED, count=n - 1)
+                await trio.sleep(0.3)
+                stop.set()
+            async with open_client("127.0.0.1", server.port) as c:
+                assert await c.search("only-in-4") == "new in version 4"
+                assert await c.search("only-in-1") == "No match for 'only-in-1'."
+                stats = (await c.request_json({"action": "stats"}))["result"]
+        assert server.process.returncode is None  # SIGHUP never stops it
+        server.signal(signal.SIGTERM)
+        assert await server.wait() == 0
+    assert answered > 100
+    assert "4" in versions_seen
+    assert stats["index_documents"] == 51
+    assert stats["index_generation"] == 4
+    assert b"Traceback" not in server.stderr
+
+
+async def test_failed_reload_keeps_the_old_data_and_logs_one_error(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    write_jsonl(data, version(1))
+    async with server_subprocess("--data", str(data)) as server:
+        with trio.fail_after(30):
+            data.write_text('{"key": "a", "answer": "fine"}\n{"key": "b"}\n', encoding="utf-8")
+            server.signal(signal.SIGHUP)
+            (failure,) = await server.wait_for(RELOAD_FAILED)
+            line = server.stderr[failure.start() :].split(b"\n")[0]
+            assert f"{data}:2: no 'answer' field".encode() in line
+            async with open_client("127.0.0.1", server.port) as c:
+                assert await c.search("k3") == "answer 3 of version 1"
+            # Fixed, then reloaded.
+            write_jsonl(data, version(2))
+            server.signal(signal.SIGHUP)
+            await server.wait_for(RELOADED)
+            async with open_client("127.0.0.1", server.port) as c:
+                assert await c.search("k3") == "answer 3 of version 2"
+        server.signal(signal.SIGTERM)
+        assert await server.wait() == 0
+    assert len(re.findall(rb" ERROR ", server.stderr)) == 1
+
+
+async def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    write_jsonl(data, version(1))
+    async with server_subprocess("--data", str(data), "--workers", "2") as server:
+        with trio.fail_after(60):
+            await server.wait_for(re.compile(rb"all 2 workers listening"))
+            write_jsonl(data, version(2))
+            server.signal(signal.SIGHUP)
+            await server.wait_for(RELOADED, count=2)
+            for _ in range(10):  # whichever worker the kernel picks
+                async with open_client("127.0.0.1", server.port) as c:
+                    assert await c.search("k1") == "answer 1 of version 2"
+        server.signal(signal.SIGTERM)
+        assert await server.wait() == 0
+
+
+def make_index(path: Path, records: list[dict[str, str]]) -> None:
+    """An on-disk index, written with the engine's own pieces."""
+    from trio_search import Document
+
+    path.mkdir()
+    index = create_index(path)
+    writer = index.writer()
+    for record in records:
+        writer.add_document(tantivy_document(Document(record["key"], record["answer"], record)))
+    writer.commit()
+    writer.wait_merging_threads()
+    write_meta(path, IndexMeta().with_fields(["key", "answer"]))
+
+
+def commit(path: Path, records: list[dict[str, str]], deletes: list[str] = ()) -> None:  # type: ignore[assignment]
+    """What ``trio-search-index add/delete`` does: another writer commits."""
+    from trio_search import Document
+    from trio_search._engine import open_tantivy_index
+
+    writer = open_tantivy_index(path).writer()
+    for key in deletes:
+        writer.delete_documents_by_term("key", key)
+    for record in records:
+        writer.delete_documents_by_term("key", record["key"])
+        writer.add_document(tantivy_document(Document(record["key"], record["answer"], record)))
+    writer.commit()
+    writer.wait_merging_threads()
+
+
+async def test_commits_to_an_index_are_searched_within_a_second(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    directory = tmp_path / "index"
+    make_index(directory, [{"key": "neo", "answer": "There is no spoon."}])
+    server = SearchServer(ServerSettings(port=0), SearchIndex.open(directory))
+    _, (host, port) = await start_server(nursery, server)
+    async with open_client(host, port) as client:
+        assert await client.search("trinity") == "No match for 'trinity'."
+        # Cache the miss: a cached reply must not outlive the data.
+        assert await client.search("trinity") == "No match for 'trinity'."
+        with trio.fail_after(10):
+            await trio.to_thread.run_sync(
+                commit, directory, [{"key": "trinity", "answer": "Dodge this."}]
+            )
+            committed = time.monotonic()
+            # Polling the server is the point here, not a missed event.
+            while await client.search("trinity") != "Dodge this.":  # noqa: ASYNC110
+                await trio.sleep(0.02)
+            seen_after = time.monotonic() - committed
+            hits = await client.request_json({"action": "query", "value": "dodge"})
+            assert [hit["key"] for hit in hits["result"]] == ["trinity"]
+            # A delete too.
+            await trio.to_thread.run_sync(commit, directory, [], ["neo"])
+            while await client.search("neo") != "No match for 'neo'.":  # noqa: ASYNC110
+                await trio.sleep(0.02)
+    assert seen_after < 1.0
+    index = server.search_index
+    assert index is not None and index.documents == 1
+
+
+async def test_an_index_rebuilt_in_place_is_reopened(tmp_path: Path, nursery: trio.Nursery) -> None:
+    directory = tmp_path / "index"
+    make_index(directory, [{"key": "neo", "answer": "There is no spoon."}])
+    server = SearchServer(ServerSettings(port=0), SearchIndex.open(directory))
+    _, (host, port) = await start_server(nursery, server)
+    # What 'trio-search-index build' does to an existing index: build aside, swap.
+    make_index(tmp_path / "new", [{"key": "neo", "answer": "Whoa."}])
+    directory.rename(tmp_path / "old")
+    (tmp_path / "new").rename(directory)
+    async with open_client(host, port) as client:
+        with trio.fail_after(10):
+            while await client.search("neo") != "Whoa.":  # noqa: ASYNC110
+                await trio.sleep(0.05)
