@@ -84,6 +84,20 @@ WORKLOADS = ("search", *queries.QUERY_TYPES)
 TRIO_SERVER = [sys.executable, "-m", "trio_search._server_cli", "--log-level", "WARNING"]
 #: How it builds trio_search's index (``trio-search-index build DATA --index DIR``).
 TRIO_BUILD = [sys.executable, "-m", "trio_search._index_cli", "build"]
+#: Until that command exists: index the file in memory as ``--data`` does
+#: (the same reader and engine, no files written), timed the same way.
+TRIO_BUILD_IN_MEMORY = [
+    sys.executable,
+    "-c",
+    "import sys; from trio_search._index import index_of_file; index_of_file(sys.argv[1])",
+]
+
+
+def has_index_command() -> bool:
+    """Whether this checkout has ``trio-search-index`` (else the server is
+    given the corpus with ``--data`` and indexes it in memory)."""
+    return (ROOT / "trio_search" / "_index_cli.py").exists()
+
 
 #: Settings of a full run and of ``--quick``.
 FULL = {
@@ -171,6 +185,11 @@ def timed_build(argv: list[str], output: Path, documents: int) -> dict[str, Any]
 
 def build_trio(corpus: Path, index_dir: Path, documents: int) -> dict[str, Any]:
     shutil.rmtree(index_dir, ignore_errors=True)
+    if not has_index_command():
+        index_dir.mkdir(parents=True)
+        result = timed_build([*TRIO_BUILD_IN_MEMORY, str(corpus)], index_dir, documents)
+        result["in_memory"] = True
+        return result
     argv = [*TRIO_BUILD, str(corpus), "--index", str(index_dir)]
     return timed_build(argv, index_dir, documents)
 
@@ -352,13 +371,16 @@ def loadgen(
     ]
     for name, value in options.items():
         argv += [f"--{name}", str(value)]
+    output = server.log_dir / "loadgen.json"
+    output.unlink(missing_ok=True)
+    argv += ["--output", str(output)]
     limit = options["duration"] + options["warmup"] + OPEN_LOOP_DRAIN + 120
     completed = subprocess.run(
         argv, capture_output=True, text=True, env=child_env(), timeout=limit, check=False
     )
-    if completed.returncode != 0 or not completed.stdout.strip():
+    if completed.returncode != 0 or not output.exists():
         raise RuntimeError(f"loadgen failed: {completed.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(completed.stdout)
+    result: dict[str, Any] = json.loads(output.read_text(encoding="utf-8"))
     return result
 
 
@@ -443,7 +465,9 @@ def run_corpus(name: str, path: Path, settings: dict[str, Any], args: argparse.N
         "sqlite_fts5": lambda: build_fts5(path, database, documents),
     }
     openers = {
-        "trio_search": lambda: engines.TrioSearchEngine(index_dir),
+        "trio_search": lambda: engines.TrioSearchEngine(
+            index_dir if has_index_command() else None, data=path
+        ),
         "sqlite_fts5": lambda: engines.Fts5Engine(database),
     }
     out["build"], out["floor"], out["typo_recall"] = {}, {}, {}
@@ -465,7 +489,10 @@ def run_corpus(name: str, path: Path, settings: dict[str, Any], args: argparse.N
     out["runs"] = []
     out["open_loop"] = {}
     commands = {
-        "trio_search": [*TRIO_SERVER, "--index", str(index_dir)],
+        "trio_search": [
+            *TRIO_SERVER,
+            *(["--index", str(index_dir)] if has_index_command() else ["--data", str(path)]),
+        ],
         "sqlite_fts5": [sys.executable, str(PEER), "--db", str(database)],
     }
     for server_name in args.servers:

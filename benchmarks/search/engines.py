@@ -48,11 +48,18 @@ class TrioSearchEngine:
 
     name = "trio_search"
 
-    def __init__(self, index_dir: Path) -> None:
+    def __init__(self, index_dir: Path | None, data: Path | None = None) -> None:
+        """Open the index in ``index_dir``, or index the file ``data`` in
+        memory as the server's ``--data`` does."""
         from trio_search._engine import SearchIndex
+        from trio_search._index import index_of_file
         from trio_search._query import QueryOptions
 
-        self._index = SearchIndex.open(index_dir)
+        if index_dir is not None:
+            self._index = SearchIndex.open(index_dir)
+        else:
+            assert data is not None
+            self._index = index_of_file(data)
         self._options = QueryOptions
         self._defaults = QueryOptions(limit=LIMIT)
 

@@ -37,7 +37,7 @@ Both first warm up for ``--warmup`` seconds, then measure ``--duration``
 seconds: a reply counts if it arrives in that window (open loop: if its
 request was scheduled in it). Server CPU time (``--server-pid``: the process
 and its descendants, from /proc) and the generator's own are read at the
-window's edges. The result is one JSON object on stdout.
+window's edges. The result is one JSON object, on stdout or in ``--output``.
 
 Usage:
     python loadgen.py HOST PORT --requests FILE [--connections 64]
@@ -354,6 +354,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--expect", choices=("list", "str"), default="list")
     parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLES, help="replies kept whole")
     parser.add_argument("--no-uvloop", action="store_true", help="plain asyncio event loop")
+    parser.add_argument("--output", type=Path, help="write the JSON result here, not on stdout")
     return parser.parse_args(argv)
 
 
@@ -368,7 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             pass
     result = runner(main_async(args))
-    print(json.dumps(result, ensure_ascii=False), flush=True)
+    text = json.dumps(result, ensure_ascii=False)
+    if args.output is not None:
+        # A file, not stdout: after an event loop has run, stdout may be a
+        # non-blocking pipe on which a long write is cut short.
+        args.output.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text, flush=True)
     return 0
 
 

@@ -166,8 +166,9 @@ def _render_builds(results: dict[str, Any]) -> list[str]:
     ]
     for name, corpus in results["corpora"].items():
         for engine, build in corpus["build"].items():
+            how = " (in memory: no trio-search-index yet)" if build.get("in_memory") else ""
             lines.append(
-                f"| {name} | {engine} | {build['documents']:,} | {build['seconds']:.1f} "
+                f"| {name} | {engine}{how} | {build['documents']:,} | {build['seconds']:.1f} "
                 f"| {fmt(build['documents_per_second'])} "
                 f"| {build['size_bytes'] / 2**20:,.1f} | {build['peak_rss_bytes'] / 2**20:,.0f} |"
             )
