@@ -34,8 +34,9 @@ Two modes:
   percentiles become lower bounds, flagged in the result).
 
 Both first warm up for ``--warmup`` seconds, then measure ``--duration``
-seconds: a reply counts if it arrives in that window (open loop: if its
-request was scheduled in it). Server CPU time (``--server-pid``: the process
+seconds: the rate counts the replies that arrive in that window; latency is
+that of those replies (open loop: of the requests scheduled in the window,
+whenever their replies came). Server CPU time (``--server-pid``: the process
 and its descendants, from /proc) and the generator's own are read at the
 window's edges. The result is one JSON object, on stdout or in ``--output``.
 
@@ -207,13 +208,15 @@ class Client(asyncio.Protocol):
             started, index = self.inflight.popleft()
             run.outstanding -= 1
             right = run.check(index, content)
-            # Closed loop: a reply counts if it comes in the window; open
-            # loop: if its request was scheduled in it.
-            counted_at = started if self.open_loop else now
-            if right and run.window_start <= counted_at < run.window_end:
-                run.latencies.append(now - started)
-                if now < run.window_end:
+            if right:
+                # Throughput: replies that came in the window. Latency: in
+                # closed loop those replies; in open loop the requests
+                # scheduled in the window, whenever their reply came.
+                if run.window_start <= now < run.window_end:
                     run.answered_in_window += 1
+                counted_at = started if self.open_loop else now
+                if run.window_start <= counted_at < run.window_end:
+                    run.latencies.append(now - started)
             if not self.open_loop and run.sending:
                 self.send_next()
             if self.open_loop and not run.sending and not run.outstanding:

@@ -257,7 +257,7 @@ def _render_open_loop(results: dict[str, Any]) -> list[str]:
                     "Mixed query types (term, two-word, typo, prefix in turn) sent on a "
                     "fixed schedule over 64 connections whether or not replies came back; "
                     "latency from each request's scheduled send time. `achieved` is "
-                    "replies received in the measured window per second; `send lag` is how "
+                    "replies received during the measured window per second; `send lag` is how "
                     "late the load generator itself sent (its own share of the latency).",
                     "",
                     "| corpus | server | offered q/s | achieved q/s | p50 ms | p99 ms | max ms "
