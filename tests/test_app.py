@@ -172,3 +172,19 @@ def test_bad_content_gets_an_error_result_and_code(
     assert answer["error"] == code
     assert answer["result"].startswith("Error: ")
     assert reply.error == code
+
+
+def test_a_huge_invalid_action_is_quoted_as_a_short_marked_excerpt() -> None:
+    # A 1 MB action used to be echoed whole (a 4 MB answer once JSON-escaped).
+    reply = complete(SearchApp().respond(json_message({"action": "\u00e9" * 1_000_000})))
+    answer = result(reply)
+    assert answer["error"] == "invalid_action"
+    assert answer["result"] == (
+        "Error: invalid action '" + "\u00e9" * 64 + "... (1000000 characters)'."
+    )
+    assert len(reply.wire) < 1024
+
+
+def test_a_short_invalid_action_is_quoted_whole_as_the_tutorial_does() -> None:
+    answer = result(SearchApp().respond(json_message({"action": "delete"})))
+    assert answer == {"result": "Error: invalid action 'delete'.", "error": "invalid_action"}

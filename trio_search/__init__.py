@@ -7,7 +7,7 @@ everything from here; the submodules are private.
 
 from __future__ import annotations
 
-from ._app import Application, Deferred, Reply, SearchApp
+from ._app import Application, Deferred, Reply, SearchApp, error_reply, json_response
 from ._client import SearchClient, open_client
 from ._documents import (
     FORMATS,
@@ -93,6 +93,8 @@ __all__ = [
     "documents_from_mapping",
     "encode_json",
     "encode_message",
+    "error_reply",
+    "json_response",
     "load_index",
     "open_client",
     "parse_index",

@@ -50,7 +50,7 @@ from ._limits import (
     MAX_LOGGED_REASON,
     RECEIVE_SIZE,
 )
-from ._net import has_pending_input
+from ._net import has_pending_input, peer_has_gone
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal
 from ._settings import ServerSettings
 from ._socket_io import close_stream, receive_some, send_now, socket_fd
@@ -173,7 +173,11 @@ class ServerConnection:
             replies, stop = self._answer_ready(protocol)
             while isinstance(stop, Deferred):
                 # An answer that needs blocking work: made in a worker thread,
-                # in its place among the replies.
+                # in its place among the replies. Those before it go out
+                # first: the work may wait for a thread, and time out.
+                if replies:
+                    await self._send(replies, timer)
+                    replies = []
                 replies.append(self._counted(await self._respond_in_worker(stop, timer)))
                 more, stop = self._answer_ready(protocol)
                 replies += more
@@ -290,6 +294,16 @@ class ServerConnection:
                 self._log_send_timeout(CLOSING_SEND_TIMEOUT)
             else:
                 await self._linger_close()
+        elif waiting_for is _Wait.WORK:
+            overloaded = TrioSearchError(
+                f"server overloaded: request not answered within "
+                f"{self.settings.request_timeout:g} s",
+                code="overloaded",
+            )
+            self._report_error(overloaded)
+            with trio.move_on_after(CLOSING_SEND_TIMEOUT):
+                await self.stream.send_all(error_reply(overloaded).wire)
+                await self._linger_close()
         else:
             self._log_send_timeout(self.settings.request_timeout)
 
@@ -297,12 +311,18 @@ class ServerConnection:
         """Run an answer's blocking work in a worker thread, so it never
         stalls the other connections; its result becomes the reply here, on
         the event loop (where the application may call Trio)."""
-        # The work has no deadline of its own: the content and query limits
-        # bound it, and a worker thread cannot be interrupted anyway.
+        # Waiting for a thread counts toward the request timeout. The work
+        # itself cannot be interrupted, and the content and query limits
+        # bound it: it has no deadline.
         self._waiting_for = _Wait.WORK
-        timer.deadline = math.inf
+        timer.deadline = trio.current_time() + self.settings.request_timeout
         while True:
-            result = await trio.to_thread.run_sync(deferred.work, limiter=self.decode_limiter)
+            async with self.decode_limiter:
+                if peer_has_gone(self.stream):
+                    # Reset while its work waited: nobody would read the answer.
+                    raise trio.BrokenResourceError("the client went away before its answer")
+                timer.deadline = math.inf
+                result = await trio.to_thread.run_sync(deferred.work)
             answer = deferred.finish(result)
             if isinstance(answer, Reply):
                 return answer

@@ -17,6 +17,20 @@ travels to the client in the ``"error"`` key of an error response.
 
 from __future__ import annotations
 
+from typing import Any
+
+from ._limits import MAX_ECHO_LENGTH
+
+
+def excerpt(value: Any, limit: int = MAX_ECHO_LENGTH) -> str:
+    """``value`` (a string as it is, anything else as its ``repr``) cut to
+    ``limit`` characters, marked when cut: what an error message may quote
+    of what a client sent."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
 
 class TrioSearchError(Exception):
     """Base of every error trio_search raises on purpose.

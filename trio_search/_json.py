@@ -11,7 +11,7 @@ import codecs
 import json
 from typing import Any
 
-from ._errors import LocalProtocolError, RequestError
+from ._errors import LocalProtocolError, RequestError, excerpt
 
 
 def encode_json(obj: Any, encoding: str = "utf-8") -> bytes:
@@ -34,7 +34,9 @@ def encode_json(obj: Any, encoding: str = "utf-8") -> bytes:
     except UnicodeEncodeError:
         return json.dumps(obj, ensure_ascii=True).encode(encoding)
     except LookupError as exc:
-        raise LocalProtocolError(f"unknown encoding {encoding!r}", code="unknown_encoding") from exc
+        raise LocalProtocolError(
+            f"unknown encoding {excerpt(encoding)!r}", code="unknown_encoding"
+        ) from exc
 
 
 #: Codecs whose decoders take time quadratic in the content: CPython's
@@ -61,16 +63,16 @@ def decode_json(content: bytes, encoding: str) -> Any:
         # ValueError for names no codec can have: "utf-8\x00", or lone
         # surrogates (UnicodeEncodeError).
         raise RequestError(
-            f"unknown content-encoding {encoding!r}", code="unknown_encoding"
+            f"unknown content-encoding {excerpt(encoding)!r}", code="unknown_encoding"
         ) from exc
     if codec.name in _ESCAPE_CODECS:
         raise RequestError(
-            f"content-encoding {encoding!r} is Python escape syntax, not a text encoding",
+            f"content-encoding {excerpt(encoding)!r} is Python escape syntax, not a text encoding",
             code="unknown_encoding",
         )
     if codec.name in _QUADRATIC_CODECS:
         raise RequestError(
-            f"content-encoding {encoding!r} is not supported (too slow to decode)",
+            f"content-encoding {excerpt(encoding)!r} is not supported (too slow to decode)",
             code="unknown_encoding",
         )
     try:
@@ -78,7 +80,7 @@ def decode_json(content: bytes, encoding: str) -> Any:
     except LookupError as exc:
         # Raised for codecs that are not bytes-to-text, such as "rot13".
         raise RequestError(
-            f"unknown content-encoding {encoding!r}", code="unknown_encoding"
+            f"unknown content-encoding {excerpt(encoding)!r}", code="unknown_encoding"
         ) from exc
     except (UnicodeError, ValueError) as exc:
         # UnicodeDecodeError for most codecs; a few (idna, for one) raise

@@ -33,10 +33,12 @@ THREAD_DECODE_THRESHOLD = 64 * 1024
 #: (tantivy releases the GIL while it searches).
 DECODE_THREADS = 2
 
-#: Queries on an index of at most this many documents run on the event loop:
-#: they take tens of microseconds, less than the hand-off to a worker thread.
-#: Larger indexes can take milliseconds per fuzzy query, which would stall
-#: every other connection.
+#: Queries on an index of at most this many documents run on the event loop
+#: (unless a word allows two typos): measured at 0.1-0.3 ms with highlights,
+#: about what the hand-off to a worker thread costs (0.2-0.6 ms). Larger
+#: indexes, and two-typo words (tantivy builds a Levenshtein automaton of
+#: about 0.5 ms for each), go to a worker thread, so that no query stalls
+#: the other connections for long.
 INLINE_QUERY_MAX_DOCUMENTS = 10_000
 
 #: Seconds between checks of an on-disk index for commits made by other
@@ -86,6 +88,10 @@ LINGER_BYTES = 1024 * 1024
 #: pause as ``trio.serve_listeners``; short enough to recover at once when a
 #: connection closes, long enough not to spin.
 ACCEPT_RETRY_DELAY = 0.1
+
+#: Characters of a client's value quoted back in an error answer, at most:
+#: enough to recognise it, while a 1 MB action cannot make a 4 MB answer.
+MAX_ECHO_LENGTH = 64
 
 #: Characters of an error's reason written to the log, at most. Reasons can
 #: quote a peer's header values, which may be up to a header's length long.

@@ -65,6 +65,25 @@ def has_pending_input(stream: trio.abc.Stream) -> bool:
         return False
 
 
+def peer_has_gone(stream: trio.abc.Stream) -> bool:
+    """Whether the connection under ``stream`` was reset or hung up in both
+    directions; never blocks. A plain end of file is not enough: a client
+    may half-close after its last request and still read the answers.
+    ``False`` for a stream without a socket."""
+    sock = _socket_of(stream)
+    if sock is None or not hasattr(select, "poll"):
+        return False
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
 def peer_name(stream: trio.abc.Stream) -> str:
     """The remote address of ``stream``, for logs; ``"?"`` when there is none
     (memory streams in tests, a socket already reset)."""

@@ -36,7 +36,7 @@ from typing import Any, Final, Literal, NamedTuple, NoReturn
 import attrs
 import orjson
 
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError, excerpt
 from ._limits import (
     DEFAULT_MAX_CONTENT_LENGTH,
     DEFAULT_MAX_HEADER_LENGTH,
@@ -258,7 +258,7 @@ class MessageProtocol:
         # bool is an int subclass and float may be integral: neither is a length.
         if type(content_length) is not int or content_length < 0:
             raise RemoteProtocolError(
-                f"content-length must be a non-negative integer, not {content_length!r}",
+                f"content-length must be a non-negative integer, not {excerpt(content_length)}",
                 code="bad_content_length",
             )
         if content_length > self.max_content_length:
@@ -277,7 +277,8 @@ class MessageProtocol:
         ):
             if type(value) is not str:
                 raise RemoteProtocolError(
-                    f"{key} must be a string, not {value!r}", code="bad_header_value"
+                    f"{excerpt(key)} must be a string, not {excerpt(value)}",
+                    code="bad_header_value",
                 )
         extra = MappingProxyType(fields) if fields else EMPTY_HEADERS
         return _Header(content_length, content_type, content_encoding, byteorder, extra)

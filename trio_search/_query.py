@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+from rapidfuzz.distance import OSA
 
 from ._errors import RequestError
 
@@ -230,27 +231,15 @@ def query_words(
 
 def edit_distance(word: str, token: str, limit: int, *, prefix: bool = False) -> int:
     """Edits (insert, delete, substitute, swap two neighbours) from ``word``
-    to ``token`` (to some prefix of it if ``prefix``), or ``limit + 1`` when
-    more than ``limit``."""
-    if not prefix and abs(len(word) - len(token)) > limit:
-        return limit + 1
-    if prefix:
-        token = token[: len(word) + limit]
-    previous2: list[int] = []
-    previous = list(range(len(token) + 1))
-    for i in range(1, len(word) + 1):
-        current = [i] + [0] * len(token)
-        for j in range(1, len(token) + 1):
-            cost = 0 if word[i - 1] == token[j - 1] else 1
-            best = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and word[i - 1] == token[j - 2] and word[i - 2] == token[j - 1]:
-                best = min(best, previous2[j - 2] + 1)
-            current[j] = best
-        if min(current) > limit:
-            return limit + 1
-        previous2, previous = previous, current
-    distance = min(previous) if prefix else previous[-1]
-    return min(distance, limit + 1)
+    to ``token`` (to the closest prefix of it if ``prefix``), or ``limit + 1``
+    when more than ``limit``: the distance tantivy's fuzzy queries allow
+    (optimal string alignment, a swap costing one edit)."""
+    if not prefix:
+        return int(OSA.distance(word, token, score_cutoff=limit))
+    best = limit + 1
+    for length in range(max(0, len(word) - limit), min(len(token), len(word) + limit) + 1):
+        best = min(best, int(OSA.distance(word, token[:length], score_cutoff=limit)))
+    return best
 
 
 def _matches(token: str, words: Sequence[Word]) -> bool:
@@ -273,12 +262,17 @@ def highlight(answer: str, words: Sequence[Word], analyze: Callable[[str], list[
     """
     if not words:
         return answer
+    spans = list(_WORD.finditer(answer))
+    normalized = analyze(answer)
+    if len(normalized) != len(spans):
+        # The analyzer dropped or split a word (an over-long one, a rare
+        # mark our pattern cuts differently): normalize word by word.
+        normalized = [(analyze(span.group()) or [""])[0] for span in spans]
     parts: list[str] = []
     end = 0
-    for match in _WORD.finditer(answer):
-        normalized = analyze(match.group())
-        if normalized and _matches(normalized[0], words):
-            parts += [answer[end : match.start()], HIGHLIGHT_START, match.group(), HIGHLIGHT_END]
-            end = match.end()
+    for span, token in zip(spans, normalized, strict=True):
+        if token and _matches(token, words):
+            parts += [answer[end : span.start()], HIGHLIGHT_START, span.group(), HIGHLIGHT_END]
+            end = span.end()
     parts.append(answer[end:])
     return "".join(parts)
