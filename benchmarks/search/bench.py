@@ -57,8 +57,8 @@ ROOT = HERE.parent.parent
 PEER = HERE.parent / "peers" / "sqlite_fts5.py"
 LOADGEN = HERE / "loadgen.py"
 HOST = "127.0.0.1"
-#: Seconds a server gets to start listening (opening a large index included).
-START_TIMEOUT = 120.0
+#: Seconds a server gets to start listening (indexing a large --data file included).
+START_TIMEOUT = 600.0
 #: Seconds a server gets to exit after SIGTERM before it is killed.
 STOP_TIMEOUT = 10.0
 #: A server is idle when it used less than this much CPU (seconds) in

@@ -107,17 +107,21 @@ def same_ranking(
 ) -> bool:
     """Whether a server's hits are the engine's, allowing for ties.
 
-    The scores must match one for one (within ``tolerance``); keys may differ
-    only among hits tied in score with the last one (which of several equal
-    documents makes the page is the engine's choice).
+    The scores must match one for one (within ``tolerance``, relative), and
+    each hit must be one of the engine's hits of the same score; hits tied
+    with the last one may be documents the engine left off the page (which
+    of several equal documents makes the page is the engine's choice).
     """
-    if len(got) != len(expected):
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= tolerance * max(1.0, abs(b))
+
+    if len(got) != len(expected) or len({key for key, _ in got}) != len(got):
         return False
-    for (_, score), (_, wanted) in zip(got, expected, strict=True):
-        if abs(score - wanted) > tolerance * max(1.0, abs(wanted)):
+    last = expected[-1][1] if expected else 0.0
+    for (key, score), (_, wanted) in zip(got, expected, strict=True):
+        if not close(score, wanted):
             return False
-    if not expected:
-        return True
-    last = expected[-1][1]
-    untied = {key for key, score in expected if abs(score - last) > tolerance * max(1.0, last)}
-    return untied <= {key for key, _ in got}
+        if not close(wanted, last) and key not in {k for k, s in expected if close(s, wanted)}:
+            return False
+    return True
