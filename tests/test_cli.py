@@ -10,7 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ from tests.helpers import (
     server_subprocess,
     start_fake_server,
 )
-from trio_search import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_PORT, Message
+from trio_search import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_PORT, Hit, Message, QueryResult
+from trio_search._client_cli import describe_query, render_highlight, use_bold
 from trio_search._server_cli import build_parser
 
 RABBIT_LINE = "Got result: Follow the white rabbit. \U0001f430"
@@ -289,3 +291,188 @@ async def test_client_sends_the_tutorial_clients_request(
     assert request.byteorder == sys.byteorder
     content = result_of(request) if request.is_json else request.content
     assert (request.content_type, request.content_encoding, content) == expected
+
+
+#: A data file for the query action: two documents hold both words, others one.
+QUERY_DATA = {
+    "morpheus": TUTORIAL_DATA["morpheus"],
+    "alice": "Alice followed the White Rabbit down the hole.",
+    "hole": "Down the rabbit hole we go.",
+    "typo": "A rabit, spelled badly.",
+    "ring": TUTORIAL_DATA["ring"],
+}
+
+
+@asynccontextmanager
+async def query_server(tmp_path: Path) -> AsyncIterator[int]:
+    """A ``trio-search-server`` over :data:`QUERY_DATA`; yields its port."""
+    data = tmp_path / "index.json"
+    data.write_text(json.dumps(QUERY_DATA), encoding="utf-8")
+    async with server_subprocess("--data", str(data)) as server:
+        yield port_of(server)
+
+
+async def query(port: int, *args: str, status: int = 0) -> str:
+    """Run ``trio-search-client ... query ARGS``; return its stdout."""
+    result = await run([*client_command(), "127.0.0.1", str(port), "query", *args])
+    assert result.returncode == status, result
+    if status == 0:
+        assert result.stderr == b""
+    return result.stdout.decode()
+
+
+async def test_client_query_prints_ranked_hits(tmp_path: Path) -> None:
+    async with query_server(tmp_path) as port:
+        both_words = await query(port, "white rabbit")
+        typo = await query(port, "rabit")
+        page = await query(port, "rabit", "--limit", "2", "--offset", "2")
+        past_the_end = await query(port, "rabit", "--offset", "20")
+        nothing = await query(port, "zebra")
+    # Not a terminal: the matched words between asterisks.
+    assert both_words == (
+        "2 hits for 'white rabbit'\n"
+        "1. morpheus \u2014 Follow the *white* *rabbit*. \U0001f430\n"
+        "2. alice \u2014 Alice followed the *White* *Rabbit* down the hole.\n"
+    )
+    lines = typo.splitlines()
+    assert lines[0] == "4 hits for 'rabit'"
+    # The document spelled as typed first; ranks count from 1.
+    assert lines[1] == "1. typo \u2014 A *rabit*, spelled badly."
+    # Ranked 1 to 4; the others tie (each one typo away), in the engine's order.
+    ranks_and_keys = [line.split()[:2] for line in lines[1:]]
+    assert [rank for rank, _ in ranks_and_keys] == ["1.", "2.", "3.", "4."]
+    assert {key for _, key in ranks_and_keys[1:]} == {"morpheus", "hole", "alice"}
+    # A page: ranks continue from the offset.
+    assert page.splitlines() == ["showing 3-4 of 4 hits for 'rabit'", *lines[3:5]]
+    assert past_the_end == "4 hits for 'rabit'; none after the first 20\n"
+    assert nothing == "0 hits for 'zebra'\n"
+
+
+async def test_client_query_json_prints_the_answer(tmp_path: Path) -> None:
+    async with query_server(tmp_path) as port:
+        output = await query(port, "white rabbit", "--json", "--limit", "1")
+        error = await query(port, "white rabbit", "--json", "--limit", "101", status=1)
+    answer = json.loads(output)
+    assert answer["total"] == 2
+    (hit,) = answer["result"]
+    assert hit["key"] == "morpheus"
+    assert hit["highlight"] == "Follow the <em>white</em> <em>rabbit</em>. \U0001f430"
+    assert json.loads(error)["error"] == "bad_query"
+
+
+async def test_client_query_refused(tmp_path: Path) -> None:
+    async with query_server(tmp_path) as port:
+        result = await run(
+            [*client_command(), "127.0.0.1", str(port), "query", "rabbit", "--fields", "nope"]
+        )
+    assert result.returncode == 1
+    error = one_line_error(result, "trio-search-client")
+    assert f"127.0.0.1:{port} refused the query (bad_query): unknown field 'nope'" in error
+
+
+async def test_client_sends_query_options(nursery: trio.Nursery) -> None:
+    received: list[Message] = []
+
+    async def recording_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            received.extend(await read_messages(stream, 1))
+            await stream.send_all(json_response({"result": [], "total": 0}))
+
+    _, port = await start_fake_server(nursery, recording_server)
+    options = ["--limit", "5", "--offset", "7", "--no-typos", "--no-prefix", "--fields", "a, b"]
+    assert await query(port, "white rab", *options) == "0 hits for 'white rab'\n"
+    assert await query(port, "white rab") == "0 hits for 'white rab'\n"
+    assert [result_of(request) for request in received] == [
+        {
+            "action": "query",
+            "value": "white rab",
+            "limit": 5,
+            "offset": 7,
+            "typos": False,
+            "prefix": False,
+            "fields": ["a", "b"],
+        },
+        {
+            "action": "query",
+            "value": "white rab",
+            "limit": 10,
+            "offset": 0,
+            "typos": True,
+            "prefix": True,
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"result": "No match for 'rabbit'."}, {"result": [{"key": "k"}], "total": 1}],
+    ids=["tutorial's answer", "hit without answer"],
+)
+async def test_client_query_bad_answer(nursery: trio.Nursery, answer: object) -> None:
+    async def answering_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            await read_messages(stream, 1)
+            await stream.send_all(json_response(answer))
+
+    _, port = await start_fake_server(nursery, answering_server)
+    result = await run([*client_command(), "127.0.0.1", str(port), "query", "rabbit"])
+    assert result.returncode == 1
+    assert "bad response from" in one_line_error(result, "trio-search-client")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["search", "morpheus", "--limit", "3"],
+        ["stats", "-", "--no-typos"],
+        ["query", "rabbit", "--limit", "0"],
+        ["query", "rabbit", "--offset", "-1"],
+        ["query", "rabbit", "--fields", "a,,b"],
+    ],
+    ids=" ".join,
+)
+async def test_client_bad_query_option(options: list[str]) -> None:
+    result = await run([*client_command(), "127.0.0.1", "1", *options])
+    assert result.returncode == 2
+    assert options[2] in one_line_error(result, "trio-search-client")
+
+
+async def test_client_help_explains_query() -> None:
+    result = await run([*client_command(), "--help"])
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    assert "ACTION 'query' runs a full-text search" in text
+    assert 'trio-search-client 127.0.0.1 65432 query "white rabit"' in text
+    entries = help_entries(text)
+    for option in ["--limit", "--offset", "--no-typos", "--no-prefix", "--fields", "--json"]:
+        assert option in entries, option
+    assert "(default: 10)" in entries["--limit"]
+
+
+def test_render_highlight() -> None:
+    highlight = "Follow the <em>white</em> <em>rabbit</em>. \U0001f430"
+    assert render_highlight(highlight, bold=False) == "Follow the *white* *rabbit*. \U0001f430"
+    assert render_highlight(highlight, bold=True) == (
+        "Follow the \x1b[1mwhite\x1b[22m \x1b[1mrabbit\x1b[22m. \U0001f430"
+    )
+    # A document's control characters cannot reach the terminal or break lines.
+    assert render_highlight("<em>red</em>\x1b[31m\nend", bold=True) == (
+        "\x1b[1mred\x1b[22m\\x1b[31m\\nend"
+    )
+
+
+def test_query_lines_in_bold_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = QueryResult(
+        [Hit("morpheus", TUTORIAL_DATA["morpheus"], 1.0, "the <em>rabbit</em>")], 1
+    )
+    assert describe_query("rabit", result, 0, bold=True) == [
+        "1 hit for 'rabit'",
+        "1. morpheus \u2014 the \x1b[1mrabbit\x1b[22m",
+    ]
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert use_bold()
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not use_bold()

@@ -22,14 +22,18 @@ from tests.helpers import (
 )
 from trio_search import (
     ErrorResponse,
+    Hit,
     Message,
+    QueryResult,
     SearchApp,
     SearchClient,
     SearchServer,
     ServerResponseError,
+    ServerSettings,
     encode_message,
     open_client,
 )
+from trio_search._client import parse_query_answer, query_request
 
 RABBIT = TUTORIAL_DATA["morpheus"]
 
@@ -127,6 +131,198 @@ async def test_client_over_memory_streams() -> None:
             client = SearchClient(client_stream)
             assert await client.search("morpheus") == RABBIT
             await client.aclose()
+
+
+#: Documents for ranking: a key that is the query, words matched exactly, as
+#: a prefix ("rabbits") and with a typo ("rabit").
+RANKING_DATA = {
+    "rabbit": "A small mammal with long ears.",
+    "hole": "Down the rabbit hole we go.",
+    "typo": "A rabit, spelled badly.",
+    "warren": "Where rabbits live, many rabbits.",
+    "morpheus": RABBIT,
+    "ring": TUTORIAL_DATA["ring"],
+}
+
+
+async def start_server_with(nursery: trio.Nursery, data: dict[str, str]) -> tuple[str, int]:
+    """Start a server on port 0 that searches ``data``; return its address."""
+    server = SearchServer(ServerSettings(port=0), index=data)
+    _, address = await start_server(nursery, server)
+    return address
+
+
+async def test_query_returns_typed_hits(nursery: trio.Nursery) -> None:
+    _, (host, port) = await start_server(nursery)
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            result = await client.query("rabit")
+    assert isinstance(result, QueryResult)
+    assert result.total == 1
+    (hit,) = result.hits
+    assert isinstance(hit, Hit)
+    assert (hit.key, hit.answer) == ("morpheus", RABBIT)
+    assert hit.highlight == "Follow the white <em>rabbit</em>. \U0001f430"
+    assert isinstance(hit.score, float) and hit.score > 0
+
+
+async def test_query_ranks_key_then_exact_words_then_typos(nursery: trio.Nursery) -> None:
+    host, port = await start_server_with(nursery, RANKING_DATA)
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            ranked = await client.query("rabbit")
+            typo = await client.query("rabit")
+            no_typos = await client.query("rabit", typos=False)
+            started = await client.query("rabb")
+            whole_word = await client.query("rabb", prefix=False)
+            answers_only = await client.query("rabbit", fields=["answer"])
+    keys = [hit.key for hit in ranked.hits]
+    # The exact key first, though its answer lacks the word; typos last.
+    assert keys[0] == "rabbit"
+    assert set(keys[1:3]) == {"hole", "morpheus"}
+    assert keys[3:] == ["warren", "typo"]
+    assert ranked.total == 5
+    # The document spelled as the query is the one without typos.
+    assert typo.hits[0].key == "typo"
+    assert [hit.key for hit in no_typos.hits] == ["typo"]
+    assert {"hole", "warren"} <= {hit.key for hit in started.hits}
+    assert whole_word == QueryResult([], 0)
+    assert "rabbit" not in {hit.key for hit in answers_only.hits}
+
+
+async def test_query_pages_with_limit_and_offset(nursery: trio.Nursery) -> None:
+    # Answers of growing length, so that BM25 scores differ.
+    data = {f"doc{i:02}": "rabbit" + " hop" * i for i in range(25)}
+    host, port = await start_server_with(nursery, data)
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            everything = await client.query("rabbit", limit=25)
+            pages = [await client.query("rabbit", limit=10, offset=o) for o in (0, 10, 20, 30)]
+            default = await client.query("rabbit")
+    keys = [hit.key for hit in everything.hits]
+    assert keys == [f"doc{i:02}" for i in range(25)]  # the shortest answer first
+    assert [[hit.key for hit in page.hits] for page in pages] == [
+        keys[:10],
+        keys[10:20],
+        keys[20:],
+        [],
+    ]
+    assert {page.total for page in pages} == {25}
+    assert default.hits == pages[0].hits
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        ({"fields": ["nope"]}, "bad_query"),
+        ({"limit": 0}, "bad_query"),
+        ({"limit": 101}, "bad_query"),
+        ({"offset": -1}, "bad_query"),
+        ({"text": "x" * 513}, "query_too_long"),
+        ({"text": " ".join("abcdefghijk")}, "query_too_long"),
+    ],
+    ids=["unknown field", "limit 0", "limit 101", "offset -1", "513 characters", "11 words"],
+)
+async def test_query_error_raises_and_keeps_the_connection(
+    nursery: trio.Nursery, options: dict[str, object], code: str
+) -> None:
+    server, (host, port) = await start_server(nursery)
+    text = options.pop("text", "rabbit")
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            with pytest.raises(ErrorResponse) as info:
+                await client.query(text, **options)  # type: ignore[arg-type]
+            assert info.value.code == code
+            assert info.value.message.startswith("Error: ")
+            # Still usable, for a query and for a search.
+            assert [hit.key for hit in (await client.query("rabbit")).hits] == ["morpheus"]
+            assert await client.search("ring") == TUTORIAL_DATA["ring"]
+    assert server.stats.connections_total == 1
+
+
+def test_query_request_sends_every_option() -> None:
+    assert query_request("white rabbit") == {
+        "action": "query",
+        "value": "white rabbit",
+        "limit": 10,
+        "offset": 0,
+        "typos": True,
+        "prefix": True,
+    }
+    request = query_request("x", limit=3, offset=6, typos=False, prefix=False, fields=("key",))
+    assert request["fields"] == ["key"]
+    assert (request["limit"], request["offset"], request["typos"], request["prefix"]) == (
+        3,
+        6,
+        False,
+        False,
+    )
+    with pytest.raises(TypeError):
+        query_request("x", fields="answer")
+
+
+def test_parse_query_answer_ignores_extra_keys() -> None:
+    hit = {"key": "k", "answer": "a", "score": 2, "highlight": "<em>a</em>", "new": 1}
+    result = parse_query_answer({"result": [hit], "total": 7, "took_ms": 3})
+    assert result == QueryResult([Hit("k", "a", 2.0, "<em>a</em>")], 7)
+    assert type(result.hits[0].score) is float
+
+
+GOOD_HIT = {"key": "k", "answer": "a", "score": 1.5, "highlight": "a"}
+MALFORMED_ANSWERS = {
+    "result a string": {"result": "No match", "total": 0},
+    "result an object": {"result": {}, "total": 0},
+    "no total": {"result": []},
+    "total a string": {"result": [], "total": "1"},
+    "total a bool": {"result": [], "total": True},
+    "total negative": {"result": [], "total": -1},
+    "hit a list": {"result": [["k", "a"]], "total": 1},
+    "hit without key": {"result": [{**GOOD_HIT, "key": None}], "total": 1},
+    "answer a number": {"result": [{**GOOD_HIT, "answer": 1}], "total": 1},
+    "no highlight": {
+        "result": [{k: v for k, v in GOOD_HIT.items() if k != "highlight"}],
+        "total": 1,
+    },
+    "score a string": {"result": [{**GOOD_HIT, "score": "1.5"}], "total": 1},
+    "score a bool": {"result": [{**GOOD_HIT, "score": True}], "total": 1},
+    "score NaN": {"result": [{**GOOD_HIT, "score": float("nan")}], "total": 1},
+    "score too big": {"result": [{**GOOD_HIT, "score": 10**400}], "total": 1},
+}
+
+
+@pytest.mark.parametrize("content", MALFORMED_ANSWERS.values(), ids=MALFORMED_ANSWERS.keys())
+def test_malformed_query_answer_raises(content: object) -> None:
+    with pytest.raises(ServerResponseError) as info:
+        parse_query_answer(content)
+    assert info.value.code == "bad_result"
+
+
+def test_query_error_answer_raises_error_response() -> None:
+    with pytest.raises(ErrorResponse) as info:
+        parse_query_answer({"result": "Error: no.", "error": "bad_query"})
+    assert info.value.code == "bad_query"
+
+
+async def test_malformed_query_answer_over_the_wire(nursery: trio.Nursery) -> None:
+    answer = json_response({"result": [{"key": "morpheus"}], "total": 1})
+    host, port = await start_fake_server(nursery, answer_with(answer))
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            with pytest.raises(ServerResponseError) as info:
+                await client.query("rabbit")
+    assert info.value.code == "bad_result"
+
+
+async def test_open_client_max_header_length(nursery: trio.Nursery) -> None:
+    _, (host, port) = await start_server(nursery)
+    with trio.fail_after(5):
+        async with open_client(host, port, max_header_length=1000) as client:
+            assert await client.search("ring") == TUTORIAL_DATA["ring"]
+        # The server's answer header is about a hundred bytes.
+        async with open_client(host, port, max_header_length=20) as client:
+            with pytest.raises(ServerResponseError) as info:
+                await client.search("ring")
+    assert info.value.code == "header_too_long"
 
 
 def answer_with(data: bytes) -> Callable[[trio.SocketStream], Awaitable[None]]:

@@ -31,6 +31,7 @@ from trio_search._server_cli import build_parser
 
 MORPHEUS = json_request({"action": "search", "value": "morpheus"})
 MORPHEUS_ANSWER = {"result": "Follow the white rabbit. \U0001f430"}
+HALF = len(MORPHEUS) // 2
 BIN = os.path.dirname(sys.executable)
 BUSY = {"result": "Error: server busy, try again later.", "error": "busy"}
 
@@ -55,6 +56,11 @@ async def test_connection_beyond_the_limit_is_told_busy(nursery: trio.Nursery) -
         second = await trio.open_tcp_stream(host, port)
         await ask_morpheus(first)
         await ask_morpheus(second)
+        # Both in the middle of their next request: none is idle, so none
+        # can make room.
+        for stream in (first, second):
+            await stream.send_all(MORPHEUS[:HALF])
+        await trio.sleep(0.1)
         # Like the tutorial's client, the third sends its request at once;
         # it gets "busy" instead of an answer, then the connection closes.
         third = await trio.open_tcp_stream(host, port)
@@ -67,8 +73,10 @@ async def test_connection_beyond_the_limit_is_told_busy(nursery: trio.Nursery) -
             assert result_of(response) == BUSY
             assert await read_until_eof(third) == b""
         # The two served connections were not disturbed.
-        await ask_morpheus(first)
-        await ask_morpheus(second)
+        for stream in (first, second):
+            await stream.send_all(MORPHEUS[HALF:])
+            (response,) = await read_messages(stream, 1)
+            assert result_of(response) == MORPHEUS_ANSWER
         # Capacity returns as connections close.
         await first.aclose()
         await wait_for_open_connections(server, 1)
@@ -85,6 +93,7 @@ async def test_busy_answer_is_immediate(
     server = SearchServer(ServerSettings(port=0, max_connections=1))
     held, held_server_side = trio.testing.memory_stream_pair()
     nursery.start_soon(server.handle_stream, held_server_side, "held")
+    await held.send_all(MORPHEUS[:HALF])  # busy with a request: not idle
     await trio.testing.wait_all_tasks_blocked()
     refused, refused_server_side = trio.testing.memory_stream_pair()
     start = trio.current_time()
@@ -94,7 +103,58 @@ async def test_busy_answer_is_immediate(
         assert result_of(response) == BUSY
         assert await read_until_eof(refused) == b""
     assert trio.current_time() == start
-    await ask_morpheus(held)
+    await held.send_all(MORPHEUS[HALF:])
+    (response,) = await read_messages(held, 1)
+    assert result_of(response) == MORPHEUS_ANSWER
+
+
+async def test_at_the_limit_the_longest_idle_connection_makes_room(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server = SearchServer(ServerSettings(port=0, max_connections=3, idle_timeout=600))
+    streams = []
+    for name in ("oldest", "middle", "newest"):
+        client, server_side = trio.testing.memory_stream_pair()
+        nursery.start_soon(server.handle_stream, server_side, name)
+        await ask_morpheus(client)  # idle from now on
+        streams.append(client)
+        await trio.sleep(10)
+    oldest, middle, newest = streams
+    await ask_morpheus(oldest)  # oldest to connect, but active 30 s after the others
+    with trio.fail_after(60):
+        client, server_side = trio.testing.memory_stream_pair()
+        nursery.start_soon(server.handle_stream, server_side, "new")
+        # The one idle the longest is closed for it (with a clean end of file) ...
+        assert await read_until_eof(middle) == b""
+        # ... and the new client is served, like the others.
+        await ask_morpheus(client)
+        await ask_morpheus(oldest)
+        await ask_morpheus(newest)
+    assert server.stats.errors["evicted_idle"] == 1
+    assert server.stats.connections_refused_busy == 0
+
+
+async def test_connections_per_address_are_limited_when_asked(nursery: trio.Nursery) -> None:
+    server, (host, port) = await start_server(nursery, max_connections_per_ip=2)
+    with trio.fail_after(10):
+        first = await trio.open_tcp_stream(host, port)
+        second = await trio.open_tcp_stream(host, port)
+        await ask_morpheus(first)
+        await ask_morpheus(second)
+        third = await trio.open_tcp_stream(host, port)
+        (response,) = await read_messages(third, 1)
+        assert result_of(response) == {
+            "result": "Error: server busy: more than 2 connections from this address, "
+            "try again later.",
+            "error": "busy",
+        }
+        await third.aclose()
+        await first.aclose()
+        await wait_for_open_connections(server, 1)
+        fourth = await trio.open_tcp_stream(host, port)
+        async with fourth, second:
+            await ask_morpheus(fourth)
+    assert server.stats.connections_refused_busy == 1
 
 
 @attrs.define(eq=False)

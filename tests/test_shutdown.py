@@ -297,3 +297,33 @@ async def test_command_second_signal_stops_at_once() -> None:
             assert await server.wait() == 0
             assert trio.current_time() - start_time < 5
     assert b"SIGINT again: stopping now" in server.stderr
+
+
+@pytest.mark.parametrize("count", [1, 40])
+async def test_clients_waiting_in_the_backlog_at_shutdown_are_served(
+    nursery: trio.Nursery, count: int
+) -> None:
+    # One-shot clients whose requests were sent before the shutdown, but
+    # not yet accepted, used to be reset when the listener closed.
+    server = SearchServer(ServerSettings(port=0))
+    (host, port), *_ = await nursery.start(server.serve)
+    clients = []
+    # Blocking calls, with no checkpoint between them: the server's accept
+    # loop cannot run, so every connection waits in the kernel's backlog.
+    for _ in range(count):
+        sock = socket.create_connection((host, port))
+        sock.sendall(MORPHEUS)
+        clients.append(sock)
+    server.shutdown()
+    with trio.fail_after(10):
+        for sock in clients:
+            sock.setblocking(False)
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+            async with stream:
+                (response,) = await read_messages(stream, 1)
+                assert result_of(response) == MORPHEUS_ANSWER
+                assert await read_until_eof(stream) == b""
+    assert server.stats.requests == count
+    # Once the listener has closed, new clients are refused, not accepted.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, port)).close()

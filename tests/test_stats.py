@@ -91,20 +91,27 @@ async def test_counters_follow_what_happens(
         assert stats["errors"] == 2
         assert stats["errors_by_code"] == {"invalid_json": 1, "empty_header": 1}
 
-        # Two more fill the limit of 3; the next is refused as busy.
+        # Two more, each in the middle of a request, fill the limit of 3
+        # with no idle connection to close: the next is refused as busy.
         fillers = [listener.connect() for _ in range(2)]
+        for stream in [*fillers, watcher]:
+            await stream.send_all(STATS[:3])
         await trio.testing.wait_all_tasks_blocked()
         refused = listener.connect()
         (response,) = await read_messages(refused, 1)
         assert result_of(response)["error"] == "busy"
-        stats = await ask_stats(watcher)
+        await watcher.send_all(STATS[3:])
+        (response,) = await read_messages(watcher, 1)
+        stats = result_of(response)["result"]
         assert stats["connections_open"] == 3
         assert stats["connections_total"] == 4
         assert stats["connections_refused_busy"] == 1
         assert stats["errors_by_code"]["busy"] == 1
 
-        # Clients leave: the open count falls, the totals stay.
+        # Clients finish and leave: the open count falls, the totals stay.
         for filler in fillers:
+            await filler.send_all(STATS[3:])
+            await read_messages(filler, 1)
             await filler.aclose()
         await trio.testing.wait_all_tasks_blocked()
         stats = await ask_stats(watcher)

@@ -209,3 +209,30 @@ async def test_server_command_refuses_half_a_tls_configuration(pem_files: Path) 
     )
     assert result.returncode != 0
     assert b"--tls-cert and --tls-key must be given together" in result.stderr
+
+
+async def test_requests_buffered_inside_tls_are_answered_at_shutdown(
+    nursery: trio.Nursery, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    # A large request, then two small ones as separate writes (separate TLS
+    # records), then a graceful shutdown: reading the large one pulls the
+    # small ones out of the socket into the TLS object, where a check of the
+    # socket alone does not see them. All three must be answered.
+    server, (host, port) = await start_server(nursery, ssl_context=server_context)
+    large = json_request({"action": "search", "value": "x" * 200_000})
+    with trio.fail_after(20):
+        for _ in range(5):
+            tcp = await trio.open_tcp_stream(host, port)
+            client = trio.SSLStream(tcp, client_context, server_hostname="127.0.0.1")
+            await client.do_handshake()
+            await client.send_all(large)
+            await client.send_all(MORPHEUS)
+            await client.send_all(MORPHEUS)
+            await trio.sleep(0.005)
+            server.shutdown()
+            first, second, third = await read_messages(client, 3)
+            assert result_of(first)["result"] == f"No match for '{'x' * 200_000}'."
+            assert result_of(second)["result"] == MORPHEUS_ANSWER
+            assert result_of(third)["result"] == MORPHEUS_ANSWER
+            await client.aclose()
+            server, (host, port) = await start_server(nursery, ssl_context=server_context)

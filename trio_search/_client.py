@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +16,7 @@ from ._json import decode_json, encode_json
 from ._limits import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_MAX_HEADER_LENGTH, RECEIVE_SIZE
 from ._message import BINARY_ENCODING, CLIENT_BINARY_CONTENT_TYPE, Message
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
+from ._query import DEFAULT_QUERY_LIMIT, Hit, QueryResult
 
 
 @attrs.define(eq=False)
@@ -87,6 +89,44 @@ class SearchClient:
             )
         return result
 
+    async def query(
+        self,
+        text: str,
+        *,
+        limit: int = DEFAULT_QUERY_LIMIT,
+        offset: int = 0,
+        typos: bool = True,
+        prefix: bool = True,
+        fields: Sequence[str] | None = None,
+    ) -> QueryResult:
+        """Run a full-text ``query``: the best hits for ``text``, one page of them.
+
+        The options are sent as given and checked by the server (see
+        docs/protocol.md for their ranges), so an out-of-range ``limit`` comes
+        back as an :class:`ErrorResponse`, like any refused request; the
+        connection stays usable.
+
+        Args:
+            text: What to look for, as typed in a search box.
+            limit: Hits per page, 1 to 100.
+            offset: Hits to skip, for the pages after the first.
+            typos: Let longer words match with one or two typos.
+            prefix: Let the last word match as the start of a longer word.
+            fields: Search only these fields; ``None`` searches them all.
+
+        Returns:
+            The page's hits, best first, and how many documents match in all.
+
+        Raises:
+            ErrorResponse: the server refused the query (``bad_query``,
+                ``query_too_long``, ...).
+            ServerResponseError: the answer is not a valid query answer.
+        """
+        request = query_request(
+            text, limit=limit, offset=offset, typos=typos, prefix=prefix, fields=fields
+        )
+        return parse_query_answer(await self.request_json(request))
+
     async def request_binary(self, content: bytes) -> Message:
         """Send ``content`` as the tutorial's binary request; return the reply."""
         return await self.request(Message(content, CLIENT_BINARY_CONTENT_TYPE, BINARY_ENCODING))
@@ -146,6 +186,83 @@ def json_result(content: Any) -> Any:
     return content["result"]
 
 
+def query_request(
+    text: str,
+    *,
+    limit: int = DEFAULT_QUERY_LIMIT,
+    offset: int = 0,
+    typos: bool = True,
+    prefix: bool = True,
+    fields: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The JSON object of a ``query`` request (see :meth:`SearchClient.query`).
+
+    Raises:
+        TypeError: ``fields`` is a single string rather than a sequence of names.
+    """
+    request: dict[str, Any] = {
+        "action": "query",
+        "value": text,
+        "limit": limit,
+        "offset": offset,
+        "typos": typos,
+        "prefix": prefix,
+    }
+    if fields is not None:
+        if isinstance(fields, str):
+            # list("answer") would silently search the fields "a", "n", ...
+            raise TypeError("fields must be a sequence of field names, not a string")
+        request["fields"] = list(fields)
+    return request
+
+
+def _bad_answer(message: str) -> ServerResponseError:
+    return ServerResponseError(f"invalid query answer: {message}", code="bad_result")
+
+
+def _hit_of(item: Any, rank: int) -> Hit:
+    if not isinstance(item, dict):
+        raise _bad_answer(f"hit {rank} is {type(item).__name__}, not an object")
+    strings = {}
+    for name in ("key", "answer", "highlight"):
+        value = item.get(name)
+        if not isinstance(value, str):
+            raise _bad_answer(f"hit {rank}'s {name!r} is {type(value).__name__}, not a string")
+        strings[name] = value
+    score: Any = item.get("score")
+    # bool is an int subclass, but true is no score; NaN, infinities and
+    # integers beyond a float's range decode from JSON but are no score either.
+    try:
+        number = float(score) if type(score) in (int, float) else math.nan
+    except OverflowError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise _bad_answer(f"hit {rank}'s 'score' is {score!r:.40}, not a number")
+    return Hit(strings["key"], strings["answer"], number, strings["highlight"])
+
+
+def parse_query_answer(content: Any) -> QueryResult:
+    """The hits of a decoded ``query`` answer, checked for shape.
+
+    Keys a hit or the answer has beyond those documented are ignored, so a
+    newer server may add some.
+
+    Raises:
+        ErrorResponse: the answer reports an error.
+        ServerResponseError: the answer is not ``{"result": [hit, ...],
+            "total": N}`` with each hit's ``key``, ``answer`` and
+            ``highlight`` strings and ``score`` a number (code ``bad_result``).
+    """
+    result = json_result(content)
+    if not isinstance(result, list):
+        raise _bad_answer(f"'result' is {type(result).__name__}, not a list of hits")
+    total = content.get("total")
+    if type(total) is not int or total < 0:
+        raise _bad_answer(f"'total' is {total!r:.40}, not a count")
+    hits = [_hit_of(item, rank) for rank, item in enumerate(result, 1)]
+    return QueryResult(hits, total)
+
+
 @asynccontextmanager
 async def open_client(
     host: str,
@@ -153,13 +270,17 @@ async def open_client(
     *,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    max_header_length: int = DEFAULT_MAX_HEADER_LENGTH,
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
 ) -> AsyncIterator[SearchClient]:
     """Connect to a server and yield a :class:`SearchClient`; close on exit.
 
     ``host`` may be an IPv4 or IPv6 literal or a hostname (Happy Eyeballs
     picks the address). With ``ssl_context`` the connection is TLS, checked
-    against ``server_hostname`` (default: ``host``).
+    against ``server_hostname`` (default: ``host``). ``max_header_length``
+    and ``max_content_length`` bound each response, in bytes, as
+    :class:`SearchClient`'s do; a larger one raises
+    :class:`ServerResponseError` (``header_too_long``, ``content_too_long``).
 
     Raises:
         OSError: the server cannot be reached.
@@ -178,7 +299,9 @@ async def open_client(
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-    client = SearchClient(stream, max_content_length=max_content_length)
+    client = SearchClient(
+        stream, max_header_length=max_header_length, max_content_length=max_content_length
+    )
     try:
         yield client
     finally:

@@ -1,49 +1,149 @@
-"""``trio-search-client``: the tutorial's app-client.py, on Trio."""
+"""``trio-search-client``: the tutorial's app-client.py, on Trio.
+
+``search`` and the other actions behave exactly as the tutorial's client:
+one request, one ``Got result: ...`` (or ``Got response: b'...'``) line.
+``query`` is ours: it prints the ranked hits, one line each (see
+:func:`describe_query`), or with ``--json`` the server's JSON answer as is.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import ssl
 import sys
+import unicodedata
 from collections.abc import Sequence
 
 import trio
 
-from ._cli_common import DefaultsHelpFormatter, OneLineErrorParser, fail, port_number, seconds
-from ._client import decode_response_json, open_client
-from ._errors import ServerResponseError
+from ._cli_common import (
+    DefaultsHelpFormatter,
+    OneLineErrorParser,
+    fail,
+    non_negative_int,
+    port_number,
+    positive_int,
+    seconds,
+)
+from ._client import decode_response_json, open_client, parse_query_answer, query_request
+from ._errors import ErrorResponse, ServerResponseError
 from ._json import encode_json
 from ._message import Message
 from ._net import format_address
+from ._query import (
+    DEFAULT_QUERY_LIMIT,
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    MAX_QUERY_LIMIT,
+    QueryResult,
+)
 
 PROG = "trio-search-client"
 #: Seconds the whole exchange may take before the client gives up.
 DEFAULT_CLIENT_TIMEOUT = 10.0
 
 
+#: The action answered with ranked hits; every other one as the tutorial's client.
+QUERY_ACTION = "query"
+#: Bold on, and back to normal intensity (ECMA-48 SGR 1 and 22).
+BOLD, NORMAL = "\x1b[1m", "\x1b[22m"
+#: How a matched word is marked where there is no terminal to make it bold.
+PLAIN_MARK = "*"
+
+_HIGHLIGHT = re.compile(f"{re.escape(HIGHLIGHT_START)}(.*?){re.escape(HIGHLIGHT_END)}", re.DOTALL)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultsHelpFormatter):
+    """Keeps the description's and epilog's lines (the examples) as written."""
+
+
+DESCRIPTION = """\
+Send one request to a trio_search server (or the tutorial's app-server.py)
+and print the answer.
+
+ACTION 'search' and any other ACTION work as the tutorial's app-client.py:
+'search' is sent as text/json and prints "Got result: ANSWER"; any other
+ACTION is sent as binary ACTION+VALUE (as text/json with --json).
+
+ACTION 'query' runs a full-text search for VALUE: ranked, typo tolerant,
+the last word matching as a prefix. It prints a summary line, then one line
+per hit, "RANK. KEY \u2014 ANSWER", with the matched words in bold on a
+terminal, or between asterisks (*word*) when the output is not a terminal
+or NO_COLOR is set. With --json it prints the server's JSON answer as is."""
+
+EPILOG = """\
+examples:
+  trio-search-client 127.0.0.1 65432 search morpheus
+  trio-search-client 127.0.0.1 65432 query "white rabit"
+  trio-search-client 127.0.0.1 65432 query rabbit --limit 5 --offset 5 --fields answer
+  trio-search-client 127.0.0.1 65432 stats - --json
+
+Exit status 0 for an answer, 1 when the server is unreachable, answers
+garbage, reports an error or is too slow, 2 for a bad option."""
+
+
+def field_names(text: str) -> list[str]:
+    """An argparse type: comma-separated field names, none empty."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of field names: {text!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog=PROG,
-        description=(
-            "Send one request to a trio_search server (or the tutorial's app-server.py) "
-            "and print the answer as the tutorial's app-client.py does: 'search' is "
-            "sent as text/json, any other ACTION as binary ACTION+VALUE."
-        ),
-        epilog=(
-            "Exit status 0 for an answer, 1 when the server is unreachable, answers "
-            "garbage, reports an error or is too slow, 2 for a bad option."
-        ),
-        formatter_class=DefaultsHelpFormatter,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("host", metavar="HOST", help="server address or hostname")
     parser.add_argument("port", metavar="PORT", type=port_number, help="server port")
-    parser.add_argument("action", metavar="ACTION", help="'search', or anything else")
-    parser.add_argument("value", metavar="VALUE", help="the search key, or text to send")
+    parser.add_argument(
+        "action", metavar="ACTION", help="'search', 'query', or anything else (see above)"
+    )
+    parser.add_argument(
+        "value", metavar="VALUE", help="the search key, the query's text, or text to send"
+    )
     parser.add_argument(
         "--json",
         action="store_true",
-        help="send ACTION as a text/json request even when it is not 'search' (e.g. stats)",
+        help=(
+            "send ACTION as a text/json request even when it is not 'search' (e.g. stats); "
+            "for 'query', print the server's JSON answer instead of the hits"
+        ),
+    )
+    query = parser.add_argument_group("query options (ACTION 'query' only)")
+    query.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help=f"hits to show, 1 to {MAX_QUERY_LIMIT} (default: {DEFAULT_QUERY_LIMIT})",
+    )
+    query.add_argument(
+        "--offset", type=non_negative_int, metavar="N", help="hits to skip first (default: 0)"
+    )
+    query.add_argument(
+        "--no-typos",
+        dest="typos",
+        action="store_false",
+        default=None,
+        help="match words exactly, without typos",
+    )
+    query.add_argument(
+        "--no-prefix",
+        dest="prefix",
+        action="store_false",
+        default=None,
+        help="match the last word whole, not as the start of a longer word",
+    )
+    query.add_argument(
+        "--fields",
+        type=field_names,
+        metavar="A,B",
+        help="search only these fields (default: all)",
     )
     parser.add_argument(
         "--timeout",
@@ -66,6 +166,97 @@ def build_request(action: str, value: str, *, as_json: bool = False) -> Message:
     if action == "search" or as_json:
         return Message(encode_json({"action": action, "value": value}, "utf-8"))
     return Message((action + value).encode("utf-8"), "binary/custom-client-binary-type", "binary")
+
+
+def query_options_given(args: argparse.Namespace) -> list[str]:
+    """The query options on the command line (for a check that ACTION is 'query')."""
+    given = {
+        "--limit": args.limit is not None,
+        "--offset": args.offset is not None,
+        "--no-typos": args.typos is not None,
+        "--no-prefix": args.prefix is not None,
+        "--fields": args.fields is not None,
+    }
+    return [option for option, present in given.items() if present]
+
+
+def build_query_request(args: argparse.Namespace) -> Message:
+    """The text/json ``query`` request for the command line's VALUE and options."""
+    content = query_request(
+        args.value,
+        limit=DEFAULT_QUERY_LIMIT if args.limit is None else args.limit,
+        offset=args.offset or 0,
+        typos=args.typos is not False,
+        prefix=args.prefix is not False,
+        fields=args.fields,
+    )
+    return Message(encode_json(content, "utf-8"))
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``), so that
+    each hit stays on its line and a document cannot drive the terminal."""
+    if not any(unicodedata.category(char) == "Cc" for char in text):
+        return text
+    return "".join(
+        repr(char)[1:-1] if unicodedata.category(char) == "Cc" else char for char in text
+    )
+
+
+def render_highlight(highlight: str, *, bold: bool) -> str:
+    """A hit's highlight for reading: each ``<em>word</em>`` as the word in
+    bold (ANSI escapes, for a terminal) or as ``*word*`` (for anything else).
+
+    Control characters in the text are escaped first (see :func:`printable`).
+    """
+    start, end = (BOLD, NORMAL) if bold else (PLAIN_MARK, PLAIN_MARK)
+    return _HIGHLIGHT.sub(lambda match: start + match[1] + end, printable(highlight))
+
+
+def summary_line(text: str, result: QueryResult, offset: int) -> str:
+    """``N hits for 'text'``, or which of them this page shows."""
+    total = result.total
+    noun = "hit" if total == 1 else "hits"
+    shown = len(result.hits)
+    what = f"{total} {noun} for {text!r}"
+    if total == 0 or (offset == 0 and shown == total):
+        return what
+    if shown == 0:
+        return f"{what}; none after the first {offset}"
+    return f"showing {offset + 1}-{offset + shown} of {what}"
+
+
+def describe_query(text: str, result: QueryResult, offset: int, *, bold: bool) -> list[str]:
+    """The lines printed for a query's answer: the summary, then each hit as
+    ``RANK. KEY \u2014 HIGHLIGHTED ANSWER``, ranks counted from 1 across pages."""
+    lines = [summary_line(text, result, offset)]
+    for rank, hit in enumerate(result.hits, offset + 1):
+        answer = render_highlight(hit.highlight, bold=bold)
+        lines.append(f"{rank}. {printable(hit.key)} \u2014 {answer}")
+    return lines
+
+
+def use_bold() -> bool:
+    """Whether to print highlights in bold: stdout is a terminal and the
+    user has not asked for no colour (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def print_query_answer(args: argparse.Namespace, response: Message, where: str) -> int:
+    """Print a query's answer (hits, or the raw JSON with --json); return the
+    exit status."""
+    content = decode_response_json(response)
+    if args.json:
+        print(response.content.decode(response.content_encoding), flush=True)
+        return 1 if isinstance(content, dict) and "error" in content else 0
+    try:
+        result = parse_query_answer(content)
+    except ErrorResponse as exc:
+        reason = exc.message.removeprefix("Error: ")
+        return fail(PROG, f"{where} refused the query ({exc.code}): {reason}")
+    lines = describe_query(args.value, result, args.offset or 0, bold=use_bold())
+    print("\n".join(lines), flush=True)
+    return 0
 
 
 def describe_response(response: Message) -> tuple[str, bool]:
@@ -103,14 +294,20 @@ def connect_error_text(exc: OSError) -> str:
 
 
 async def _exchange(args: argparse.Namespace, context: ssl.SSLContext | None) -> Message:
-    request = build_request(args.action, args.value, as_json=args.json)
+    if args.action == QUERY_ACTION:
+        request = build_query_request(args)
+    else:
+        request = build_request(args.action, args.value, as_json=args.json)
     async with open_client(args.host, args.port, ssl_context=context) as client:
         return await client.request(request)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one request; return the process exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.action != QUERY_ACTION and (misplaced := query_options_given(args)):
+        parser.error(f"{misplaced[0]} applies to ACTION 'query' only")
     where = format_address((args.host, args.port))
     context: ssl.SSLContext | None = None
     if args.tls or args.cafile:
@@ -138,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if response is None:
         return fail(PROG, f"no answer from {where} within {args.timeout:g} s")
     try:
+        if args.action == QUERY_ACTION:
+            return print_query_answer(args, response, where)
         line, is_error = describe_response(response)
     except ServerResponseError as exc:
         return fail(PROG, f"bad response from {where}: {exc.message}")

@@ -50,6 +50,7 @@ from ._limits import (
     MAX_LOGGED_REASON,
     RECEIVE_SIZE,
 )
+from ._log_limit import PeerWarnings
 from ._net import has_pending_input, peer_has_gone
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal
 from ._settings import ServerSettings
@@ -68,6 +69,29 @@ class _Wait(enum.Enum):
     WORK = "a worker thread"
 
 
+class IdleConnections:
+    """A server's connections waiting between requests, longest-idle first:
+    the ones to close when a new client needs room (``--max-connections``).
+
+    A connection moves to the end each time it starts waiting, and leaves
+    when bytes arrive, so the first one has waited longest; each move is
+    O(1) (a dict keeps insertion order).
+    """
+
+    def __init__(self) -> None:
+        self._order: dict[ServerConnection, None] = {}
+
+    def waiting(self, connection: ServerConnection) -> None:
+        self._order.pop(connection, None)
+        self._order[connection] = None
+
+    def busy(self, connection: ServerConnection) -> None:
+        self._order.pop(connection, None)
+
+    def longest_idle(self) -> ServerConnection | None:
+        return next(iter(self._order), None)
+
+
 @attrs.define(eq=False)
 class ServerConnection:
     """Serves one accepted stream until the peer closes, a limit ends it, or
@@ -81,6 +105,9 @@ class ServerConnection:
         stats: Counters to update.
         decode_limiter: Bounds the worker threads that answers needing
             blocking work (large requests, queries on large indexes) use.
+        warnings: Where warnings about the client go, rate-limited per
+            address (a new, unshared one if not given).
+        idle: The server's register of connections waiting between requests.
     """
 
     stream: trio.abc.Stream
@@ -89,7 +116,11 @@ class ServerConnection:
     settings: ServerSettings
     stats: ServerStats
     decode_limiter: trio.CapacityLimiter
+    warnings: PeerWarnings = attrs.field(factory=lambda: PeerWarnings(logger, trio.current_time))
+    idle: IdleConnections = attrs.field(factory=IdleConnections)
     _closing: bool = attrs.field(default=False, init=False)
+    #: Closed to make room for a new client at the connection limit.
+    _evicted: bool = attrs.field(default=False, init=False)
     #: Bounds every wait; see the module's theory of operation.
     _timer: trio.CancelScope | None = attrs.field(default=None, init=False)
     _waiting_for: _Wait = attrs.field(default=_Wait.IDLE, init=False)
@@ -120,6 +151,12 @@ class ServerConnection:
         ):
             self._timer.cancel()
 
+    def evict(self) -> None:
+        """Close this idle connection to make room for a new client."""
+        self._evicted = True
+        self.idle.busy(self)
+        self.close_when_idle()
+
     async def serve(self) -> None:
         """Serve the connection to its end, then close the stream.
 
@@ -138,6 +175,7 @@ class ServerConnection:
             logger.exception("%s: internal error; closing the connection", self.peer)
             self.stats.count_error("internal_error")
         finally:
+            self.idle.busy(self)
             await close_stream(self.stream)
 
     async def _serve(self) -> None:
@@ -214,6 +252,8 @@ class ServerConnection:
                 data = await stream.receive_some(RECEIVE_SIZE)
             # A read between requests brings the first bytes of the next one.
             request_began = not mid_message
+            if request_began:
+                self.idle.busy(self)
             protocol.receive_data(data)
             del data  # copied into the protocol's buffer
             if timer.cancel_called:
@@ -252,7 +292,7 @@ class ServerConnection:
         self.stats.requests += 1
         if reply.error is not None:
             self.stats.count_error(reply.error)
-            logger.warning("%s: request refused (%s)", self.peer, reply.error)
+            self.warnings.warning(self.peer, "request refused (%s)", reply.error)
         return reply
 
     def _arm_for_next_read(
@@ -267,6 +307,7 @@ class ServerConnection:
         if not mid_message:
             self._waiting_for = _Wait.IDLE
             timer.deadline = self._idle_since + self.settings.idle_timeout
+            self.idle.waiting(self)
             return
         if request_began:
             self._request_deadline = trio.current_time() + self.settings.request_timeout
@@ -276,7 +317,14 @@ class ServerConnection:
     async def _timed_out(self) -> None:
         """Close after the timer fired, telling the client where it can."""
         waiting_for = self._waiting_for
-        if waiting_for is _Wait.IDLE and self._closing:
+        if waiting_for is _Wait.IDLE and self._evicted:
+            logger.info(
+                "%s: closed after %.1f s idle, to make room for a new client (--max-connections)",
+                self.peer,
+                trio.current_time() - self._idle_since,
+            )
+            self.stats.count_error("evicted_idle")
+        elif waiting_for is _Wait.IDLE and self._closing:
             logger.debug("%s: idle connection closed for shutdown", self.peer)
         elif waiting_for is _Wait.IDLE:
             logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
@@ -339,7 +387,7 @@ class ServerConnection:
             await self.stream.send_all(memoryview(data)[sent:] if sent else data)
 
     def _log_send_timeout(self, limit: float) -> None:
-        logger.warning("%s: response not taken within %g s; closing", self.peer, limit)
+        self.warnings.warning(self.peer, "response not taken within %g s; closing", limit)
         self.stats.count_error("send_timeout")
 
     async def _tls_handshake(self) -> bool:
@@ -348,12 +396,12 @@ class ServerConnection:
             try:
                 await self.stream.do_handshake()
             except trio.BrokenResourceError as exc:
-                logger.warning("%s: TLS handshake failed: %s", self.peer, exc.__cause__ or exc)
+                self.warnings.warning(self.peer, "TLS handshake failed: %s", exc.__cause__ or exc)
                 self.stats.count_error("tls_handshake")
                 return False
             return True
-        logger.warning(
-            "%s: TLS handshake not done within %g s", self.peer, self.settings.request_timeout
+        self.warnings.warning(
+            self.peer, "TLS handshake not done within %g s", self.settings.request_timeout
         )
         self.stats.count_error("tls_handshake_timeout")
         return False
@@ -368,7 +416,7 @@ class ServerConnection:
             # The reason may quote the peer's header values: bound what a
             # client can write into the log.
             reason = reason[:MAX_LOGGED_REASON] + "..."
-        logger.warning("%s: %s (%s); closing", self.peer, reason, error.code)
+        self.warnings.warning(self.peer, "%s (%s); closing", reason, error.code)
         self.stats.count_error(error.code)
 
 
@@ -394,11 +442,22 @@ async def linger_close(stream: trio.abc.Stream, linger_s: float) -> None:
             discarded += len(chunk)
 
 
-async def refuse_busy(stream: trio.abc.Stream, peer: str, send_timeout: float) -> None:
+async def refuse_busy(
+    stream: trio.abc.Stream,
+    peer: str,
+    send_timeout: float,
+    warnings: PeerWarnings,
+    per_address: str | None = None,
+) -> None:
     """Answer "server busy" at once and close ``stream``; never raises
-    except for cancellation."""
-    error = TrioSearchError("server busy, try again later", code="busy")
-    logger.warning("%s: refused: connection limit reached", peer)
+    except for cancellation. ``per_address`` says the client's own address
+    is over its limit, and how."""
+    if per_address is None:
+        error = TrioSearchError("server busy, try again later", code="busy")
+        warnings.warning(peer, "refused: connection limit reached")
+    else:
+        error = TrioSearchError(f"server busy: {per_address}, try again later", code="busy")
+        warnings.warning(peer, "refused: %s", per_address)
     try:
         with trio.move_on_after(send_timeout):
             await stream.send_all(error_reply(error).wire)

@@ -469,7 +469,7 @@ class SearchIndex:
         paths = ["all"] if fields is None else [f"f.{name}" for name in fields]
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
         if fields is None or self.meta.key_field in fields:
-            key = _KEY.analyze(_encodable(text))
+            key = _KEY.analyze(_encodable(text.strip()))
             if key:
                 clauses.append(
                     (

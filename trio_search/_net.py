@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import select
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -44,10 +45,18 @@ def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
 
 
 def has_pending_input(stream: trio.abc.Stream) -> bool:
-    """Whether bytes, or an end of file, wait unread in the kernel for the
-    socket under ``stream``; never blocks. ``False`` for a stream without a
-    socket (memory streams), whose buffer cannot be inspected.
+    """Whether bytes, or an end of file, wait unread for ``stream``: in a TLS
+    stream's buffers, or in the kernel for the socket under it; never
+    blocks. ``False`` for a stream without a socket (memory streams), whose
+    buffer cannot be inspected.
+
+    TLS matters here: reading one large request can pull the client's next
+    requests (separate TLS records) out of the socket into the TLS object,
+    where the socket no longer shows them; a graceful shutdown that looked
+    only at the socket lost them.
     """
+    if isinstance(stream, trio.SSLStream) and _tls_has_pending_input(stream):
+        return True
     sock = _socket_of(stream)
     if sock is None:
         return False
@@ -63,6 +72,19 @@ def has_pending_input(stream: trio.abc.Stream) -> bool:
         return bool(readable)
     except (OSError, ValueError):
         return False
+
+
+def _tls_has_pending_input(stream: trio.SSLStream[Any]) -> bool:
+    try:
+        if stream.pending() > 0:  # decrypted, not yet read (SSLObject.pending)
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    # Received but not yet decrypted: Trio keeps these in a memory BIO that it
+    # does not expose; looked up defensively, so a Trio without it only
+    # loses this check.
+    incoming = getattr(stream, "_incoming", None)
+    return bool(getattr(incoming, "pending", 0))
 
 
 def peer_has_gone(stream: trio.abc.Stream) -> bool:
@@ -131,6 +153,43 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
     _failing_since: float | None = attrs.field(default=None, init=False)
     _failures: int = attrs.field(default=0, init=False)
     _error_name: str = attrs.field(default="", init=False)
+
+    def accept_waiting(
+        self, wrap: Callable[[trio.SocketStream], trio.abc.Stream] | None
+    ) -> list[trio.abc.Stream]:
+        """Accept, without waiting, every connection already in the listen
+        backlog, so that a graceful shutdown serves them rather than the
+        kernel resetting them when the listener closes.
+
+        Args:
+            wrap: Makes each accepted TCP stream what this listener would
+                have returned (a TLS stream, say); ``None`` when the listener
+                is not a plain or wrapped ``trio.SocketListener`` whose
+                wrapping the caller knows: then nothing is accepted.
+        """
+        inner: Any = self.transport_listener
+        while not isinstance(inner, trio.SocketListener) and hasattr(inner, "transport_listener"):
+            inner = inner.transport_listener
+        if wrap is None or not isinstance(inner, trio.SocketListener):
+            return []
+        listening = inner.socket
+        streams: list[trio.abc.Stream] = []
+        try:
+            # A duplicate of the listening socket, to accept without Trio's
+            # checkpoint (the caller is being cancelled).
+            raw = socket.fromfd(listening.fileno(), listening.family, listening.type)
+        except OSError:
+            return streams
+        with raw:
+            raw.setblocking(False)
+            while True:
+                try:
+                    connection, _ = raw.accept()
+                except OSError:  # BlockingIOError: the backlog is empty
+                    break
+                connection.setblocking(False)
+                streams.append(wrap(trio.SocketStream(trio.socket.from_stdlib_socket(connection))))
+        return streams
 
     async def accept(self) -> trio.abc.Stream:
         """Accept the next connection, waiting out a shortage of resources."""

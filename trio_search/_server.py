@@ -23,6 +23,7 @@ data anew (SIGHUP in ``trio-search-server``) and swaps it in whole.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import time
@@ -33,11 +34,12 @@ import attrs
 import trio
 
 from ._app import Application, SearchApp
-from ._connection import ServerConnection, refuse_busy
+from ._connection import IdleConnections, ServerConnection, refuse_busy
 from ._engine import SearchIndex
 from ._errors import TrioSearchError
 from ._index import BUILTIN_INDEX
 from ._limits import DECODE_THREADS, INDEX_POLL_INTERVAL, SAME_PORT_ATTEMPTS
+from ._log_limit import WARNING_INTERVAL, PeerWarnings, address_of
 from ._net import RetryingListener, format_address, listener_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
@@ -108,6 +110,12 @@ class SearchServer:
     _search_app: SearchApp | None = attrs.field(default=None, init=False)
     _decode_limiter: trio.CapacityLimiter = attrs.field(init=False)
     _reload_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    _idle: IdleConnections = attrs.field(factory=IdleConnections, init=False)
+    _own_listeners: list[trio.abc.Listener[Any]] = attrs.field(factory=list, init=False)
+    _per_address: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
+    _warnings: PeerWarnings = attrs.field(
+        factory=lambda: PeerWarnings(logger, trio.current_time), init=False
+    )
     _connections: set[ServerConnection] = attrs.field(factory=set, init=False)
     _accept_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
@@ -149,6 +157,12 @@ class SearchServer:
                 time.perf_counter() - started,
             )
             return True
+
+    async def _summarize_warnings(self) -> None:
+        """Say, once per interval, how many warnings each client had left out."""
+        while True:
+            await trio.sleep(WARNING_INTERVAL)
+            self._warnings.flush()
 
     async def _follow_commits(self) -> None:
         """Search what other processes commit to an on-disk index, within
@@ -207,13 +221,16 @@ class SearchServer:
             tcp_listeners = await _open_tcp_listeners(self.settings.port, host)
         context = self.settings.ssl_context
         if context is None:
+            self._own_listeners += tcp_listeners
             return list(tcp_listeners)
         # Our messages are self-delimiting, so a peer closing without TLS's
         # close_notify cannot truncate one unnoticed (the protocol object
         # reports "truncated"): treat it as a plain end of file, as HTTPS does.
-        return [
+        tls_listeners: list[trio.abc.Listener[Any]] = [
             trio.SSLListener(listener, context, https_compatible=True) for listener in tcp_listeners
         ]
+        self._own_listeners += tls_listeners
+        return tls_listeners
 
     async def serve(
         self,
@@ -238,15 +255,19 @@ class SearchServer:
         self.addresses = [
             address for address in map(listener_address, listeners) if address is not None
         ]
-        listeners = [RetryingListener(listener, self._connections_open) for listener in listeners]
+        retrying = [RetryingListener(listener, self._connections_open) for listener in listeners]
         async with trio.open_nursery() as connections:
             async with trio.open_nursery() as acceptor:
                 self._accept_scope = acceptor.cancel_scope
                 if self._closing:
                     acceptor.cancel_scope.cancel()
-                for listener in listeners:
-                    await acceptor.start(self._accept_loop, listener, connections)
+                for listener in retrying:
+                    # Listeners of our own making: we know how to accept from
+                    # their backlog at shutdown (see _accept_loop).
+                    own = listener.transport_listener in self._own_listeners
+                    await acceptor.start(self._accept_loop, listener, connections, own)
                 acceptor.start_soon(self._follow_commits)
+                acceptor.start_soon(self._summarize_warnings)
                 if self.addresses:
                     logger.info(
                         "listening on %s", ", ".join(format_address(a) for a in self.addresses)
@@ -261,6 +282,7 @@ class SearchServer:
                     len(self._connections),
                 )
             connections.cancel_scope.deadline = trio.current_time() + grace
+        self._warnings.flush()
         if connections.cancel_scope.cancelled_caught:
             logger.warning("shutdown grace of %g s over; remaining connections cancelled", grace)
         logger.info("server stopped")
@@ -288,6 +310,7 @@ class SearchServer:
         self,
         listener: trio.abc.Listener[trio.abc.Stream],
         connections: trio.Nursery,
+        drain_backlog: bool,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -299,9 +322,25 @@ class SearchServer:
         """
         async with listener:
             task_status.started()
-            while True:
-                stream = await listener.accept()
-                connections.start_soon(self._serve_accepted, stream)
+            try:
+                while True:
+                    stream = await listener.accept()
+                    connections.start_soon(self._serve_accepted, stream)
+            finally:
+                if drain_backlog and self._closing and isinstance(listener, RetryingListener):
+                    # Clients already in the backlog sent their requests
+                    # before the shutdown: serve them, as if accepted in time.
+                    for stream in listener.accept_waiting(self._wrap_accepted()):
+                        connections.start_soon(self._serve_accepted, stream)
+
+    def _wrap_accepted(self) -> Callable[[trio.SocketStream], trio.abc.Stream]:
+        """What :meth:`open_listeners`' listeners make of an accepted TCP stream."""
+        context = self.settings.ssl_context
+        if context is None:
+            return lambda stream: stream
+        return lambda stream: trio.SSLStream(
+            stream, context, server_side=True, https_compatible=True
+        )
 
     async def _serve_accepted(self, stream: trio.abc.Stream) -> None:
         await self.handle_stream(stream, peer_name(stream))
@@ -314,17 +353,39 @@ class SearchServer:
         counts toward ``max_connections`` and the live counters.
         """
         stats = self.stats
-        if stats.connections_open >= self.settings.max_connections:
+        settings = self.settings
+        address = address_of(peer)
+        per_address = settings.max_connections_per_ip
+        if per_address is not None and self._per_address[address] >= per_address:
             stats.connections_refused_busy += 1
             stats.count_error("busy")
-            await refuse_busy(stream, peer, self.settings.request_timeout)
+            reason = f"more than {per_address} connections from this address"
+            await refuse_busy(stream, peer, settings.request_timeout, self._warnings, reason)
             return
+        if stats.connections_open >= settings.max_connections:
+            # Make room by closing the connection idle the longest; refuse
+            # only when every connection is in the middle of something.
+            victim = None if self._closing else self._idle.longest_idle()
+            if victim is None:
+                stats.connections_refused_busy += 1
+                stats.count_error("busy")
+                await refuse_busy(stream, peer, settings.request_timeout, self._warnings)
+                return
+            victim.evict()
         assert self.app is not None
         connection = ServerConnection(
-            stream, peer, self.app, self.settings, stats, self._decode_limiter
+            stream,
+            peer,
+            self.app,
+            settings,
+            stats,
+            self._decode_limiter,
+            self._warnings,
+            self._idle,
         )
         stats.connections_open += 1
         stats.connections_total += 1
+        self._per_address[address] += 1
         self._connections.add(connection)
         logger.debug("%s: connected", peer)
         try:
@@ -334,3 +395,6 @@ class SearchServer:
         finally:
             self._connections.discard(connection)
             stats.connections_open -= 1
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]

@@ -118,7 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
-        help="connections served at once; one more is answered 'server busy' and closed",
+        help=(
+            "connections served at once; at the limit the connection idle the longest "
+            "is closed to make room, and only when none is idle is a new one answered "
+            "'server busy'"
+        ),
+    )
+    limits.add_argument(
+        "--max-connections-per-ip",
+        type=positive_int,
+        metavar="N",
+        help=(
+            "connections from one client address at once; more are answered 'server "
+            "busy' (default: no per-address limit, so that a load test from one host "
+            "works; set it when clients are many hosts)"
+        ),
     )
     limits.add_argument(
         "--idle-timeout",
@@ -354,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             idle_timeout=args.idle_timeout,
             request_timeout=args.request_timeout,
             max_connections=args.max_connections,
+            max_connections_per_ip=args.max_connections_per_ip,
             shutdown_grace=args.shutdown_grace,
             ssl_context=_tls_context(args.tls_cert, args.tls_key),
             reuse_port=args.worker is not None,

@@ -30,6 +30,13 @@ def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int
         raise ValueError(f"{attribute.name} must be a positive integer, not {value!r}")
 
 
+def _optional_positive_int(
+    _instance: object, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is not None and (type(value) is not int or value < 1):
+        raise ValueError(f"{attribute.name} must be a positive integer or None, not {value!r}")
+
+
 def _seconds(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ValueError(f"{attribute.name} must be a number of seconds, not {value!r}")
@@ -64,8 +71,12 @@ class ServerSettings:
             next request, counted from accept and from each response.
         request_timeout: Seconds from a request's first byte to its last, and
             for writing a response; also bounds the TLS handshake.
-        max_connections: Connections served at once; more are answered
-            "busy" and closed.
+        max_connections: Connections served at once. At the limit, the
+            connection idle the longest is closed to make room for a new
+            one; only when none is idle is the new one answered "busy".
+        max_connections_per_ip: Connections from one client address at once;
+            more are answered "busy". ``None`` (the default): no per-address
+            limit, so a load test from one host is not cut short.
         shutdown_grace: Seconds requests in progress get to finish once a
             graceful shutdown begins.
         ssl_context: Serve TLS with this server-side context, or plain TCP.
@@ -85,6 +96,7 @@ class ServerSettings:
     idle_timeout: float = attrs.field(default=DEFAULT_IDLE_TIMEOUT, validator=_seconds)
     request_timeout: float = attrs.field(default=DEFAULT_REQUEST_TIMEOUT, validator=_seconds)
     max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_positive_int)
+    max_connections_per_ip: int | None = attrs.field(default=None, validator=_optional_positive_int)
     shutdown_grace: float = attrs.field(default=DEFAULT_SHUTDOWN_GRACE, validator=_seconds)
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
     reuse_port: bool = False
