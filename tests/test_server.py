@@ -230,3 +230,29 @@ async def test_handle_stream_serves_a_memory_stream() -> None:
     assert [result_of(r)["result"] for r in responses] == [RABBIT, "No match for 'neo'."]
     assert server.stats.connections_open == 0
     assert server.stats.requests == 2
+
+
+async def test_large_stats_request_is_answered_and_the_connection_stays_open(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Content above THREAD_DECODE_THRESHOLD (64 KiB) is decoded in a worker
+    # thread; a stats request that large used to be logged as internal_error
+    # and its connection closed without an answer.
+    big_stats = json_request({"action": "stats", "pad": "x" * 70_000})
+    assert len(big_stats) > 70_000
+    server, address = await start_server(nursery)
+    with caplog.at_level("WARNING", logger="trio_search"), trio.fail_after(10):
+        async with await trio.open_tcp_stream(*address) as stream:
+            await stream.send_all(big_stats)
+            (response,) = await read_messages(stream, 1)
+            stats = result_of(response)["result"]
+            assert stats["connections_open"] == 1
+            assert stats["index_documents"] == 3
+            # The same connection serves the next requests, large and small.
+            await stream.send_all(search("morpheus") + big_stats)
+            first, second = await read_messages(stream, 2)
+            assert result_of(first) == {"result": RABBIT}
+            assert result_of(second)["result"]["requests"] == 2
+    assert [record.getMessage() for record in caplog.records] == []
+    assert server.stats.requests == 3
+    assert not server.stats.errors

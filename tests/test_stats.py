@@ -31,6 +31,8 @@ KEYS = {
     "index_documents",
     "index_generation",
     "index_loaded_at",
+    "buffered_bytes",
+    "buffered_bytes_peak",
 }
 
 
@@ -53,6 +55,8 @@ async def test_counters_follow_what_happens(
         await trio.sleep(12.5)
         stats = await ask_stats(watcher)
         assert stats.pop("index_loaded_at").endswith("+00:00")
+        assert stats.pop("buffered_bytes") == len(STATS)  # this request itself
+        assert stats.pop("buffered_bytes_peak") > 0
         assert stats == {
             "index_documents": 3,
             "index_generation": 1,

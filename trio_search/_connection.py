@@ -41,6 +41,7 @@ import attrs
 import trio
 
 from ._app import Application, Deferred, Reply, error_reply
+from ._budget import BufferBudget
 from ._errors import RemoteProtocolError, TrioSearchError
 from ._limits import (
     BUSY_LINGER_TIMEOUT,
@@ -108,6 +109,8 @@ class ServerConnection:
         warnings: Where warnings about the client go, rate-limited per
             address (a new, unshared one if not given).
         idle: The server's register of connections waiting between requests.
+        budget: The server-wide budget of request bytes held (unlimited
+            if not given).
     """
 
     stream: trio.abc.Stream
@@ -118,6 +121,9 @@ class ServerConnection:
     decode_limiter: trio.CapacityLimiter
     warnings: PeerWarnings = attrs.field(factory=lambda: PeerWarnings(logger, trio.current_time))
     idle: IdleConnections = attrs.field(factory=IdleConnections)
+    budget: BufferBudget = attrs.field(factory=lambda: BufferBudget(2**62))
+    #: Bytes of this connection counted in ``budget``.
+    _charged: int = attrs.field(default=0, init=False)
     _closing: bool = attrs.field(default=False, init=False)
     #: Closed to make room for a new client at the connection limit.
     _evicted: bool = attrs.field(default=False, init=False)
@@ -176,6 +182,9 @@ class ServerConnection:
             self.stats.count_error("internal_error")
         finally:
             self.idle.busy(self)
+            self.budget.adjust(-self._charged)
+            self.budget.request_done(self)
+            self._charged = 0
             await close_stream(self.stream)
 
     async def _serve(self) -> None:
@@ -228,6 +237,7 @@ class ServerConnection:
                 timer.deadline = math.inf  # lingering has a bound of its own
                 await self._linger_close()
                 return True
+            self._charge(protocol)  # the answered requests' bytes are freed
             if replies:
                 await self._send(replies, timer)
                 self._idle_since = trio.current_time()
@@ -244,6 +254,12 @@ class ServerConnection:
             # Hold nothing of the last batch while waiting, which is most of
             # an idle connection's life.
             del replies
+            if not mid_message:
+                self.budget.request_done(self)
+            elif self.budget.exhausted:
+                # Backpressure: read no more of this request until the
+                # server holds less; the request timeout still runs.
+                await self.budget.wait_for_room(self)
             data: bytes | bytearray
             if fd is not None:
                 data = await receive_some(fd, RECEIVE_SIZE, yield_if_ready=not just_started)
@@ -256,6 +272,7 @@ class ServerConnection:
                 self.idle.busy(self)
             protocol.receive_data(data)
             del data  # copied into the protocol's buffer
+            self._charge(protocol)
             if timer.cancel_called:
                 if request_began:
                     # The next call cannot tell: start the request's time here.
@@ -286,6 +303,13 @@ class ServerConnection:
             if isinstance(answer, Deferred):
                 return replies, answer
             replies.append(self._counted(answer))
+
+    def _charge(self, protocol: MessageProtocol) -> None:
+        """Count what the protocol object holds now in the server's budget."""
+        held = protocol.buffered
+        if held != self._charged:
+            self.budget.adjust(held - self._charged)
+            self._charged = held
 
     def _counted(self, reply: Reply) -> Reply:
         # Counted once answered: a stats request reports the ones before it.

@@ -118,6 +118,12 @@ class MessageProtocol:
         """
         return self._header is not None or len(self._buffer) > self._offset
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held in the receive buffer now (what a server-wide memory
+        budget counts)."""
+        return len(self._buffer)
+
     def receive_data(self, data: bytes | bytearray) -> None:
         """Add bytes received from the peer; ``b""`` means the peer closed.
 
@@ -196,6 +202,7 @@ class MessageProtocol:
         if self._offset:
             del self._buffer[: self._offset]
             self._offset = 0
+
         if not self._eof:
             return NEED_DATA
         if self._buffer or self._header is not None:

@@ -23,8 +23,9 @@ Everything here is pure: no engine, no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -64,9 +65,16 @@ BAD_QUERY = "bad_query"
 QUERY_TOO_LONG = "query_too_long"
 
 _OPTION_NAMES = frozenset({"action", "value", "limit", "offset", "typos", "prefix", "fields"})
-#: Runs of letters and digits: the analyzer's tokenizer ("simple") splits
-#: on every other character, and so do highlights.
+#: Runs of letters and digits as Python knows them. The analyzer's tokenizer
+#: ("simple") keeps runs of Unicode alphanumerics, which are more: it also
+#: counts as letters the vowel signs of Indic scripts, Hebrew points, Arabic
+#: vowel marks, circled letters and letters newer than Python's Unicode
+#: tables. A run matching this is one word to both; any other run of
+#: characters that are not :data:`_SEPARATOR` is cut by asking the analyzer.
 _WORD = re.compile(r"[^\W_]+")
+#: White space and ASCII punctuation (``_`` included): never part of a word.
+_SEPARATOR = r"\s!-/:-@\[-`{-~"
+_MAYBE_WORDS = re.compile(f"[^{_SEPARATOR}]+")
 
 
 @attrs.frozen
@@ -200,6 +208,30 @@ def typos_allowed(word: str) -> int:
     return 0
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_word_char(char: str, analyze: Callable[[str], list[str]]) -> bool:
+    """Whether the analyzer keeps ``char`` as (part of) a word."""
+    return bool(analyze(char))
+
+
+def _word_spans(text: str, analyze: Callable[[str], list[str]]) -> Iterator[tuple[int, int]]:
+    """Where the words of ``text`` are, cut as the analyzer cuts them."""
+    for run in _MAYBE_WORDS.finditer(text):
+        if _WORD.fullmatch(run.group()):
+            yield run.span()
+            continue
+        start = -1
+        for position in range(run.start(), run.end()):
+            if _is_word_char(text[position], analyze):
+                if start < 0:
+                    start = position
+            elif start >= 0:
+                yield start, position
+                start = -1
+        if start >= 0:
+            yield start, run.end()
+
+
 def query_words(
     text: str, options: QueryOptions, analyze: Callable[[str], list[str]]
 ) -> list[Word]:
@@ -215,7 +247,7 @@ def query_words(
     if len(normalized) > MAX_QUERY_WORDS:
         raise _bad(f"query has {len(normalized)} words; at most {MAX_QUERY_WORDS}", QUERY_TOO_LONG)
     # A separator after the last word says the word is complete.
-    open_ended = options.prefix and bool(text) and _WORD.fullmatch(text[-1]) is not None
+    open_ended = options.prefix and bool(text) and _is_word_char(text[-1], analyze)
     words: list[Word] = []
     for position, word in enumerate(normalized):
         last = position == len(normalized) - 1
@@ -262,17 +294,16 @@ def highlight(answer: str, words: Sequence[Word], analyze: Callable[[str], list[
     """
     if not words:
         return answer
-    spans = list(_WORD.finditer(answer))
+    spans = list(_word_spans(answer, analyze))
     normalized = analyze(answer)
     if len(normalized) != len(spans):
-        # The analyzer dropped or split a word (an over-long one, a rare
-        # mark our pattern cuts differently): normalize word by word.
-        normalized = [(analyze(span.group()) or [""])[0] for span in spans]
+        # The analyzer dropped a word (an over-long one): normalize word by word.
+        normalized = [(analyze(answer[start:stop]) or [""])[0] for start, stop in spans]
     parts: list[str] = []
     end = 0
-    for span, token in zip(spans, normalized, strict=True):
+    for (start, stop), token in zip(spans, normalized, strict=True):
         if token and _matches(token, words):
-            parts += [answer[end : span.start()], HIGHLIGHT_START, span.group(), HIGHLIGHT_END]
-            end = span.end()
+            parts += [answer[end:start], HIGHLIGHT_START, answer[start:stop], HIGHLIGHT_END]
+            end = stop
     parts.append(answer[end:])
     return "".join(parts)

@@ -34,6 +34,7 @@ import attrs
 import trio
 
 from ._app import Application, SearchApp
+from ._budget import BufferBudget
 from ._connection import IdleConnections, ServerConnection, refuse_busy
 from ._engine import SearchIndex
 from ._errors import TrioSearchError
@@ -111,6 +112,7 @@ class SearchServer:
     _decode_limiter: trio.CapacityLimiter = attrs.field(init=False)
     _reload_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _idle: IdleConnections = attrs.field(factory=IdleConnections, init=False)
+    _budget: BufferBudget = attrs.field(init=False)
     _own_listeners: list[trio.abc.Listener[Any]] = attrs.field(factory=list, init=False)
     _per_address: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     _warnings: PeerWarnings = attrs.field(
@@ -125,6 +127,7 @@ class SearchServer:
             self._search_app = SearchApp(self.index, self._stats_snapshot)
             self.app = self._search_app
         self._decode_limiter = trio.CapacityLimiter(DECODE_THREADS)
+        self._budget = BufferBudget(self.settings.max_buffered_bytes)
 
     @property
     def search_index(self) -> SearchIndex | None:
@@ -206,7 +209,10 @@ class SearchServer:
         return self.stats.connections_open
 
     def _stats_snapshot(self) -> dict[str, Any]:
-        return self.stats.snapshot(trio.current_time())
+        snapshot = self.stats.snapshot(trio.current_time())
+        snapshot["buffered_bytes"] = self._budget.used
+        snapshot["buffered_bytes_peak"] = self._budget.peak
+        return snapshot
 
     async def open_listeners(self) -> list[trio.abc.Listener[Any]]:
         """Bind and listen on the configured address (TLS-wrapped if set).
@@ -382,6 +388,7 @@ class SearchServer:
             self._decode_limiter,
             self._warnings,
             self._idle,
+            self._budget,
         )
         stats.connections_open += 1
         stats.connections_total += 1

@@ -32,6 +32,7 @@ from ._index import builtin_search_index, check_data_file, index_of_file
 from ._limits import (
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONTENT_LENGTH,
     DEFAULT_MAX_HEADER_LENGTH,
@@ -40,6 +41,7 @@ from ._limits import (
     DEFAULT_SHUTDOWN_GRACE,
     MAX_ENCODABLE_HEADER_LENGTH,
 )
+from ._memory import return_freed_memory
 from ._net import format_address
 from ._server import SearchServer
 from ._settings import ServerSettings
@@ -122,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
             "connections served at once; at the limit the connection idle the longest "
             "is closed to make room, and only when none is idle is a new one answered "
             "'server busy'"
+        ),
+    )
+    limits.add_argument(
+        "--max-buffered-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_BUFFERED_BYTES,
+        metavar="BYTES",
+        help=(
+            "request bytes all connections together may hold; past it, requests in "
+            "progress are read no further until others free room (their clients' "
+            "sends block), under the request timeout"
         ),
     )
     limits.add_argument(
@@ -355,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"%(asctime)s %(levelname)s %(name)s{worker_tag}: %(message)s",
         stream=sys.stderr,
     )
+    return_freed_memory()
     # A SIGHUP before the handlers are installed must not kill the server
     # (the default action): the data being loaded is the newest anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -369,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             request_timeout=args.request_timeout,
             max_connections=args.max_connections,
             max_connections_per_ip=args.max_connections_per_ip,
+            max_buffered_bytes=args.max_buffered_bytes,
             shutdown_grace=args.shutdown_grace,
             ssl_context=_tls_context(args.tls_cert, args.tls_key),
             reuse_port=args.worker is not None,

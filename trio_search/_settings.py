@@ -10,6 +10,7 @@ import attrs
 from ._limits import (
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONTENT_LENGTH,
     DEFAULT_MAX_HEADER_LENGTH,
@@ -74,6 +75,9 @@ class ServerSettings:
         max_connections: Connections served at once. At the limit, the
             connection idle the longest is closed to make room for a new
             one; only when none is idle is the new one answered "busy".
+        max_buffered_bytes: Request bytes all connections together may
+            hold; past it, connections in the middle of a request stop
+            reading until others free room (see ``trio_search._budget``).
         max_connections_per_ip: Connections from one client address at once;
             more are answered "busy". ``None`` (the default): no per-address
             limit, so a load test from one host is not cut short.
@@ -97,6 +101,9 @@ class ServerSettings:
     request_timeout: float = attrs.field(default=DEFAULT_REQUEST_TIMEOUT, validator=_seconds)
     max_connections: int = attrs.field(default=DEFAULT_MAX_CONNECTIONS, validator=_positive_int)
     max_connections_per_ip: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    max_buffered_bytes: int = attrs.field(
+        default=DEFAULT_MAX_BUFFERED_BYTES, validator=_positive_int
+    )
     shutdown_grace: float = attrs.field(default=DEFAULT_SHUTDOWN_GRACE, validator=_seconds)
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
     reuse_port: bool = False

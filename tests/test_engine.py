@@ -1,0 +1,566 @@
+"""The search engine as a user sees it: which documents a query finds, in
+which order, and an on-disk index that another writer adds to."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import assume, event, given, settings
+from hypothesis import strategies as st
+
+from tests.test_app import complete
+from trio_search import (
+    Deferred,
+    Document,
+    FieldMapping,
+    IndexMeta,
+    Message,
+    QueryOptions,
+    RequestError,
+    SearchApp,
+    SearchIndex,
+    documents_from_mapping,
+    read_documents,
+)
+from trio_search._engine import (
+    analyze,
+    create_index,
+    open_tantivy_index,
+    tantivy_document,
+    write_meta,
+)
+from trio_search._query import (
+    DEFAULT_QUERY_LIMIT,
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    MAX_QUERY_FIELDS,
+    MAX_QUERY_LIMIT,
+    highlight,
+)
+
+#: A small corpus in the tutorial's spirit: key -> answer, both searchable.
+FILMS = {
+    "morpheus": "Follow the white rabbit. \U0001f430",
+    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
+    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
+    "alice": "Down the rabbit hole she went, after the White Rabbit with his watch.",
+    "gollum": "My precious ring, my precious: the ring, the ring, the one ring!",
+    "hobbit": "A hobbit hole in the ground, far from any mountains.",
+    "neo": "There is no spoon.",
+    "trinity": "The Matrix has you, Neo. Knock, knock.",
+}
+
+#: Words for generated documents and queries.
+VOCABULARY = sorted({word.lower() for answer in FILMS.values() for word in answer.split()})
+
+
+def index_of(data: Mapping[str, str]) -> SearchIndex:
+    return SearchIndex.from_documents(documents_from_mapping(data))
+
+
+@pytest.fixture(scope="module")
+def films() -> SearchIndex:
+    return index_of(FILMS)
+
+
+def keys(index: SearchIndex, text: str, **options: Any) -> list[str]:
+    """The keys of the hits for ``text``, best first (all of them, up to the limit)."""
+    options.setdefault("limit", MAX_QUERY_LIMIT)
+    return [hit.key for hit in index.query(text, QueryOptions(**options)).hits]
+
+
+# --- Relevance ------------------------------------------------------------------
+
+
+def test_exact_key_ranks_first_even_when_others_say_it_more(films: SearchIndex) -> None:
+    result = films.query("ring")
+    assert [hit.key for hit in result.hits][:2] == ["ring", "gollum"]
+    # Without the key, "gollum" (the ring five times) would come first.
+    assert result.hits[1].score > result.hits[0].score
+
+
+@pytest.mark.parametrize("text", ["ring ", " ring", "RING\n", "\tRing  "])
+def test_exact_key_ranks_first_whatever_space_surrounds_it(films: SearchIndex, text: str) -> None:
+    # Search as you type: the space after a word comes before the next one.
+    assert keys(films, text)[:2] == ["ring", "gollum"]
+
+
+def test_a_key_with_space_around_it_is_matched_as_typed_too() -> None:
+    index = index_of({" ring ": "spaced", "ring": "plain", "x": "ring ring ring ring"})
+    assert keys(index, " ring ")[:2] in (["ring", " ring "], [" ring ", "ring"])
+    assert keys(index, "ring")[0] == "ring"
+
+
+def test_exact_key_match_ignores_case_and_accents(films: SearchIndex) -> None:
+    assert keys(films, "RING")[0] == "ring"
+    assert keys(films, "Morphéus")[0] == "morpheus"
+
+
+def test_a_typo_finds_the_word(films: SearchIndex) -> None:
+    assert set(keys(films, "rabit")) == {"morpheus", "alice"}
+    assert set(keys(films, "mountians")) == {"ring", "hobbit"}
+
+
+def test_prefix_finds_the_word(films: SearchIndex) -> None:
+    assert keys(films, "morph") == ["morpheus"]
+    assert set(keys(films, "moun")) == {"ring", "hobbit"}
+
+
+@pytest.mark.parametrize("text", ["MORPHEUS", "Morphéus", "morpheus!", " morpheus "])
+def test_case_accents_and_punctuation_do_not_matter(films: SearchIndex, text: str) -> None:
+    assert keys(films, text) == ["morpheus"]
+
+
+def test_accented_documents_are_found_without_accents() -> None:
+    index = index_of({"café": "Crème brûlée at the Café Müller", "tea": "Green tea"})
+    assert keys(index, "creme brulee") == ["café"]
+    assert keys(index, "MULLER") == ["café"]
+    assert keys(index, "cafe") == ["café"]
+
+
+def test_words_with_combining_letters_are_found_as_typed_and_highlighted() -> None:
+    hello_world = "\u0928\u092e\u0938\u094d\u0924\u0947 \u0926\u0941\u0928\u093f\u092f\u093e"
+    world = "\u0926\u0941\u0928\u093f\u092f\u093e"
+    index = index_of({"hi": hello_world, "en": "Hello, world"})
+    for typed in range(2, len(world) + 1):  # search as you type, letter by letter
+        (hit,) = index.query(world[:typed]).hits
+        assert hit.key == "hi"
+        assert hit.highlight == f"{hello_world[:7]}<em>{world}</em>", typed
+
+
+def test_exact_word_beats_a_typo_that_bm25_prefers() -> None:
+    data = {f"warren{n}": "the rabbit ran" for n in range(20)}  # "rabbit" is common...
+    data["typo"] = "white white white rabbet"  # ... "white" rare: short, said three times
+    data["exact"] = (
+        "A long tale: somewhere in the middle of it there is a white rabbit, and "
+        "then it goes on and on about other things for a while longer still."
+    )
+    hits = index_of(data).query("white rabbit").hits
+    assert [hit.key for hit in hits] == ["exact", "typo"]
+    # BM25 alone would have put the typo first.
+    assert hits[1].score > hits[0].score
+
+
+def test_exact_word_beats_typos_for_a_single_word() -> None:
+    data = {"typo": "rabbet " * 30, "exact": "a rabbit, among " + "many other words " * 20}
+    assert keys(index_of(data), "rabbit") == ["exact", "typo"]
+
+
+def test_every_word_must_match(films: SearchIndex) -> None:
+    assert set(keys(films, "rabbit")) == {"morpheus", "alice"}
+    assert keys(films, "white rabbit watch") == ["alice"]
+    assert keys(films, "rabbit spoon") == []
+    assert keys(films, "rabbit mountains") == []
+
+
+def test_typos_false_turns_off_fuzzy_matching(films: SearchIndex) -> None:
+    assert keys(films, "rabit", typos=False) == []
+    assert keys(films, "rabit ", typos=False) == []
+    assert set(keys(films, "rabbit", typos=False)) == {"morpheus", "alice"}
+
+
+def test_prefix_false_turns_off_prefix_matching(films: SearchIndex) -> None:
+    assert keys(films, "morph", prefix=False) == []
+    assert keys(films, "morpheus", prefix=False) == ["morpheus"]
+    # A separator after the word does the same.
+    assert keys(films, "morph ") == []
+
+
+def test_fields_restrict_the_search() -> None:
+    index = SearchIndex.from_documents(
+        [
+            Document("b1", "Alice", {"title": "Alice in Wonderland", "body": "a white rabbit"}),
+            Document("b2", "Watership", {"title": "Watership Down", "body": "rabbits, alice"}),
+        ]
+    )
+    assert set(keys(index, "alice")) == {"b1", "b2"}
+    assert keys(index, "alice", fields=["title"]) == ["b1"]
+    assert keys(index, "alice", fields=["body"]) == ["b2"]
+    assert set(keys(index, "alice", fields=["body", "title"])) == {"b1", "b2"}
+    assert keys(index, "wonderland", fields=["body"]) == []
+    # The key matches only when the key field is searched.
+    assert keys(index, "b1") == ["b1"]
+    assert keys(index, "b1", fields=["title"]) == []
+
+
+def test_field_names_with_dots_and_backslashes_can_be_searched(tmp_path: Path) -> None:
+    # Every string field of a record is searchable under its own name, and
+    # a data file's names may hold what a JSON path treats specially.
+    records = [
+        {"key": "hobbit", "answer": "There and back", "author.name": "Tolkien", "author": "x"},
+        {"key": "alice", "answer": "Down the hole", "author.name": "Carroll", "tag\\s": "rabbit"},
+    ]
+    data = tmp_path / "books.jsonl"
+    data.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    index = SearchIndex.from_documents(read_documents(data, FieldMapping(search_fields=None)))
+    assert {"author.name", "author", "tag\\s"} <= index.meta.fields
+    assert keys(index, "tolkien", fields=["author.name"]) == ["hobbit"]
+    assert keys(index, "tolkein", fields=["author.name"]) == ["hobbit"]
+    assert keys(index, "carr", fields=["author.name"]) == ["alice"]
+    assert keys(index, "tolkien", fields=["author"]) == []
+    assert keys(index, "x", fields=["author"]) == ["hobbit"]
+    assert keys(index, "rabbit", fields=["tag\\s"]) == ["alice"]
+
+
+def test_unknown_field_is_bad_query(films: SearchIndex) -> None:
+    with pytest.raises(RequestError) as caught:
+        films.query("rabbit", QueryOptions(fields=("answer", "title")))
+    assert caught.value.code == "bad_query"
+    assert "title" in caught.value.message
+
+
+def test_too_many_words_is_refused(films: SearchIndex) -> None:
+    with pytest.raises(RequestError) as caught:
+        films.query("the " * 11)
+    assert caught.value.code == "query_too_long"
+
+
+def test_hits_carry_the_document_and_a_highlight(films: SearchIndex) -> None:
+    (hit,) = films.query("rabit hole", QueryOptions(typos=True)).hits
+    assert hit.key == "alice"
+    assert hit.answer == FILMS["alice"]
+    assert hit.highlight == (
+        "Down the <em>rabbit</em> <em>hole</em> she went, after the White "
+        "<em>Rabbit</em> with his watch."
+    )
+    assert 0 < hit.score < 100
+
+
+#: Short words over a few letters, some of them folded by the analyzer: close
+#: enough to each other for typos and prefixes to matter. (Hindi: a letter, a
+#: vowel sign that is part of a word, a virama that ends one.)
+close_words = st.text(alphabet="abcéñ\u0926\u093f\u094d", min_size=1, max_size=10)
+
+
+@pytest.mark.fuzz
+# An index per example: a fifth of the profile's examples keeps this quick.
+@settings(max_examples=max(20, settings().max_examples // 5))
+@given(
+    answers=st.lists(st.lists(close_words, min_size=1, max_size=4).map(" ".join), max_size=6),
+    text=st.lists(close_words, min_size=1, max_size=2).map(" ".join),
+    typos=st.booleans(),
+    prefix=st.booleans(),
+)
+def test_a_document_is_found_when_highlight_marks_every_word(
+    answers: list[str], text: str, typos: bool, prefix: bool
+) -> None:
+    # What the engine matches (tantivy) and what highlight marks (Python)
+    # are computed apart: they must agree, word by word.
+    index = SearchIndex.from_documents(
+        Document(f"#{n}", answer, {"answer": answer}) for n, answer in enumerate(answers)
+    )
+    options = QueryOptions(limit=MAX_QUERY_LIMIT, typos=typos, prefix=prefix)
+    found = {hit.key for hit in index.query(text, options).hits}
+    words = index.words(text, options)
+    assume(words)  # a query without words matches through the key only
+    for n, answer in enumerate(answers):
+        marked = [HIGHLIGHT_START in highlight(answer, [word], analyze) for word in words]
+        assert (f"#{n}" in found) == all(marked), (answer, words, marked)
+
+
+# --- Paging -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def warren() -> SearchIndex:
+    """Many documents matching "rabbit", with different scores."""
+    data = {f"r{n:03}": "rabbit " * (1 + n % 7) + "grass " * (n % 11) for n in range(137)}
+    return index_of(data)
+
+
+@pytest.mark.parametrize("limit", [1, 7, 10, 100])
+def test_pages_concatenate_to_the_full_ordered_list(warren: SearchIndex, limit: int) -> None:
+    everything = warren.query("rabbit", QueryOptions(limit=MAX_QUERY_LIMIT))
+    assert everything.total == 137
+    full: list[str] = []
+    offset = 0
+    while True:
+        page = warren.query("rabbit", QueryOptions(limit=limit, offset=offset))
+        assert page.total == 137
+        assert len(page.hits) == min(limit, max(0, 137 - offset))
+        if not page.hits:
+            break
+        full += [hit.key for hit in page.hits]
+        offset += limit
+    assert len(full) == len(set(full)) == 137
+    assert full[:MAX_QUERY_LIMIT] == [hit.key for hit in everything.hits]
+    scores = [hit.score for hit in everything.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_total_counts_past_the_last_page(warren: SearchIndex) -> None:
+    page = warren.query("rabbit", QueryOptions(limit=1, offset=500))
+    assert (page.hits, page.total) == ([], 137)
+    assert warren.query("rabbit", QueryOptions(limit=3)).total == 137
+
+
+def test_no_match(films: SearchIndex) -> None:
+    result = films.query("zebra")
+    assert (result.hits, result.total) == ([], 0)
+
+
+# --- Lookup and keys --------------------------------------------------------------
+
+
+def test_lookup_is_exact(films: SearchIndex) -> None:
+    assert films.lookup("morpheus") == FILMS["morpheus"]
+    assert films.lookup("Morpheus") is None
+    assert films.lookup("morph") is None
+    assert films.lookup("morpheus ") is None
+    assert films.lookup("") is None
+
+
+def test_later_documents_replace_earlier_ones_with_the_same_key() -> None:
+    index = SearchIndex.from_documents(
+        [
+            Document("k", "old", {"answer": "old answer"}),
+            Document("other", "other", {"answer": "other"}),
+            Document("k", "new", {"answer": "new answer"}),
+        ]
+    )
+    assert index.documents == 2
+    assert index.lookup("k") == "new"
+    assert keys(index, "old") == []
+    assert keys(index, "answer") == ["k"]
+
+
+def test_unicode_keys(films: SearchIndex) -> None:
+    assert films.lookup("\U0001f436") == FILMS["\U0001f436"]
+    assert keys(films, "\U0001f436") == ["\U0001f436"]
+    (hit,) = films.query("\U0001f436").hits
+    assert hit.highlight == FILMS["\U0001f436"]  # no word to mark
+    assert keys(films, "\U0001f431") == []
+
+
+@pytest.mark.parametrize(
+    "text", ["\ud800", "rabbit\udfff", "\udc00morpheus", "\ud83d\udc36", "\ud800 ring \udfff"]
+)
+def test_lone_surrogates_do_not_crash(films: SearchIndex, text: str) -> None:
+    assert films.lookup(text) is None
+    result = films.query(text)  # answers, whatever it finds
+    assert result.total >= len(result.hits)
+
+
+def test_lone_surrogates_separate_words(films: SearchIndex) -> None:
+    assert set(keys(films, "white\ud800rabbit")) == {"morpheus", "alice"}
+    assert set(keys(films, "rabbit\udfff")) == {"morpheus", "alice"}
+    assert keys(films, "\ud800misty") == ["ring"]
+
+
+# --- An index on disk -------------------------------------------------------------
+
+
+def write_documents(path: Path, documents: Iterable[Document], *, new: bool) -> None:
+    """Commit ``documents`` to the index in ``path``, as ``trio-search-index`` does."""
+    documents = list(documents)
+    index = create_index(path) if new else open_tantivy_index(path)
+    writer = index.writer()
+    for document in documents:
+        writer.delete_documents_by_term("key", document.key)
+        writer.add_document(tantivy_document(document))
+    writer.commit()
+    writer.wait_merging_threads()
+    meta = IndexMeta() if new else SearchIndex.open(path).meta
+    write_meta(path, meta.with_fields(name for d in documents for name in d.fields))
+
+
+def test_on_disk_index_sees_another_writers_commit(tmp_path: Path) -> None:
+    write_documents(tmp_path, documents_from_mapping({"ring": FILMS["ring"]}), new=True)
+    index = SearchIndex.open(tmp_path)
+    assert index.path == tmp_path
+    assert index.documents == 1
+    assert index.lookup("ring") == FILMS["ring"]
+    assert keys(index, "misty") == ["ring"]
+    assert index.refresh() is False  # nothing changed
+    generation = index.generation
+
+    more = {"morpheus": FILMS["morpheus"], "alice": FILMS["alice"]}
+    write_documents(tmp_path, documents_from_mapping(more), new=False)
+    assert index.lookup("morpheus") is None  # not seen before a refresh
+    assert index.refresh() is True
+    assert index.generation > generation
+    assert index.documents == 3
+    assert index.lookup("morpheus") == FILMS["morpheus"]
+    assert set(keys(index, "rabbit")) == {"morpheus", "alice"}
+    assert index.refresh() is False
+
+
+def test_refresh_sees_replaced_documents_and_new_fields(tmp_path: Path) -> None:
+    write_documents(tmp_path, [Document("b1", "one", {"title": "Alice"})], new=True)
+    index = SearchIndex.open(tmp_path)
+    with pytest.raises(RequestError):
+        index.query("alice", QueryOptions(fields=("body",)))
+    write_documents(tmp_path, [Document("b1", "two", {"title": "Alice", "body": "x"})], new=False)
+    assert index.refresh() is True
+    assert index.documents == 1
+    assert index.lookup("b1") == "two"
+    assert keys(index, "alice", fields=["body"]) == []
+    assert keys(index, "x", fields=["body"]) == ["b1"]
+
+
+def test_refresh_sees_fields_described_after_the_commit(tmp_path: Path) -> None:
+    write_documents(tmp_path, [Document("b1", "one", {"title": "Alice"})], new=True)
+    index = SearchIndex.open(tmp_path)
+    # A writer commits first, then describes the new fields: a refresh may
+    # come in between.
+    writer = open_tantivy_index(tmp_path).writer()
+    writer.add_document(tantivy_document(Document("b2", "two", {"body": "rabbit"})))
+    writer.commit()
+    writer.wait_merging_threads()
+    del writer
+    assert index.refresh() is True
+    assert keys(index, "rabbit") == ["b2"]
+    with pytest.raises(RequestError):
+        index.query("rabbit", QueryOptions(fields=("body",)))
+    write_meta(tmp_path, index.meta.with_fields(["body"]))
+    assert index.refresh() is True
+    assert keys(index, "rabbit", fields=["body"]) == ["b2"]
+    assert index.refresh() is False
+
+
+def test_in_memory_index_never_refreshes(films: SearchIndex) -> None:
+    assert films.path is None
+    assert films.refresh() is False
+
+
+# --- Any query through the application ---------------------------------------------
+
+#: Any code point, lone surrogates and control characters included, with the
+#: troublemakers drawn far more often than by chance.
+any_char = st.characters(exclude_categories=()) | st.sampled_from(
+    "\ud800\udfff\x00\x1f\u0301\u094d\u093f_.\U0001f436 "
+)
+#: Words that the documents hold, nearly hold, or begin with.
+query_words = st.sampled_from([*VOCABULARY, "rabit", "morph", "Morphéus", "\U0001f436"])
+query_texts = st.one_of(
+    st.text(any_char, max_size=40),
+    st.text(any_char, min_size=400, max_size=2000),
+    st.lists(query_words, min_size=1, max_size=2).map(" ".join),
+    st.lists(query_words, max_size=12).map(" ".join),
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.floats()
+    | st.text(any_char, max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(any_char, max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def mostly(
+    valid: st.SearchStrategy[Any], invalid: st.SearchStrategy[Any]
+) -> st.SearchStrategy[Any]:
+    """``valid`` seven times in eight: enough queries get through to be run."""
+    return st.integers(0, 7).flatmap(lambda n: invalid if n == 3 else valid)
+
+
+known_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "limit": mostly(st.integers(1, MAX_QUERY_LIMIT), st.integers(-1, 200) | json_values),
+        "offset": mostly(st.just(0) | st.integers(0, 30), st.integers(-1, 20_000) | json_values),
+        "typos": mostly(st.booleans(), json_values),
+        "prefix": mostly(st.booleans(), json_values),
+        "fields": mostly(
+            st.lists(st.sampled_from(["key", "answer"]), min_size=1, max_size=3),
+            st.lists(
+                st.sampled_from(["key", "title", "", "f.key", "key\ud800"]),
+                max_size=MAX_QUERY_FIELDS + 1,
+            )
+            | json_values,
+        ),
+    },
+)
+query_options = mostly(known_options, st.fixed_dictionaries({"colour": json_values}))
+#: What a refused query may be answered with.
+QUERY_ERRORS = {"bad_query", "query_too_long", "bad_value", "bad_json", "bad_encoding"}
+
+
+def check_query_answer(app: SearchApp, text: Any, options: dict[str, Any], ascii: bool) -> Any:
+    """Send one query through ``app``; check the answer's shape and return it."""
+    body = {"action": "query", "value": text, **options}
+    content = json.dumps(body, ensure_ascii=ascii).encode("utf-8", "surrogatepass")
+    answer = app.respond(Message(content, "text/json", "utf-8"))
+    reply = complete(answer)
+    decoded = json.loads(reply.message.content.decode("utf-8"))
+    if reply.error is not None:
+        assert decoded == {"result": decoded["result"], "error": reply.error}
+        assert decoded["result"].startswith("Error: ")
+        assert reply.error in QUERY_ERRORS, decoded
+        return decoded
+    assert set(decoded) == {"result", "total"}
+    hits, total = decoded["result"], decoded["total"]
+    assert type(hits) is list and type(total) is int
+    assert total >= len(hits)
+    assert len(hits) <= options.get("limit", DEFAULT_QUERY_LIMIT)
+    for hit in hits:
+        assert set(hit) == {"key", "answer", "score", "highlight"}
+        assert type(hit["key"]) is str and type(hit["answer"]) is str
+        assert type(hit["score"]) is float and hit["score"] >= 0
+        assert type(hit["highlight"]) is str
+        plain = hit["highlight"].replace(HIGHLIGHT_START, "").replace(HIGHLIGHT_END, "")
+        assert plain == hit["answer"]
+    return decoded
+
+
+def describe(answer: dict[str, Any]) -> None:
+    """Tell the hypothesis statistics what kind of answer it was."""
+    if "error" in answer:
+        event(f"error: {answer['error']}")
+    else:
+        event(f"hits: {min(len(answer['result']), 2)}")
+
+
+@pytest.fixture(scope="module")
+def small_app(films: SearchIndex) -> SearchApp:
+    return SearchApp(films)
+
+
+@pytest.mark.fuzz
+@given(text=query_texts | json_values, options=query_options, ascii=st.booleans())
+def test_any_query_gets_hits_or_an_error_answer(
+    small_app: SearchApp, text: Any, options: dict[str, Any], ascii: bool
+) -> None:
+    describe(check_query_answer(small_app, text, options, ascii))
+
+
+@pytest.fixture(scope="module")
+def big_app() -> SearchApp:
+    """An app over more documents than it queries inline: queries are Deferred."""
+    rng = random.Random(20_000)
+    data = {
+        f"doc{n}": " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(3, 12)))
+        for n in range(20_000)
+    }
+    data.update(FILMS)
+    app = SearchApp(index_of(data))
+    assert app.index.documents > app.inline_documents
+    return app
+
+
+def test_big_index_queries_run_as_deferred_work(big_app: SearchApp) -> None:
+    request = {"action": "query", "value": "rabit", "limit": 3}
+    answer = big_app.respond(Message(json.dumps(request).encode(), "text/json", "utf-8"))
+    assert isinstance(answer, Deferred)
+    decoded = check_query_answer(big_app, "rabit", {"limit": 3}, True)
+    assert len(decoded["result"]) == 3
+    assert decoded["total"] > 1000
+    assert check_query_answer(big_app, "morpheus", {}, True)["result"][0]["key"] == "morpheus"
+
+
+@pytest.mark.fuzz
+@given(text=query_texts, options=query_options, ascii=st.booleans())
+def test_any_query_on_a_big_index_gets_hits_or_an_error_answer(
+    big_app: SearchApp, text: str, options: dict[str, Any], ascii: bool
+) -> None:
+    describe(check_query_answer(big_app, text, options, ascii))

@@ -1,0 +1,512 @@
+"""``trio-search-index``: build, add, delete, info, as a user runs them."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import tantivy
+
+from trio_search import SearchIndex
+from trio_search._index_cli import ProgressBar, main
+from trio_search._index_writer import Progress, build_index
+
+#: Seconds any one subprocess may take before the test fails.
+TIMEOUT = 60
+
+RECORDS = [
+    {"key": "morpheus", "answer": "Follow the white rabbit.", "body": "red pill blue pill"},
+    {"key": "ring", "answer": "In the caves beneath the Misty Mountains.", "body": "precious"},
+    {"key": "dog", "answer": "Playing ball!", "body": "fetch the ball"},
+]
+
+
+def write_jsonl(path: Path, records: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+def write_data(directory: Path, format: str, records: list[dict[str, str]] = RECORDS) -> Path:
+    if format == "jsonl":
+        return write_jsonl(directory / "data.jsonl", records)
+    if format == "json":
+        path = directory / "data.json"
+        path.write_text(json.dumps(records), encoding="utf-8")
+        return path
+    path = directory / "data.csv"
+    lines = ["key,answer,body"] + [
+        ",".join(f'"{record[name]}"' for name in ("key", "answer", "body")) for record in records
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    status = main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_error_line(err: str) -> str:
+    """The error output, checked to be one line with the command's prefix."""
+    assert err.endswith("\n")
+    assert err.count("\n") == 1, err
+    assert err.startswith("trio-search-index: "), err
+    assert "Traceback" not in err
+    return err
+
+
+def state(index_dir: Path) -> tuple[int, int, dict[str, str | None]]:
+    """What a user sees of an index: documents, generation, each answer."""
+    index = SearchIndex.open(index_dir)
+    keys = ["morpheus", "ring", "dog", "cat", "new"]
+    return index.documents, index.generation, {key: index.lookup(key) for key in keys}
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(
+        p.name for p in directory.iterdir() if ".building-" in p.name or ".old-" in p.name
+    )
+
+
+@pytest.fixture
+def built(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    index_dir = tmp_path / "idx"
+    status, _out, _err = run(capsys, "build", write_data(tmp_path, "jsonl"), "--index", index_dir)
+    assert status == 0
+    return index_dir
+
+
+# -- build ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("format", ["json", "jsonl", "csv"])
+def test_build_each_format_then_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], format: str
+) -> None:
+    data = write_data(tmp_path, format)
+    index_dir = tmp_path / "idx"
+    status, out, err = run(capsys, "build", data, "--index", index_dir)
+    assert status == 0
+    assert err == ""  # not a terminal: no progress bar
+    assert re.fullmatch(
+        rf"indexed 3 documents from {re.escape(str(data))} in \d+\.\d\d s "
+        rf"\([\d,]+ documents/s\); {re.escape(str(index_dir))}: \d+\.\d MiB\n",
+        out,
+    ), out
+    index = SearchIndex.open(index_dir)
+    assert index.documents == 3
+    assert index.lookup("ring") == "In the caves beneath the Misty Mountains."
+    assert [hit.key for hit in index.query("rabbit").hits] == ["morpheus"]
+    assert [hit.key for hit in index.query("fetch").hits] == ["dog"]
+    assert leftovers(tmp_path) == []
+
+
+def test_build_into_an_empty_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir()
+    status, _out, _err = run(capsys, "build", write_data(tmp_path, "csv"), "--index", index_dir)
+    assert status == 0
+    assert SearchIndex.open(index_dir).lookup("dog") == "Playing ball!"
+
+
+def test_search_fields_and_other_field_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(
+        tmp_path / "movies.jsonl",
+        [{"id": "m1", "title": "The Matrix", "plot": "a hacker learns", "notes": "secret"}],
+    )
+    index_dir = tmp_path / "movies"
+    status, _out, _err = run(
+        capsys,
+        "build", data, "--index", index_dir,
+        "--key-field", "id", "--answer-field", "title", "--search-fields", "title,plot",
+    )  # fmt: skip
+    assert status == 0
+    index = SearchIndex.open(index_dir)
+    assert index.lookup("m1") == "The Matrix"
+    assert [hit.key for hit in index.query("hacker").hits] == ["m1"]
+    assert index.query("secret").hits == []  # not a searchable field
+
+
+def test_rebuild_replaces_the_index(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(tmp_path / "v2.jsonl", [{"key": "cat", "answer": "Meow."}])
+    status, out, _err = run(capsys, "build", data, "--index", built)
+    assert status == 0
+    assert "indexed 1 document from" in out
+    documents, _generation, answers = state(built)
+    assert documents == 1
+    assert answers["cat"] == "Meow."
+    assert answers["ring"] is None
+    assert leftovers(tmp_path) == []
+
+
+def test_a_running_reader_notices_the_replacement(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = SearchIndex.open(built)
+    data = write_jsonl(tmp_path / "v2.jsonl", [{"key": "cat", "answer": "Meow."}])
+    assert run(capsys, "build", data, "--index", built)[0] == 0
+    assert index.replaced_on_disk()
+    assert index.lookup("ring") is not None  # it still reads the old files until reopened
+
+
+def test_build_refuses_a_directory_that_is_not_an_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "holiday.jpg").write_bytes(b"\xff\xd8 not really")
+    status, out, err = run(capsys, "build", write_data(tmp_path, "jsonl"), "--index", precious)
+    assert status == 1
+    assert out == ""
+    line = one_error_line(err)
+    assert "is not empty and holds no trio_search index; refusing to replace it" in line
+    assert [p.name for p in precious.iterdir()] == ["holiday.jpg"]
+    assert (precious / "holiday.jpg").read_bytes() == b"\xff\xd8 not really"
+    assert leftovers(tmp_path) == []
+
+
+def test_build_refuses_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    status, _out, err = run(capsys, "build", write_data(tmp_path, "jsonl"), "--index", target)
+    assert status == 1
+    assert "is not a directory" in one_error_line(err)
+    assert target.read_text() == "keep me"
+
+
+def test_a_bad_record_changes_nothing(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = state(built)
+    files_before = sorted(p.name for p in built.iterdir())
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"key": "cat", "answer": "Meow."}\n{"key": "new", "answer": "x"}\n{"key": "oops"}\n',
+        encoding="utf-8",
+    )
+    status, out, err = run(capsys, "build", bad, "--index", built)
+    assert status == 1
+    assert out == ""
+    assert one_error_line(err) == f"trio-search-index: error: {bad}:3: no 'answer' field\n"
+    assert state(built) == before
+    assert sorted(p.name for p in built.iterdir()) == files_before
+    assert leftovers(tmp_path) == []
+
+
+def test_a_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _out, err = run(capsys, "build", tmp_path / "nope.jsonl", "--index", tmp_path / "idx")
+    assert status == 1
+    assert "nope.jsonl: cannot read: No such file or directory" in one_error_line(err)
+    assert not (tmp_path / "idx").exists()
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--search-fields", "title,,plot"], ["--key-field", "_id"], ["--format", "xml"]],
+)
+def test_bad_options_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    data = write_data(tmp_path, "jsonl")
+    try:
+        status = main(["build", str(data), "--index", str(tmp_path / "idx"), *options])
+    except SystemExit as exc:
+        status = exc.code  # type: ignore[assignment]
+    assert status == 2
+    one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "idx").exists()
+
+
+# -- add ------------------------------------------------------------------------
+
+
+def test_add_inserts_and_replaces_by_key(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _documents, generation, _answers = state(built)
+    data = write_jsonl(
+        tmp_path / "more.jsonl",
+        [
+            {"key": "ring", "answer": "Lost in the river.", "body": "anduin"},
+            {"key": "cat", "answer": "Meow.", "tags": "feline"},
+        ],
+    )
+    status, out, err = run(capsys, "add", data, "--index", built)
+    assert status == 0, err
+    documents, new_generation, answers = state(built)
+    assert out == (
+        f"added 2 documents (1 replaced) to {built}; generation {new_generation}; "
+        "new searchable fields: tags\n"
+    )
+    assert new_generation > generation
+    assert documents == 4
+    assert answers["ring"] == "Lost in the river."
+    assert answers["cat"] == "Meow."
+    assert answers["morpheus"] == "Follow the white rabbit."
+    index = SearchIndex.open(built)
+    assert [hit.key for hit in index.query("anduin").hits] == ["ring"]
+    assert index.query("precious").hits == []  # the replaced version is gone
+    assert "tags" in index.meta.fields
+
+
+def test_a_failing_add_changes_nothing(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = state(built)
+    meta_before = (built / "trio_search.json").read_text()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("key,answer,extra\ncat,Meow.,x\nring,,y,z\n", encoding="utf-8")
+    status, out, err = run(capsys, "add", bad, "--index", built)
+    assert status == 1
+    assert out == ""
+    assert one_error_line(err) == (
+        f"trio-search-index: error: {bad}:3: the row has 4 cells, the header has 3\n"
+    )
+    assert state(built) == before
+    assert (built / "trio_search.json").read_text() == meta_before
+    # The writer lock was released: the next add works.
+    good = write_jsonl(tmp_path / "good.jsonl", [{"key": "cat", "answer": "Meow."}])
+    assert run(capsys, "add", good, "--index", built)[0] == 0
+
+
+def test_add_to_a_missing_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_data(tmp_path, "jsonl")
+    status, _out, err = run(capsys, "add", data, "--index", tmp_path / "nothing")
+    assert status == 1
+    assert "holds no trio_search index" in one_error_line(err)
+
+
+# -- delete ---------------------------------------------------------------------
+
+
+def test_delete_reports_found_and_not_found(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _err = run(capsys, "delete", "ring", "nope", "dog", "--index", built)
+    assert status == 0
+    documents, generation, answers = state(built)
+    assert out == (
+        f'deleted 2 documents from {built}; generation {generation}; 1 key not found: "nope"\n'
+    )
+    assert documents == 1
+    assert answers["ring"] is None and answers["dog"] is None
+    assert answers["morpheus"] is not None
+
+
+def test_delete_nothing_found_keeps_the_generation(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = state(built)
+    status, out, _err = run(capsys, "delete", "nope", "--index", built)
+    assert status == 0
+    assert out == f'deleted 0 documents from {built}; 1 key not found: "nope"\n'
+    assert state(built) == before
+
+
+def test_delete_keys_that_cannot_be_in_an_index(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A non-UTF-8 argument reaches Python as a lone surrogate.
+    status, out, _err = run(capsys, "delete", "caf\udce9", "tab\there", "--index", built)
+    assert status == 0
+    assert out == (
+        f'deleted 0 documents from {built}; 2 keys not found: "caf\\udce9", "tab\\there"\n'
+    )
+
+
+def test_build_through_a_symlink_keeps_the_link(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link = tmp_path / "current"
+    link.symlink_to(built)
+    data = write_jsonl(tmp_path / "v2.jsonl", [{"key": "cat", "answer": "Meow."}])
+    assert run(capsys, "build", data, "--index", link)[0] == 0
+    assert link.is_symlink()
+    assert SearchIndex.open(link).lookup("cat") == "Meow."
+    assert SearchIndex.open(built).documents == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_delete_from_a_missing_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "delete", "ring", "--index", tmp_path / "nothing")
+    assert status == 1
+    assert out == ""
+    assert "holds no trio_search index" in one_error_line(err)
+
+
+# -- info -----------------------------------------------------------------------
+
+
+def test_info_text(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _err = run(capsys, "info", "--index", built)
+    assert status == 0
+    _documents, generation, _answers = state(built)
+    lines = dict(line.split(":", 1) for line in out.splitlines())
+    values = {name: value.strip() for name, value in lines.items()}
+    assert values["documents"] == "3"
+    assert values["generation"] == str(generation)
+    assert values["key field"] == "key"
+    assert values["answer field"] == "answer"
+    assert values["searchable fields"] == "every string field"
+    assert values["fields seen"] == "answer, body, key"
+    assert values["index format"] == "1"
+    assert re.fullmatch(r"\d+\.\d MiB \(\d+ bytes\)", values["size on disk"])
+
+
+def test_info_json(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _err = run(capsys, "info", "--index", built, "--json")
+    assert status == 0
+    info = json.loads(out)
+    assert info["documents"] == 3
+    assert info["generation"] == SearchIndex.open(built).generation
+    assert info["segments"] >= 1
+    assert info["size_bytes"] > 0
+    assert info["fields"] == ["answer", "body", "key"]
+    assert info["search_fields"] is None
+    assert info["format"] == 1
+
+
+def test_info_on_a_directory_that_is_not_an_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _out, err = run(capsys, "info", "--index", tmp_path)
+    assert status == 1
+    assert "holds no trio_search index" in one_error_line(err)
+
+
+# -- one writer at a time -------------------------------------------------------
+
+
+def test_lock_busy(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = state(built)
+    holder = tantivy.Index.open(str(built)).writer(heap_size=15_000_000, num_threads=1)
+    try:
+        data = write_jsonl(tmp_path / "more.jsonl", [{"key": "cat", "answer": "Meow."}])
+        busy = f"trio-search-index: error: another trio-search-index is writing to {built}; "
+        busy += "try again when it is done\n"
+        for args in (
+            ["add", data, "--index", built],
+            ["delete", "ring", "--index", built],
+            ["build", data, "--index", built],
+        ):
+            status, out, err = run(capsys, *args)
+            assert (status, out, one_error_line(err)) == (1, "", busy)
+    finally:
+        holder.wait_merging_threads()
+    assert state(built) == before
+    assert leftovers(tmp_path) == []
+
+
+# -- help, progress, the installed command ------------------------------------------
+
+
+@pytest.mark.parametrize("command", [[], ["build"], ["add"], ["delete"], ["info"]])
+def test_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc_info:
+        main([*command, "--help"])
+    assert exc_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert "trio-search-index" in out
+
+
+def test_progress_bar_draws_and_clears() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    bar(Progress(bytes_read=5 * 1024 * 1024, size=10 * 1024 * 1024, documents=1000, elapsed=0.5))
+    drawn = stream.getvalue()
+    assert drawn.startswith("\r[")
+    assert " 50% 5.0/10.0 MiB  1,000 documents  2,000 documents/s" in drawn
+    assert "committing" not in drawn
+    bar(Progress(10 * 1024 * 1024, 10 * 1024 * 1024, 2000, 1.0, committing=True))
+    assert stream.getvalue().endswith(
+        "100% 10.0/10.0 MiB  2,000 documents  2,000 documents/s  committing..."
+    )
+    bar.clear()
+    assert stream.getvalue().endswith("\r")
+
+
+def test_build_reports_progress_to_a_callback(tmp_path: Path) -> None:
+    records = [{"key": f"k{i}", "answer": f"answer {i}"} for i in range(3000)]
+    data = write_jsonl(tmp_path / "many.jsonl", records)
+    seen: list[Progress] = []
+    result = build_index(data, tmp_path / "idx", progress=seen.append)
+    assert result.documents == 3000
+    assert seen[-1].documents == 3000
+    assert seen[-1].committing
+    assert not any(progress.committing for progress in seen[:-1])
+    assert seen[-1].bytes_read == seen[-1].size == data.stat().st_size
+
+
+def test_the_command_in_a_subprocess(tmp_path: Path) -> None:
+    data = write_data(tmp_path, "jsonl")
+    index_dir = tmp_path / "idx"
+    command = [sys.executable, "-m", "trio_search._index_cli"]
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    done = subprocess.run(
+        [*command, "build", str(data), "--index", str(index_dir)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("indexed 3 documents from ")
+    assert done.stderr == ""
+    assert SearchIndex.open(index_dir).lookup("morpheus") == "Follow the white rabbit."
+    failed = subprocess.run(
+        [*command, "add", str(tmp_path / "missing.csv"), "--index", str(index_dir)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
+    assert failed.returncode == 1
+    assert failed.stdout == ""
+    one_error_line(failed.stderr)
+    assert "missing.csv: cannot read" in failed.stderr
+
+
+def test_a_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tantivy only says its writer thread was killed; the free space tells why.
+    from trio_search import _index_writer
+
+    def full_disk(path: object) -> SimpleNamespace:
+        return SimpleNamespace(total=10**9, used=10**9, free=4096)
+
+    monkeypatch.setattr(_index_writer.shutil, "disk_usage", full_disk)
+    error = _index_writer._tantivy_error(
+        "cannot build the index in idx", ValueError("An index writer was\nkilled."), tmp_path
+    )
+    assert error.message == (
+        "cannot build the index in idx: An index writer was killed. (the disk is full: 4 KiB free)"
+    )
+
+
+def test_a_rebuilt_index_numbers_its_data_after_the_old_one(tmp_path: Path) -> None:
+    from trio_search import SearchIndex
+
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"key": "a", "answer": "one"}\n', encoding="utf-8")
+    index = tmp_path / "index"
+    assert main(["build", str(data), "--index", str(index)]) == 0
+    for _ in range(3):
+        assert main(["add", str(data), "--index", str(index)]) == 0
+    before = SearchIndex.open(index).generation
+    # A rebuild starts tantivy's commit counter again; the generation goes on.
+    assert main(["build", str(data), "--index", str(index)]) == 0
+    after = SearchIndex.open(index).generation
+    assert after > before

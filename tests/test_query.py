@@ -1,0 +1,385 @@
+"""The query's options, words, typo distance and highlights, without an index.
+
+The analyzer is the engine's own (``trio_search._engine.analyze``): a pure
+function of the text, and the one whose agreement with this module matters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_search import QueryOptions, RequestError
+from trio_search._engine import analyze
+from trio_search._query import (
+    DEFAULT_QUERY_LIMIT,
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    MAX_QUERY_FIELDS,
+    MAX_QUERY_LENGTH,
+    MAX_QUERY_LIMIT,
+    MAX_QUERY_OFFSET,
+    MAX_QUERY_WORDS,
+    MIN_PREFIX_LENGTH,
+    Word,
+    edit_distance,
+    highlight,
+    parse_query_request,
+    query_words,
+    typos_allowed,
+)
+
+
+def parse(**options: Any) -> tuple[str, QueryOptions]:
+    return parse_query_request({"action": "query", "value": "white rabbit", **options})
+
+
+def refused(body: dict[str, Any]) -> str:
+    """The error code ``parse_query_request`` refuses ``body`` with."""
+    with pytest.raises(RequestError) as caught:
+        parse_query_request(body)
+    return caught.value.code
+
+
+def words(text: str, **options: Any) -> list[Word]:
+    return query_words(text, QueryOptions(**options), analyze)
+
+
+def marked(answer: str, query: str, **options: Any) -> str:
+    return highlight(answer, words(query, **options), analyze)
+
+
+# --- parse_query_request ----------------------------------------------------------
+
+
+def test_a_request_without_options_gets_the_defaults() -> None:
+    assert parse() == ("white rabbit", QueryOptions())
+    assert QueryOptions() == QueryOptions(
+        limit=DEFAULT_QUERY_LIMIT, offset=0, typos=True, prefix=True, fields=None
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("limit", 1),
+        ("limit", MAX_QUERY_LIMIT),
+        ("offset", 0),
+        ("offset", MAX_QUERY_OFFSET),
+        ("typos", False),
+        ("typos", True),
+        ("prefix", False),
+        ("prefix", True),
+    ],
+)
+def test_accepted_option_values(option: str, value: Any) -> None:
+    _, options = parse(**{option: value})
+    assert getattr(options, option) == value
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("limit", 0),
+        ("limit", MAX_QUERY_LIMIT + 1),
+        ("limit", -1),
+        ("limit", True),  # a bool is an int to Python, not to JSON
+        ("limit", 5.0),
+        ("limit", "5"),
+        ("limit", None),
+        ("limit", 2**70),
+        ("offset", -1),
+        ("offset", MAX_QUERY_OFFSET + 1),
+        ("offset", False),
+        ("offset", 1.5),
+        ("offset", [0]),
+        ("typos", 1),
+        ("typos", 0),
+        ("typos", "false"),
+        ("typos", None),
+        ("prefix", 0),
+        ("prefix", "true"),
+        ("prefix", {}),
+        ("fields", []),
+        ("fields", "title"),
+        ("fields", [1]),
+        ("fields", ["title", None]),
+        ("fields", {"title": True}),
+        ("fields", [f"f{n}" for n in range(MAX_QUERY_FIELDS + 1)]),
+        ("colour", "blue"),
+        ("", 1),
+    ],
+)
+def test_refused_option_values_are_bad_query(option: str, value: Any) -> None:
+    assert refused({"action": "query", "value": "rabbit", option: value}) == "bad_query"
+
+
+def test_fields_are_kept_in_order_without_repeats() -> None:
+    _, options = parse(fields=["title", "body", "title"])
+    assert options.fields == ("title", "body")
+    _, options = parse(fields=[f"f{n}" for n in range(MAX_QUERY_FIELDS)])
+    assert options.fields is not None and len(options.fields) == MAX_QUERY_FIELDS
+
+
+def test_null_fields_search_every_field() -> None:
+    assert parse(fields=None)[1].fields is None
+
+
+@pytest.mark.parametrize("value", [None, 1, ["rabbit"], {"text": "rabbit"}, True])
+def test_value_that_is_not_a_string_is_bad_value(value: Any) -> None:
+    assert refused({"action": "query", "value": value}) == "bad_value"
+
+
+def test_missing_value_is_bad_value() -> None:
+    assert refused({"action": "query"}) == "bad_value"
+
+
+def test_query_length_limit_is_in_characters() -> None:
+    at_limit = "\U0001f430" * MAX_QUERY_LENGTH  # 4 bytes each in UTF-8: still counted as 1
+    assert parse_query_request({"action": "query", "value": at_limit})[0] == at_limit
+    too_long = {"action": "query", "value": "a" * (MAX_QUERY_LENGTH + 1)}
+    assert refused(too_long) == "query_too_long"
+
+
+def test_unknown_option_is_reported_before_a_bad_value() -> None:
+    assert refused({"action": "query", "value": 1, "colour": "blue"}) == "bad_query"
+
+
+# --- typos_allowed ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "typos"),
+    [("", 0), ("a", 0), ("ring", 0), ("rabit", 1), ("morpheus", 1), ("mountains", 2)],
+)
+def test_typos_allowed_by_length(word: str, typos: int) -> None:
+    assert typos_allowed(word) == typos
+
+
+@pytest.mark.parametrize(("length", "typos"), [(4, 0), (5, 1), (8, 1), (9, 2), (30, 2)])
+def test_typos_allowed_boundaries(length: int, typos: int) -> None:
+    assert typos_allowed("x" * length) == typos
+
+
+# --- query_words ------------------------------------------------------------------
+
+
+def test_words_are_normalized_like_the_index() -> None:
+    assert [w.text for w in words("MORPHÉUS, the Straße!")] == ["morpheus", "the", "strasse"]
+
+
+def test_only_the_last_word_is_a_prefix() -> None:
+    assert words("white rab") == [Word("white", 1, False), Word("rab", 0, True)]
+
+
+@pytest.mark.parametrize("text", ["white rab ", "white rab.", "white rab\n", "rab\U0001f430"])
+def test_a_separator_after_the_last_word_makes_it_whole(text: str) -> None:
+    assert not any(word.prefix for word in words(text))
+
+
+def test_underscore_is_a_separator_as_for_the_index() -> None:
+    assert analyze("rab_") == ["rab"]
+    assert words("rab_") == [Word("rab", 0, False)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0926\u0941\u0928\u093f",  # Hindi "duni", ending with the vowel sign "i"
+        "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9",  # Hebrew "shalo", ending with a point
+        "\u0643\u064e\u062a\u064e",  # Arabic "kata", ending with a fatha
+    ],
+)
+def test_a_word_ending_with_a_combining_letter_is_a_prefix(text: str) -> None:
+    # The analyzer counts these marks as letters: the word is still open.
+    assert analyze(text) == [text]
+    assert words(text) == [Word(text, typos_allowed(text), True)]
+
+
+def test_a_virama_separates_words_for_the_index_and_for_the_query() -> None:
+    namaste = "\u0928\u092e\u0938\u094d\u0924\u0947"
+    assert analyze(namaste) == ["\u0928\u092e\u0938", "\u0924\u0947"]
+    assert words(namaste) == [Word("\u0928\u092e\u0938", 0, False), Word("\u0924\u0947", 0, True)]
+
+
+def test_short_last_word_is_not_a_prefix() -> None:
+    assert words("white r") == [Word("white", 1, False), Word("r", 0, False)]
+    assert words("r" * MIN_PREFIX_LENGTH)[-1].prefix
+
+
+def test_options_turn_typos_and_prefix_off() -> None:
+    assert words("mountains rabbit", typos=False) == [
+        Word("mountains", 0, False),
+        Word("rabbit", 0, True),
+    ]
+    assert words("mountains rabbit", prefix=False) == [
+        Word("mountains", 2, False),
+        Word("rabbit", 1, False),
+    ]
+
+
+def test_no_words() -> None:
+    assert words("") == []
+    assert words(" ,\U0001f436! ") == []
+    assert words("\ud800") == []
+
+
+def test_word_limit() -> None:
+    assert len(words(" ".join(["rabbit"] * MAX_QUERY_WORDS))) == MAX_QUERY_WORDS
+    with pytest.raises(RequestError) as caught:
+        words(" ".join(["rabbit"] * (MAX_QUERY_WORDS + 1)))
+    assert caught.value.code == "query_too_long"
+
+
+# --- edit_distance ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "token", "distance"),
+    [
+        ("rabbit", "rabbit", 0),
+        ("rabbet", "rabbit", 1),  # substitution
+        ("rabit", "rabbit", 1),  # insertion
+        ("rabbbit", "rabbit", 1),  # deletion
+        ("rabibt", "rabbit", 1),  # transposition of neighbours
+        ("arbbit", "rabbit", 1),  # ... at the start
+        ("rabbti", "rabbit", 1),  # ... at the end
+        ("rbabti", "rabbit", 2),
+        ("", "ab", 2),
+        ("ab", "", 2),
+        ("", "", 0),
+    ],
+)
+def test_edit_distance(word: str, token: str, distance: int) -> None:
+    assert edit_distance(word, token, 2) == distance
+
+
+def test_edit_distance_is_cut_off_above_the_limit() -> None:
+    assert edit_distance("rabbit", "mountains", 1) == 2
+    assert edit_distance("rabbit", "rabbits and more", 2) == 3
+    assert edit_distance("abcdef", "ghijkl", 0) == 1
+    assert edit_distance("rabbet", "rabbit", 0) == 1
+
+
+def test_edit_distance_to_a_prefix() -> None:
+    assert edit_distance("rab", "rabbit", 0, prefix=True) == 0
+    assert edit_distance("rbb", "rabbit", 1, prefix=True) == 1
+    assert edit_distance("rabbti", "rabbits", 1, prefix=True) == 1
+    assert edit_distance("xyz", "rabbit", 1, prefix=True) == 2
+    assert edit_distance("rab", "rabbit", 0) == 1  # not a prefix match without prefix
+
+
+def osa_table(a: str, b: str) -> list[list[int]]:
+    """Optimal string alignment distances between every prefix of ``a`` and ``b``."""
+    d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) + 1):
+        d[i][0] = i
+    for j in range(len(b) + 1):
+        d[0][j] = j
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d
+
+
+short_words = st.text(alphabet="abcé", max_size=7)
+
+
+@given(word=short_words, token=short_words, limit=st.integers(0, 3))
+def test_edit_distance_is_the_osa_distance_cut_off(word: str, token: str, limit: int) -> None:
+    expected = osa_table(word, token)[-1][-1]
+    assert edit_distance(word, token, limit) == min(expected, limit + 1)
+
+
+@given(word=short_words, token=short_words, limit=st.integers(0, 3))
+def test_prefix_edit_distance_is_to_the_closest_prefix(word: str, token: str, limit: int) -> None:
+    expected = min(osa_table(word, token)[-1])
+    assert edit_distance(word, token, limit, prefix=True) == min(expected, limit + 1)
+
+
+# --- highlight --------------------------------------------------------------------
+
+
+def test_highlight_marks_exact_prefix_and_typo_matches() -> None:
+    answer = "Follow the white rabbit. \U0001f430"
+    assert marked(answer, "rabbit") == "Follow the white <em>rabbit</em>. \U0001f430"
+    assert marked(answer, "rab") == "Follow the white <em>rabbit</em>. \U0001f430"
+    assert marked(answer, "rabit") == "Follow the white <em>rabbit</em>. \U0001f430"
+    assert marked(answer, "white rabbet ") == (
+        "Follow the <em>white</em> <em>rabbit</em>. \U0001f430"
+    )
+
+
+def test_highlight_leaves_what_does_not_match() -> None:
+    assert marked("rings and a ring, ring!", "ring ") == "rings and a <em>ring</em>, <em>ring</em>!"
+    assert marked("Follow the white rabbit.", "rabbit", typos=False, prefix=False) == (
+        "Follow the white <em>rabbit</em>."
+    )
+    assert marked("Follow the white rabbet.", "rabbit", typos=False) == "Follow the white rabbet."
+    assert marked("Follow the white rabbits.", "rabbit", prefix=False, typos=False) == (
+        "Follow the white rabbits."
+    )
+
+
+def test_highlight_leaves_punctuation_and_emoji_alone() -> None:
+    answer = "\U0001f43e ¡Ring—ring?! \U0001f48d (ring) «ring» \U0001f436ring"
+    assert marked(answer, "ring ") == (
+        "\U0001f43e ¡<em>Ring</em>—<em>ring</em>?! \U0001f48d (<em>ring</em>) "
+        "«<em>ring</em>» \U0001f436<em>ring</em>"
+    )
+
+
+def test_highlight_ignores_case_and_accents_but_keeps_the_answer_as_written() -> None:
+    assert marked("Wake up, MORPHÉUS.", "morpheus") == "Wake up, <em>MORPHÉUS</em>."
+    assert marked("Wake up, morpheus.", "Morphéus") == "Wake up, <em>morpheus</em>."
+    assert marked("Zur Straße", "strasse") == "Zur <em>Straße</em>"
+
+
+def test_highlight_cuts_words_as_the_analyzer_does() -> None:
+    hindi = "\u0928\u092e\u0938\u094d\u0924\u0947 \u0926\u0941\u0928\u093f\u092f\u093e"
+    assert marked(hindi, "\u0926\u0941\u0928\u093f\u092f\u093e") == (
+        "\u0928\u092e\u0938\u094d\u0924\u0947 <em>\u0926\u0941\u0928\u093f\u092f\u093e</em>"
+    )
+    assert marked(hindi, "\u0926\u0941\u0928\u093f") == (
+        "\u0928\u092e\u0938\u094d\u0924\u0947 <em>\u0926\u0941\u0928\u093f\u092f\u093e</em>"
+    )
+    # A virama ends a word for the analyzer: both halves are words.
+    assert marked(hindi, "\u0928\u092e\u0938\u094d\u0924\u0947") == (
+        "<em>\u0928\u092e\u0938</em>\u094d<em>\u0924\u0947</em> "
+        "\u0926\u0941\u0928\u093f\u092f\u093e"
+    )
+    shalom = "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd"
+    assert marked(f"{shalom}!", shalom) == f"<em>{shalom}</em>!"
+    assert (
+        marked("\u24b6\u24b7\u24b8 xyz", "\u24b6\u24b7\u24b8") == "<em>\u24b6\u24b7\u24b8</em> xyz"
+    )
+
+
+word_texts = st.text(
+    st.characters(exclude_categories=())
+    | st.sampled_from("\u094d\u093f\u05b8\u064e\u24b6_.-\U0001f436 \u0301\u0130\u00df"),
+    max_size=30,
+)
+
+
+@given(text=word_texts)
+def test_highlight_finds_the_words_the_analyzer_finds(text: str) -> None:
+    text = text.encode("utf-8", "replace").decode("utf-8")  # answers hold no lone surrogates
+    every_word = [Word(word, 0, False) for word in analyze(text)]
+    marked_words = highlight(text, every_word, analyze).split(HIGHLIGHT_START)[1:]
+    assert [analyze(part.split(HIGHLIGHT_END)[0]) for part in marked_words] == [
+        [word] for word in analyze(text)
+    ]
+
+
+def test_highlight_without_words_is_the_answer() -> None:
+    assert marked("\U0001f43e Playing ball! \U0001f3d0", "\U0001f436") == (
+        "\U0001f43e Playing ball! \U0001f3d0"
+    )
+    assert highlight("a <b> & c", [], analyze) == "a <b> & c"

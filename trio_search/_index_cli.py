@@ -1,0 +1,406 @@
+"""``trio-search-index``: build, update and describe on-disk search indexes.
+
+The work is done by :mod:`trio_search._index_writer`; this module parses
+options, draws the progress bar and prints one line per result or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from ._cli_common import DefaultsHelpFormatter, OneLineErrorParser, fail
+from ._documents import FORMATS, FieldMapping
+from ._engine import read_meta
+from ._errors import ConfigurationError
+from ._index_writer import (
+    AddResult,
+    BuildResult,
+    DeleteResult,
+    IndexInfo,
+    Progress,
+    add_documents,
+    build_index,
+    delete_documents,
+    index_info,
+)
+
+PROG = "trio-search-index"
+#: Bytes in the MiB the messages report sizes in.
+MIB = 1024 * 1024
+#: Character cells the progress bar's bar takes.
+BAR_WIDTH = 24
+
+
+class _Parser(OneLineErrorParser):
+    """Errors of every subcommand start ``trio-search-index:`` like all others."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Option defaults shown; the description and examples kept as written."""
+
+
+_DESCRIPTION = """\
+Build and change the on-disk search indexes that trio-search-server serves.
+
+  build   index a data file into a new directory, or replace an index whole
+  add     insert or replace documents by key in an existing index
+  delete  delete documents by key
+  info    what an index holds
+
+A running server follows every change: it sees each add and delete when it
+is committed, and reopens an index that build replaced.
+"""
+
+_EXAMPLES = """\
+examples:
+  trio-search-index build docs.jsonl --index ./idx
+  trio-search-index add more.csv --index ./idx
+  trio-search-index delete ring morpheus --index ./idx
+  trio-search-index info --index ./idx --json
+
+Exit status: 0 on success, 1 when the operation fails (nothing is changed
+then), 2 for a bad option.
+"""
+
+_BUILD_HELP = """\
+Index a data file (JSON, JSON Lines or CSV) into the directory --index.
+
+The directory must not exist, or be empty, or hold a trio_search index: that
+index is replaced whole. The new index is built beside it (in
+DIR.building-<random>) and swapped in only when complete (two renames), so a
+failed build (a bad record, a full disk, Ctrl-C) leaves DIR exactly as it
+was, and a server keeps answering from the old index until the new one is
+in place.
+A non-empty directory that is not a trio_search index is never touched.
+
+Each record needs a key (unique in the file; looked up exactly by 'search')
+and an answer (what a hit returns). By default every string field of a
+record is searchable by 'query'; --search-fields limits that.
+"""
+
+_BUILD_EXAMPLES = """\
+examples:
+  # JSON Lines, records like {"key": "ring", "answer": "...", "body": "..."}
+  trio-search-index build docs.jsonl --index ./idx
+
+  # a CSV export with other column names; only two columns searchable
+  trio-search-index build movies.csv --index ./movies \\
+      --key-field id --answer-field title --search-fields title,plot
+
+  # the tutorial's format: one JSON object of key -> answer
+  trio-search-index build tutorial.json --index ./tutorial
+
+  # a file without a telling suffix
+  trio-search-index build export.txt --format jsonl --index ./idx
+"""
+
+_ADD_HELP = """\
+Insert the documents of a data file into an existing index. A document whose
+key is already in the index replaces that one. All of the file is added in
+one commit, or nothing is: a bad record anywhere changes nothing.
+
+The field options default to the ones the index was built with.
+"""
+
+_ADD_EXAMPLES = """\
+examples:
+  trio-search-index add updates.jsonl --index ./idx
+  trio-search-index add extra.csv --index ./idx --key-field id
+"""
+
+_DELETE_HELP = """\
+Delete the documents with these exact keys, in one commit. Keys that no
+document has are reported; that is not an error.
+"""
+
+_DELETE_EXAMPLES = """\
+examples:
+  trio-search-index delete ring --index ./idx
+  trio-search-index delete doc-1 doc-2 doc-3 --index ./idx
+  trio-search-index delete --index ./idx -- -key-starting-with-a-dash
+"""
+
+_INFO_HELP = """\
+Show what an index holds: documents, generation (it grows with every
+commit), segments, size on disk, and its fields.
+"""
+
+_INFO_EXAMPLES = """\
+examples:
+  trio-search-index info --index ./idx
+  trio-search-index info --index ./idx --json | jq .documents
+"""
+
+
+def _field_list(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated field names."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, not {text!r}")
+    return names
+
+
+def _add_index_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", "-i", metavar="DIR", required=True, help="the index directory")
+
+
+def _add_data_options(parser: argparse.ArgumentParser, defaults: str) -> None:
+    parser.add_argument("data", metavar="DATA", help="the data file: JSON, JSON Lines or CSV")
+    _add_index_option(parser)
+    fields = parser.add_argument_group(f"data fields ({defaults})")
+    fields.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the data file's format (default: from its suffix: .json, .jsonl/.ndjson, .csv)",
+    )
+    fields.add_argument("--key-field", metavar="NAME", help="the field holding each key")
+    fields.add_argument("--answer-field", metavar="NAME", help="the field holding each answer")
+    fields.add_argument(
+        "--search-fields",
+        metavar="A,B,...",
+        type=_field_list,
+        help="the searchable fields, separated by commas (default: every string field)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG, description=_DESCRIPTION, epilog=_EXAMPLES, formatter_class=_Formatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    build = commands.add_parser(
+        "build",
+        help="index a data file into a new directory, or replace an index",
+        description=_BUILD_HELP,
+        epilog=_BUILD_EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    _add_data_options(build, "defaults: key, answer, every string field")
+    add = commands.add_parser(
+        "add",
+        help="insert or replace documents by key",
+        description=_ADD_HELP,
+        epilog=_ADD_EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    _add_data_options(add, "defaults: the ones the index was built with")
+    delete = commands.add_parser(
+        "delete",
+        help="delete documents by key",
+        description=_DELETE_HELP,
+        epilog=_DELETE_EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    delete.add_argument("keys", metavar="KEY", nargs="+", help="a key, exactly")
+    _add_index_option(delete)
+    info = commands.add_parser(
+        "info",
+        help="what an index holds",
+        description=_INFO_HELP,
+        epilog=_INFO_EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    _add_index_option(info)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+# -- progress -------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A one-line progress report redrawn in place on a terminal.
+
+    The writer calls it at most ten times a second (see
+    :data:`trio_search._index_writer.PROGRESS_INTERVAL`).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._drawn = 0
+
+    def __call__(self, progress: Progress) -> None:
+        rate = progress.documents / progress.elapsed if progress.elapsed > 0 else 0.0
+        if progress.size > 0:
+            fraction = min(progress.bytes_read / progress.size, 1.0)
+            filled = round(fraction * BAR_WIDTH)
+            bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+            where = (
+                f"[{bar}] {fraction:4.0%} {progress.bytes_read / MIB:.1f}/"
+                f"{progress.size / MIB:.1f} MiB"
+            )
+        else:
+            where = f"{progress.bytes_read / MIB:.1f} MiB"
+        line = f"{where}  {progress.documents:,} documents  {rate:,.0f} documents/s"
+        if progress.committing:
+            line += "  committing..."
+        self._stream.write("\r" + line.ljust(self._drawn))
+        self._stream.flush()
+        self._drawn = len(line)
+
+    def clear(self) -> None:
+        """Erase the line, so that what is printed next starts clean."""
+        if self._drawn:
+            self._stream.write("\r" + " " * self._drawn + "\r")
+            self._stream.flush()
+            self._drawn = 0
+
+
+# -- the commands ---------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    """A bad option value found after parsing (exit status 2)."""
+
+
+def _mapping(args: argparse.Namespace, base: FieldMapping) -> FieldMapping:
+    """The field options over ``base``.
+
+    Raises:
+        _UsageError: a name is not a usable field name.
+    """
+    try:
+        return _fields(args, base)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _fields(args: argparse.Namespace, base: FieldMapping) -> FieldMapping:
+    return FieldMapping(
+        key_field=args.key_field if args.key_field is not None else base.key_field,
+        answer_field=args.answer_field if args.answer_field is not None else base.answer_field,
+        search_fields=(
+            args.search_fields if args.search_fields is not None else base.search_fields
+        ),
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    """``"1 document"``, ``"2 documents"``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.1f} MiB"
+
+
+def _build_line(result: BuildResult) -> str:
+    return (
+        f"indexed {_count(result.documents, 'document')} from {result.data} "
+        f"in {result.seconds:.2f} s ({result.rate:,.0f} documents/s); "
+        f"{result.index}: {_mib(result.size)}"
+    )
+
+
+def _add_line(result: AddResult) -> str:
+    line = (
+        f"added {_count(result.documents, 'document')} ({result.replaced} replaced) "
+        f"to {result.index}; generation {result.generation}"
+    )
+    if result.new_fields:
+        line += f"; new searchable fields: {', '.join(result.new_fields)}"
+    return line
+
+
+def _delete_line(result: DeleteResult) -> str:
+    line = f"deleted {_count(len(result.deleted), 'document')} from {result.index}"
+    if result.deleted:
+        line += f"; generation {result.generation}"
+    if result.not_found:
+        missing = ", ".join(
+            json.dumps(key, ensure_ascii=not key.isprintable()) for key in result.not_found
+        )
+        line += f"; {_count(len(result.not_found), 'key')} not found: {missing}"
+    return line
+
+
+def _info_text(info: IndexInfo) -> str:
+    meta = info.meta
+    chosen = "every string field" if meta.search_fields is None else ", ".join(meta.search_fields)
+    rows = [
+        ("index", str(info.index)),
+        ("documents", str(info.documents)),
+        ("generation", str(info.generation)),
+        ("segments", str(info.segments)),
+        ("size on disk", f"{_mib(info.size)} ({info.size} bytes)"),
+        ("key field", meta.key_field),
+        ("answer field", meta.answer_field),
+        ("searchable fields", chosen),
+        ("fields seen", ", ".join(sorted(meta.fields)) or "(none)"),
+        ("index format", str(info.format)),
+    ]
+    width = max(len(name) for name, _value in rows) + 1
+    return "\n".join(f"{name + ':':<{width}} {value}" for name, value in rows)
+
+
+def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
+    """Run the command; return what to print."""
+    command = args.command
+    if command == "info":
+        info = index_info(args.index)
+        if args.json:
+            return json.dumps(info.to_json(), ensure_ascii=False)
+        return _info_text(info)
+    if command == "delete":
+        return _delete_line(delete_documents(args.index, args.keys))
+    if command == "build":
+        mapping = _mapping(args, FieldMapping())
+        return _build_line(
+            build_index(args.data, args.index, mapping, format=args.format, progress=bar)
+        )
+    options = (args.key_field, args.answer_field, args.search_fields)
+    add_mapping = None
+    if any(option is not None for option in options):
+        # The options given, over the ones the index was built with.
+        meta = read_meta(Path(args.index))
+        add_mapping = _mapping(
+            args, FieldMapping(meta.key_field, meta.answer_field, meta.search_fields)
+        )
+    return _add_line(
+        add_documents(args.data, args.index, add_mapping, format=args.format, progress=bar)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``trio-search-index``; return the process exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    bar = ProgressBar(sys.stderr) if args.command in ("build", "add") and _is_tty() else None
+    started = time.monotonic()
+    try:
+        output = _run(args, bar)
+    except _UsageError as exc:
+        return fail(PROG, f"{exc} (see --help)", 2)
+    except ConfigurationError as exc:
+        return fail(PROG, exc.message)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(PROG, f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        elapsed = time.monotonic() - started
+        return fail(PROG, f"interrupted after {elapsed:.1f} s; nothing was changed", 130)
+    finally:
+        if bar is not None:
+            bar.clear()
+    print(output, flush=True)
+    return 0
+
+
+def _is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

