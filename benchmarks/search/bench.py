@@ -10,9 +10,9 @@ generated documents) it:
 3. runs every query list in this process on both engines (engines.py): CPU
    time per query, the floor a server adds its own cost to; and the typo
    recall of each engine;
-4. starts each server on its built index and drives it with loadgen.py,
-   for exact-key ``search`` requests and each query type, at 1 and 64
-   kept-alive connections (closed loop): queries/s, latency, server CPU per
+4. starts both servers on their built indexes and drives them in turn,
+   cell by cell, with loadgen.py, for exact-key ``search`` requests and each
+   query type, at 1 and 64 kept-alive connections (closed loop): queries/s, latency, server CPU per
    query (its process tree, from /proc). A sample of each run's replies is
    checked against the same engine in this process. On the generated corpus,
    also the open-loop run: a fixed rate of mixed queries over 64 connections;
@@ -326,6 +326,9 @@ class ServerProcess:
         return round(time.monotonic() - started, 2), False
 
     def stop(self) -> None:
+        """Stop the server (once; later calls do nothing)."""
+        if self.process.poll() is not None:
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=STOP_TIMEOUT)
@@ -495,32 +498,39 @@ def run_corpus(name: str, path: Path, settings: dict[str, Any], args: argparse.N
         ],
         "sqlite_fts5": [sys.executable, str(PEER), "--db", str(database)],
     }
-    for server_name in args.servers:
-        server = ServerProcess(server_name, commands[server_name], work)
-
-        try:
-            for kind in WORKLOADS:
-                for connections in CONNECTIONS:
-                    result = loadgen(
-                        server,
-                        files[kind],
-                        connections,
-                        "str" if kind == "search" else "list",
-                        duration=settings["duration"],
-                        warmup=settings["warmup"],
-                    )
-                    check_samples(result, in_process[server_name], values[kind], kind == "search")
-                    result.update(server=server_name, workload=kind)
-                    out["runs"].append(result)
-                    log(
-                        f"{name}: {server_name:<12} {kind:<8} x{connections:<3} "
-                        f"{result['queries_per_second']:>9,.0f} q/s  "
-                        f"p99 {result['latency_ms']['p99']} ms  "
-                        f"server {result['server_cpu_us_per_query']} us/q  "
-                        f"errors {result['errors'] or 0}  wrong {result['checked']['wrong']}"
-                    )
-                    settle(server, result)
-            if name == "generated":
+    # Both servers stay up and take turns, cell by cell (in alternating
+    # order), so that a change in the machine's load over the minutes of the
+    # run weighs on both alike; the idle one costs nothing meanwhile.
+    servers = {name: ServerProcess(name, commands[name], work) for name in args.servers}
+    try:
+        cells = [(kind, connections) for kind in WORKLOADS for connections in CONNECTIONS]
+        for number, (kind, connections) in enumerate(cells):
+            order = list(servers.items())
+            for server_name, server in order if number % 2 == 0 else reversed(order):
+                loadavg = load_average()
+                result = loadgen(
+                    server,
+                    files[kind],
+                    connections,
+                    "str" if kind == "search" else "list",
+                    duration=settings["duration"],
+                    warmup=settings["warmup"],
+                )
+                check_samples(result, in_process[server_name], values[kind], kind == "search")
+                result.update(server=server_name, workload=kind, loadavg=loadavg)
+                out["runs"].append(result)
+                log(
+                    f"{name}: {server_name:<12} {kind:<8} x{connections:<3} "
+                    f"{result['queries_per_second']:>9,.0f} q/s  "
+                    f"p99 {result['latency_ms']['p99']} ms  "
+                    f"server {result['server_cpu_us_per_query']} us/q  "
+                    f"errors {result['errors'] or 0}  wrong {result['checked']['wrong']}  "
+                    f"load {loadavg}"
+                )
+                settle(server, result)
+        if name == "generated":
+            for server_name, server in servers.items():
+                loadavg = load_average()
                 result = loadgen(
                     server,
                     files["mixed"],
@@ -532,9 +542,13 @@ def run_corpus(name: str, path: Path, settings: dict[str, Any], args: argparse.N
                     timeout=OPEN_LOOP_DRAIN,
                 )
                 check_samples(result, in_process[server_name], values["mixed"], False)
+                result["loadavg"] = loadavg
                 out["open_loop"][server_name] = result
                 log(f"{name}: {server_name} open loop: {result['latency_ms']}")
-        finally:
+                # The backlog it leaves must not weigh on the next server's run.
+                server.stop()
+    finally:
+        for server in servers.values():
             server.stop()
     return out
 
