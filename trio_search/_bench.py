@@ -22,8 +22,9 @@ Two modes:
   handshake), and the timeout covers the whole exchange.
 
 Over plain TCP the tasks send and receive on the socket itself rather than
-through ``trio.SocketStream``: the stream layer's bookkeeping was a
-measurable share of the load generator's CPU (see :func:`_io_of`).
+through ``trio.SocketStream`` (the same transport the server uses): the
+stream layer's bookkeeping was a measurable share of the load generator's
+CPU (see :func:`_io_of`).
 
 The run ends after ``duration`` seconds (requests still in flight are
 dropped, neither counted nor failed, as wrk does) or once ``requests``
@@ -38,6 +39,7 @@ just before the clock starts and just after it stops.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import resource
@@ -65,7 +67,7 @@ from ._message import (
     Message,
 )
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
-from ._socket_io import close_stream
+from ._transport import close_stream, send, transport_for
 
 #: ``keepalive``: many requests per connection; ``oneshot``: one each.
 MODES: Final = ("oneshot", "keepalive")
@@ -549,24 +551,12 @@ class _Run:
 def _io_of(
     stream: trio.abc.Stream,
 ) -> tuple[Callable[[bytes], Awaitable[None]], Callable[[int], Awaitable[bytes | bytearray]]]:
-    """``send_all`` and ``receive_some`` for ``stream``: straight on the socket
-    for plain TCP (the stream layer's bookkeeping is a measurable share of
-    the load generator's CPU), the stream's own methods otherwise.
-
-    The socket versions raise OSError where the stream's raise
-    trio.BrokenResourceError.
-    """
-    if not isinstance(stream, trio.SocketStream):
-        return stream.send_all, stream.receive_some
-    sock = stream.socket
-
-    async def send_all(data: bytes) -> None:
-        with memoryview(data) as view:
-            sent = await sock.send(view)
-            while sent < len(view):
-                sent += await sock.send(view[sent:])
-
-    return send_all, sock.recv
+    """``send_all`` and ``receive_some`` for ``stream``, through its transport
+    (trio_search._transport): straight on the socket for plain TCP, whose
+    stream layer's bookkeeping is a measurable share of the load generator's
+    CPU. Both raise ``trio.BrokenResourceError`` for a broken connection."""
+    transport = transport_for(stream)
+    return functools.partial(send, transport), transport.receive
 
 
 _CLOSED_EARLY = ("closed", "the server closed the connection before answering")

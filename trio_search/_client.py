@@ -17,6 +17,7 @@ from ._limits import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_MAX_HEADER_LENGTH, RECE
 from ._message import BINARY_ENCODING, CLIENT_BINARY_CONTENT_TYPE, Message
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
 from ._query import DEFAULT_QUERY_LIMIT, Hit, QueryResult
+from ._transport import Transport, send, transport_for
 
 
 @attrs.define(eq=False)
@@ -36,9 +37,12 @@ class SearchClient:
     max_header_length: int = DEFAULT_MAX_HEADER_LENGTH
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     _protocol: MessageProtocol = attrs.field(init=False)
+    #: How bytes move (trio_search._transport), chosen once.
+    _transport: Transport = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._protocol = MessageProtocol(self.max_header_length, self.max_content_length)
+        self._transport = transport_for(self.stream)
 
     async def request(self, message: Message) -> Message:
         """Send one request and return its response.
@@ -61,7 +65,7 @@ class SearchClient:
         batch = [encode_message(message) for message in messages]
         if not batch:
             return []
-        await self.stream.send_all(b"".join(batch))
+        await send(self._transport, b"".join(batch))
         return [await self._receive_message() for _ in batch]
 
     async def request_json(self, content: Mapping[str, Any], encoding: str = "utf-8") -> Any:
@@ -150,7 +154,7 @@ class SearchClient:
                 )
             if event is not NEED_DATA:
                 return event
-            protocol.receive_data(await self.stream.receive_some(RECEIVE_SIZE))
+            protocol.receive_data(await self._transport.receive(RECEIVE_SIZE))
 
 
 def decode_response_json(response: Message) -> Any:

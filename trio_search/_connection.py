@@ -52,11 +52,10 @@ from ._limits import (
     RECEIVE_SIZE,
 )
 from ._log_limit import PeerWarnings
-from ._net import has_pending_input, peer_has_gone
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal
 from ._settings import ServerSettings
-from ._socket_io import close_stream, receive_some, send_now, socket_fd
 from ._stats import ServerStats
+from ._transport import Transport, close_stream, transport_for
 
 logger = logging.getLogger("trio_search")
 
@@ -134,11 +133,11 @@ class ServerConnection:
     _idle_since: float = attrs.field(factory=trio.current_time, init=False)
     #: When the request being received must be complete.
     _request_deadline: float = attrs.field(default=math.inf, init=False)
-    #: The socket's file descriptor for direct I/O (plain TCP only; see _socket_io).
-    _fd: int | None = attrs.field(init=False)
+    #: How bytes move, chosen once (see trio_search._transport).
+    _transport: Transport = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._fd = socket_fd(self.stream)
+        self._transport = transport_for(self.stream)
 
     def close_when_idle(self) -> None:
         """Begin a graceful close: end now if waiting between requests,
@@ -153,7 +152,7 @@ class ServerConnection:
         if (
             self._timer is not None
             and self._waiting_for is _Wait.IDLE
-            and not has_pending_input(self.stream)
+            and not self._transport.has_pending_input()
         ):
             self._timer.cancel()
 
@@ -185,7 +184,7 @@ class ServerConnection:
             self.budget.adjust(-self._charged)
             self.budget.request_done(self)
             self._charged = 0
-            await close_stream(self.stream)
+            await self._transport.aclose()
 
     async def _serve(self) -> None:
         if isinstance(self.stream, trio.SSLStream) and not await self._tls_handshake():
@@ -209,12 +208,7 @@ class ServerConnection:
         """Serve until the connection ends (True) or ``timer`` is spent by
         bytes that arrived as it fired (False: call again with a new timer).
         A timeout raises ``Cancelled``, caught by ``timer``."""
-        stream = self.stream
-        fd = self._fd
-        # A new connection's first read needs no extra yield: its task has
-        # only just started (a oneshot client's whole request is usually
-        # there already).
-        just_started = True
+        transport = self._transport
         request_began = False
         while True:
             replies, stop = self._answer_ready(protocol)
@@ -245,7 +239,7 @@ class ServerConnection:
                 logger.debug("%s: closed by peer", self.peer)
                 return True
             mid_message = protocol.mid_message
-            if self._closing and not mid_message and not has_pending_input(stream):
+            if self._closing and not mid_message and not transport.has_pending_input():
                 logger.debug("%s: closed for shutdown", self.peer)
                 return True
             self._arm_for_next_read(
@@ -260,12 +254,7 @@ class ServerConnection:
                 # Backpressure: read no more of this request until the
                 # server holds less; the request timeout still runs.
                 await self.budget.wait_for_room(self)
-            data: bytes | bytearray
-            if fd is not None:
-                data = await receive_some(fd, RECEIVE_SIZE, yield_if_ready=not just_started)
-                just_started = False
-            else:
-                data = await stream.receive_some(RECEIVE_SIZE)
+            data = await transport.receive(RECEIVE_SIZE)
             # A read between requests brings the first bytes of the next one.
             request_began = not mid_message
             if request_began:
@@ -361,7 +350,7 @@ class ServerConnection:
             self._report_error(error)
             # This client is slow already: the answer gets a short while only.
             with trio.move_on_after(CLOSING_SEND_TIMEOUT) as sending:
-                await self.stream.send_all(error_reply(error).wire)
+                await self._transport.send_all(error_reply(error).wire)
             if sending.cancelled_caught:
                 self._log_send_timeout(CLOSING_SEND_TIMEOUT)
             else:
@@ -374,7 +363,7 @@ class ServerConnection:
             )
             self._report_error(overloaded)
             with trio.move_on_after(CLOSING_SEND_TIMEOUT):
-                await self.stream.send_all(error_reply(overloaded).wire)
+                await self._transport.send_all(error_reply(overloaded).wire)
                 await self._linger_close()
         else:
             self._log_send_timeout(self.settings.request_timeout)
@@ -390,7 +379,7 @@ class ServerConnection:
         timer.deadline = trio.current_time() + self.settings.request_timeout
         while True:
             async with self.decode_limiter:
-                if peer_has_gone(self.stream):
+                if self._transport.peer_has_gone():
                     # Reset while its work waited: nobody would read the answer.
                     raise trio.BrokenResourceError("the client went away before its answer")
                 timer.deadline = math.inf
@@ -404,11 +393,11 @@ class ServerConnection:
         """Write ``replies`` in order, in one write: at once if the kernel
         takes them (the usual case), else within the request timeout."""
         data = b"".join([reply.wire for reply in replies])
-        sent = send_now(self._fd, data) if self._fd is not None else 0
+        sent = self._transport.send_now(data)
         if sent < len(data):
             self._waiting_for = _Wait.SEND
             timer.deadline = trio.current_time() + self.settings.request_timeout
-            await self.stream.send_all(memoryview(data)[sent:] if sent else data)
+            await self._transport.send_all(memoryview(data)[sent:] if sent else data)
 
     def _log_send_timeout(self, limit: float) -> None:
         self.warnings.warning(self.peer, "response not taken within %g s; closing", limit)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import select
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ import attrs
 import trio
 
 from ._limits import ACCEPT_RETRY_DELAY
+from ._transport import socket_of
 
 logger = logging.getLogger("trio_search")
 
@@ -32,84 +32,10 @@ def format_address(address: Any) -> str:
     return str(address) if address else "?"
 
 
-def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
-    """The socket under ``stream``, looking through TLS and similar wrappers."""
-    while True:
-        sock = getattr(stream, "socket", None)
-        if sock is not None:
-            return sock  # type: ignore[no-any-return]
-        inner = getattr(stream, "transport_stream", None)
-        if inner is None:
-            return None
-        stream = inner
-
-
-def has_pending_input(stream: trio.abc.Stream) -> bool:
-    """Whether bytes, or an end of file, wait unread for ``stream``: in a TLS
-    stream's buffers, or in the kernel for the socket under it; never
-    blocks. ``False`` for a stream without a socket (memory streams), whose
-    buffer cannot be inspected.
-
-    TLS matters here: reading one large request can pull the client's next
-    requests (separate TLS records) out of the socket into the TLS object,
-    where the socket no longer shows them; a graceful shutdown that looked
-    only at the socket lost them.
-    """
-    if isinstance(stream, trio.SSLStream) and _tls_has_pending_input(stream):
-        return True
-    sock = _socket_of(stream)
-    if sock is None:
-        return False
-    try:
-        fd = sock.fileno()
-        if fd < 0:
-            return False
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            return bool(poller.poll(0))
-        readable, _, _ = select.select([fd], [], [], 0)
-        return bool(readable)
-    except (OSError, ValueError):
-        return False
-
-
-def _tls_has_pending_input(stream: trio.SSLStream[Any]) -> bool:
-    try:
-        if stream.pending() > 0:  # decrypted, not yet read (SSLObject.pending)
-            return True
-    except (OSError, ValueError, AttributeError):
-        pass
-    # Received but not yet decrypted: Trio keeps these in a memory BIO that it
-    # does not expose; looked up defensively, so a Trio without it only
-    # loses this check.
-    incoming = getattr(stream, "_incoming", None)
-    return bool(getattr(incoming, "pending", 0))
-
-
-def peer_has_gone(stream: trio.abc.Stream) -> bool:
-    """Whether the connection under ``stream`` was reset or hung up in both
-    directions; never blocks. A plain end of file is not enough: a client
-    may half-close after its last request and still read the answers.
-    ``False`` for a stream without a socket."""
-    sock = _socket_of(stream)
-    if sock is None or not hasattr(select, "poll"):
-        return False
-    try:
-        fd = sock.fileno()
-        if fd < 0:
-            return False
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
-    except (OSError, ValueError):
-        return False
-
-
 def peer_name(stream: trio.abc.Stream) -> str:
     """The remote address of ``stream``, for logs; ``"?"`` when there is none
     (memory streams in tests, a socket already reset)."""
-    sock = _socket_of(stream)
+    sock = socket_of(stream)
     if sock is None:
         return "?"
     try:

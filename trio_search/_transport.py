@@ -1,0 +1,239 @@
+"""How a connection moves bytes, chosen once when it starts.
+
+Theory of operation
+-------------------
+
+Trio's ``SocketStream`` wraps each read and write in context managers and a
+trip through the scheduler that together cost more than the system call
+itself when the kernel is ready. So a plain TCP stream gets a
+:class:`SocketTransport`, which reads and writes the socket's file
+descriptor directly when the kernel is ready and waits with Trio's own
+``wait_readable`` when it is not; cancel scopes, fairness and
+``notify_closing`` work exactly as with Trio's streams:
+
+- a read that finds data returns after one shielded checkpoint (a yield to
+  the scheduler, as Trio's own reads do), so a client that always has data
+  ready cannot starve the others; the first read of a new connection skips
+  it (its task has only just started);
+- a read that finds none waits in ``trio.lowlevel.wait_readable``, which
+  honours the caller's cancel scopes;
+- a write takes what the kernel accepts at once (:meth:`send_now`); the
+  caller waits (with :meth:`send_all`, under its timeout) only for the rest.
+
+Every other stream (TLS, memory, anything with buffers of its own) gets a
+:class:`StreamTransport` over the stream's own methods. Both raise
+``trio.BrokenResourceError`` for a broken connection, so the code that
+serves requests, the client and the load generator never branch on which
+one they have. The socket under any stream is found one way,
+:func:`socket_of`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+
+def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    """The socket under ``stream``, looking through TLS and similar wrappers
+    (``transport_stream``); ``None`` for a stream with no socket."""
+    inner: Any = stream
+    while True:
+        sock = getattr(inner, "socket", None)
+        if sock is not None:
+            return sock  # type: ignore[no-any-return]
+        inner = getattr(inner, "transport_stream", None)
+        if inner is None:
+            return None
+
+
+def _poll(sock: trio.socket.SocketType | None) -> int:
+    """The ``poll`` events ready on ``sock`` now (0 for none or no socket)."""
+    if sock is None:
+        return 0
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return 0
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return sum(events for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _tls_has_pending_input(stream: trio.SSLStream[Any]) -> bool:
+    try:
+        if stream.pending() > 0:  # decrypted, not yet read (SSLObject.pending)
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    # Received but not yet decrypted: Trio keeps these in a memory BIO that it
+    # does not expose; looked up defensively, so a Trio without it only
+    # loses this check.
+    incoming = getattr(stream, "_incoming", None)
+    return bool(getattr(incoming, "pending", 0))
+
+
+def has_pending_input(stream: trio.abc.Stream) -> bool:
+    """Whether bytes, or an end of file, wait unread for ``stream``: in a TLS
+    stream's buffers, or in the kernel for the socket under it; never
+    blocks. ``False`` for a stream without a socket (memory streams), whose
+    buffer cannot be inspected.
+
+    TLS matters here: reading one large request can pull the client's next
+    requests (separate TLS records) out of the socket into the TLS object,
+    where the socket no longer shows them; a graceful shutdown that looked
+    only at the socket lost them.
+    """
+    if isinstance(stream, trio.SSLStream) and _tls_has_pending_input(stream):
+        return True
+    return bool(_poll(socket_of(stream)) & select.POLLIN)
+
+
+def peer_has_gone(stream: trio.abc.Stream) -> bool:
+    """Whether the connection under ``stream`` was reset or hung up in both
+    directions; never blocks. A plain end of file is not enough: a client
+    may half-close after its last request and still read the answers.
+    ``False`` for a stream without a socket."""
+    return bool(_poll(socket_of(stream)) & (select.POLLHUP | select.POLLERR))
+
+
+class Transport(Protocol):
+    """What a connection needs of its byte stream."""
+
+    @property
+    def stream(self) -> trio.abc.Stream: ...
+
+    async def receive(self, max_bytes: int) -> bytes | bytearray:
+        """At most ``max_bytes``, waiting if none are there; ``b""`` at end
+        of file. Raises ``trio.BrokenResourceError`` if the connection broke."""
+        ...
+
+    def send_now(self, data: bytes) -> int:
+        """Write what can be written without waiting; return how much."""
+        ...
+
+    async def send_all(self, data: bytes | memoryview) -> None:
+        """Write all of ``data``, waiting for the peer to take it."""
+        ...
+
+    def has_pending_input(self) -> bool:
+        """Whether bytes (or an end of file) wait unread; never blocks."""
+        ...
+
+    def peer_has_gone(self) -> bool:
+        """Whether the peer reset or hung up; never blocks."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close now, whatever state the stream is in."""
+        ...
+
+
+@attrs.define(eq=False)
+class SocketTransport:
+    """A plain TCP stream, read and written on its file descriptor."""
+
+    stream: trio.SocketStream
+    _fd: int = attrs.field(init=False)
+    #: Whether a read may skip its yield: only the first (see the theory).
+    _fresh: bool = attrs.field(default=True, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._fd = self.stream.socket.fileno()
+
+    async def receive(self, max_bytes: int) -> bytes | bytearray:
+        fd = self._fd
+        try:
+            data = os.read(fd, max_bytes)
+        except BlockingIOError:
+            self._fresh = False
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                try:
+                    return os.read(fd, max_bytes)
+                except BlockingIOError:
+                    continue  # woken without data (rare); wait again
+                except OSError as exc:
+                    raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
+        if self._fresh:
+            self._fresh = False
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
+
+    def send_now(self, data: bytes) -> int:
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket write failed: {exc}") from exc
+
+    async def send_all(self, data: bytes | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    def has_pending_input(self) -> bool:
+        return bool(_poll(self.stream.socket) & select.POLLIN)
+
+    def peer_has_gone(self) -> bool:
+        return bool(_poll(self.stream.socket) & (select.POLLHUP | select.POLLERR))
+
+    async def aclose(self) -> None:
+        # Nothing to flush: closed without a checkpoint, a cost otherwise
+        # paid on every connection.
+        self.stream.socket.close()
+
+
+@attrs.define(eq=False)
+class StreamTransport:
+    """Any other Trio stream, through its own methods."""
+
+    stream: trio.abc.Stream
+
+    async def receive(self, max_bytes: int) -> bytes | bytearray:
+        return await self.stream.receive_some(max_bytes)
+
+    def send_now(self, data: bytes) -> int:
+        return 0
+
+    async def send_all(self, data: bytes | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    def has_pending_input(self) -> bool:
+        return has_pending_input(self.stream)
+
+    def peer_has_gone(self) -> bool:
+        return peer_has_gone(self.stream)
+
+    async def aclose(self) -> None:
+        await trio.aclose_forcefully(self.stream)
+
+
+async def send(transport: Transport, data: bytes) -> None:
+    """Write all of ``data``: what the kernel takes at once, then wait for
+    the peer to take the rest."""
+    sent = transport.send_now(data)
+    if sent < len(data):
+        await transport.send_all(memoryview(data)[sent:] if sent else data)
+
+
+def transport_for(stream: trio.abc.Stream) -> Transport:
+    """The transport for ``stream``: direct socket I/O for exactly a plain
+    ``trio.SocketStream`` (not a subclass, which may buffer), the stream's
+    own methods for anything else."""
+    if type(stream) is trio.SocketStream:
+        return SocketTransport(stream)
+    return StreamTransport(stream)
+
+
+async def close_stream(stream: trio.abc.Stream) -> None:
+    """Close ``stream`` now, whatever state it is in (see :meth:`Transport.aclose`)."""
+    await transport_for(stream).aclose()
