@@ -9,6 +9,8 @@
   (benchmarks/search/bench.py, trio_search against SQLite FTS5);
   ``nox -s bench -- --quick`` runs both briefly.
 - bench_search: the search benchmark alone (``-- --quick`` for a short run).
+- hostile: the hostile-load suite, attacks measured against the server (not
+  part of CI).
 """
 
 from __future__ import annotations
@@ -87,3 +89,15 @@ def bench_search(session: nox.Session) -> None:
     """
     session.install(".", "orjson", "uvloop")
     session.run("python", "benchmarks/search/bench.py", *session.posargs)
+
+
+@nox.session
+def hostile(session: nox.Session) -> None:
+    """Attacks on trio-search-server, measured; writes benchmarks/HOSTILE.md.
+
+    Takes about 4 minutes; ``nox -s hostile -- --quick`` is shorter, and
+    ``-- --only NAME`` runs one attack (see benchmarks/hostile.py --help).
+    Opens a few thousand loopback connections and uses both cores.
+    """
+    session.install(".", "trustme>=1.1")
+    session.run("python", "benchmarks/hostile.py", *session.posargs)

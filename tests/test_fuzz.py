@@ -27,6 +27,7 @@ from trio_search import (
     Message,
     MessageProtocol,
     RemoteProtocolError,
+    Reply,
     SearchApp,
     encode_message,
 )
@@ -319,3 +320,60 @@ def test_hostile_bytes_on_one_connection_never_disturb_another(
     chunks = data.draw(splits(wire))
     with no_internal_errors():
         trio.run(hostile_and_good_client, chunks, close)
+
+
+# --- The fast paths agree with the exact ones ---------------------------------
+
+
+@st.composite
+def header_texts(draw: st.DrawFn) -> bytes:
+    """Header JSON text, mostly of the usual four keys, with values that
+    orjson and the standard library might read differently: big and float
+    lengths, odd strings, duplicate keys, extra keys, odd spacing."""
+    length = draw(
+        st.integers(-2, 2**70)
+        | st.sampled_from(["1e2", "10.0", "-0", "1E400", "NaN", "Infinity", "0x10", "01"])
+        | json_values
+    )
+    text = draw(st.sampled_from(["little", "big", "", "\udfff", "caf\u00e9"]) | any_text)
+    parts = [
+        f'"byteorder": {json.dumps(text)}',
+        f'"content-type": {json.dumps(draw(content_types))}',
+        f'"content-encoding": {json.dumps(draw(encodings))}',
+        f'"content-length": {length if isinstance(length, str) else json.dumps(length)}',
+    ]
+    parts = draw(st.permutations(parts))
+    if draw(st.booleans()):
+        parts.append(draw(st.sampled_from(parts)))  # a duplicate key
+    if draw(st.booleans()):
+        parts.append(f"{json.dumps(draw(any_text))}: {json.dumps(draw(json_values))}")
+    spacing = draw(st.sampled_from([", ", ",", " ,\n "]))
+    return ("{" + spacing.join(parts) + "}").encode("utf-8", "surrogatepass")
+
+
+def _header_or_code(parse: Any, raw: bytes) -> Any:
+    try:
+        return parse(raw)
+    except RemoteProtocolError as exc:
+        return exc.code
+
+
+@given(raw=header_texts() | st.binary(max_size=80))
+def test_fast_and_exact_header_parsers_agree(raw: bytes) -> None:
+    protocol = MessageProtocol(max_content_length=2**80)
+    fast = _header_or_code(protocol._parse_header, raw)
+    exact = _header_or_code(protocol._parse_header_exactly, raw)
+    assert fast == exact
+
+
+@given(content=search_contents() | st.binary(max_size=64))
+def test_fast_and_exact_request_paths_agree(content: bytes) -> None:
+    # "utf_8" is UTF-8 under a name the fast path does not take, so the same
+    # bytes go down the exact path.
+    fast = SearchApp().respond(Message(content, "text/json", "utf-8"))
+    exact = SearchApp().respond(Message(content, "text/json", "utf_8"))
+    assert isinstance(fast, Reply) and isinstance(exact, Reply)
+    assert fast.error == exact.error
+    if fast.error is None:
+        # (Error texts may quote the encoding's name, which differs here.)
+        assert fast.message.content == exact.message.content

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import attrs
 import orjson
 
+from ._cache import remember
 from ._engine import SearchIndex
 from ._errors import RequestError, TrioSearchError, excerpt
 from ._index import BUILTIN_INDEX, builtin_search_index, index_of_mapping
@@ -178,11 +179,10 @@ class SearchApp:
                     # Kept only if the data did not change while answering.
                     if (
                         len(request.content) <= REPLY_CACHE_MAX_CONTENT_LENGTH
-                        and len(cache) < REPLY_CACHE_ENTRIES
                         and self._replies_of == version
                         and version[0].generation == version[1]
                     ):
-                        cache[request.content] = reply
+                        remember(cache, request.content, reply, REPLY_CACHE_ENTRIES)
                     return reply
         try:
             body = decode_json(request.content, request.content_encoding)
@@ -237,6 +237,9 @@ class SearchApp:
             if index.documents <= self.inline_documents and all(w.typos < 2 for w in words):
                 return self._query(index, text, options)
             return Deferred(functools.partial(self._query, index, text, options))
+        if action == "health":
+            # For load balancers' checks: cheap, and always the same bytes.
+            return Reply(json_response({"result": "ok"}))
         if action == "stats" and self.stats is not None:
             return Reply(json_response({"result": {**self.stats(), **self._index_stats()}}))
         return Reply(

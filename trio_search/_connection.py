@@ -52,21 +52,39 @@ from ._limits import (
     RECEIVE_SIZE,
 )
 from ._log_limit import PeerWarnings
-from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal
+from ._net import format_address
+from ._protocol import CLOSED, NEED_DATA, MessageProtocol
+from ._proxy_protocol import ProxyHeader, ProxyHeaderParser
 from ._settings import ServerSettings
 from ._stats import ServerStats
-from ._transport import Transport, close_stream, transport_for
+from ._timer import ConnectionTimer, Waiting
+from ._transport import PrefixedStream, Transport, close_stream, socket_of, transport_for
 
 logger = logging.getLogger("trio_search")
 
 
-class _Wait(enum.Enum):
-    """What a connection waits for, which says what a timeout means."""
+class _Outcome(enum.Enum):
+    """How a run of :meth:`ServerConnection._serve_requests` ended."""
 
-    IDLE = "the next request"
-    REQUEST = "the rest of a request"
-    SEND = "the client to take its answers"
-    WORK = "a worker thread"
+    #: The connection is over: the peer closed, broke the framing, or a
+    #: shutdown reached it.
+    ENDED = "ended"
+    #: The timer fired just as bytes arrived: the bytes win, and serving goes
+    #: on under a new timer.
+    TIMER_SPENT = "timer spent"
+
+
+@attrs.frozen
+class _Batch:
+    """The requests answered from what has arrived, and what ended the batch:
+    more bytes needed (the default), the peer's end of file (``closed``),
+    broken framing (``broken``), or an answer that needs a worker thread
+    (``work``)."""
+
+    replies: list[Reply]
+    closed: bool = False
+    broken: RemoteProtocolError | None = None
+    work: Deferred | None = None
 
 
 class IdleConnections:
@@ -127,8 +145,7 @@ class ServerConnection:
     #: Closed to make room for a new client at the connection limit.
     _evicted: bool = attrs.field(default=False, init=False)
     #: Bounds every wait; see the module's theory of operation.
-    _timer: trio.CancelScope | None = attrs.field(default=None, init=False)
-    _waiting_for: _Wait = attrs.field(default=_Wait.IDLE, init=False)
+    _timer: ConnectionTimer = attrs.field(factory=ConnectionTimer, init=False)
     #: When the current wait between requests began: accept, or the last response.
     _idle_since: float = attrs.field(factory=trio.current_time, init=False)
     #: When the request being received must be complete.
@@ -149,12 +166,8 @@ class ServerConnection:
         connection before the client has read those answers.
         """
         self._closing = True
-        if (
-            self._timer is not None
-            and self._waiting_for is _Wait.IDLE
-            and not self._transport.has_pending_input()
-        ):
-            self._timer.cancel()
+        if not self._transport.has_pending_input():
+            self._timer.cancel_if_waiting_for(Waiting.IDLE)
 
     def evict(self) -> None:
         """Close this idle connection to make room for a new client."""
@@ -187,64 +200,79 @@ class ServerConnection:
             await self._transport.aclose()
 
     async def _serve(self) -> None:
-        if isinstance(self.stream, trio.SSLStream) and not await self._tls_handshake():
-            return
         protocol = MessageProtocol(
             max_header_length=self.settings.max_header_length,
             max_content_length=self.settings.max_content_length,
         )
+        if self.settings.proxy_protocol:
+            after_header = await self._read_proxy_header()
+            if after_header is None:
+                return
+            context = self.settings.ssl_context
+            if context is not None:
+                # TLS starts after the PROXY header: the bytes read past it
+                # are the start of the handshake.
+                self.stream = trio.SSLStream(
+                    PrefixedStream(self.stream, after_header),
+                    context,
+                    server_side=True,
+                    https_compatible=True,
+                )
+                self._transport = transport_for(self.stream)
+            elif after_header:
+                protocol.receive_data(after_header)
+        if isinstance(self.stream, trio.SSLStream) and not await self._tls_handshake():
+            return
         while True:
-            with trio.CancelScope() as timer:
-                self._timer = timer
-                if await self._serve_requests(protocol, timer):
-                    return
-            self._timer = None
-            if timer.cancelled_caught:
+            with self._timer.scope() as scope:
+                outcome = await self._serve_requests(protocol)
+            self._timer.done()
+            if scope.cancelled_caught:
                 await self._timed_out()
+                return
+            if outcome is _Outcome.ENDED:
                 return
             # The timer was spent by a race with arriving bytes: a new one.
 
-    async def _serve_requests(self, protocol: MessageProtocol, timer: trio.CancelScope) -> bool:
-        """Serve until the connection ends (True) or ``timer`` is spent by
-        bytes that arrived as it fired (False: call again with a new timer).
-        A timeout raises ``Cancelled``, caught by ``timer``."""
+    async def _serve_requests(self, protocol: MessageProtocol) -> _Outcome:
+        """Serve until the connection ends, or the timer is spent by bytes
+        that arrived as it fired (call again with a new timer). A timeout
+        raises ``Cancelled``, caught by the timer's scope."""
         transport = self._transport
         request_began = False
         while True:
-            replies, stop = self._answer_ready(protocol)
-            while isinstance(stop, Deferred):
+            batch = self._answer_ready(protocol)
+            replies = batch.replies
+            while batch.work is not None:
                 # An answer that needs blocking work: made in a worker thread,
                 # in its place among the replies. Those before it go out
                 # first: the work may wait for a thread, and time out.
                 if replies:
-                    await self._send(replies, timer)
+                    await self._send(replies)
                     replies = []
-                replies.append(self._counted(await self._respond_in_worker(stop, timer)))
-                more, stop = self._answer_ready(protocol)
-                replies += more
-            if isinstance(stop, RemoteProtocolError):
+                replies.append(self._counted(await self._respond_in_worker(batch.work)))
+                batch = self._answer_ready(protocol)
+                replies += batch.replies
+            if batch.broken is not None:
                 # Answer what arrived intact, then report the broken framing.
-                self._report_error(stop)
-                replies.append(error_reply(stop))
-                await self._send(replies, timer)
-                self._waiting_for = _Wait.SEND
-                timer.deadline = math.inf  # lingering has a bound of its own
+                self._report_error(batch.broken)
+                replies.append(error_reply(batch.broken))
+                await self._send(replies)
+                self._timer.wait_for(Waiting.LINGER)
                 await self._linger_close()
-                return True
+                return _Outcome.ENDED
             self._charge(protocol)  # the answered requests' bytes are freed
             if replies:
-                await self._send(replies, timer)
+                await self._send(replies)
                 self._idle_since = trio.current_time()
-            if stop is CLOSED:
+            if batch.closed:
                 logger.debug("%s: closed by peer", self.peer)
-                return True
+                return _Outcome.ENDED
             mid_message = protocol.mid_message
             if self._closing and not mid_message and not transport.has_pending_input():
                 logger.debug("%s: closed for shutdown", self.peer)
-                return True
-            self._arm_for_next_read(
-                timer, mid_message, request_began=request_began or bool(replies)
-            )
+                return _Outcome.ENDED
+            self._arm_for_next_read(mid_message, request_began=request_began or bool(replies))
             # Hold nothing of the last batch while waiting, which is most of
             # an idle connection's life.
             del replies
@@ -262,35 +290,30 @@ class ServerConnection:
             protocol.receive_data(data)
             del data  # copied into the protocol's buffer
             self._charge(protocol)
-            if timer.cancel_called:
+            if self._timer.spent:
                 if request_began:
                     # The next call cannot tell: start the request's time here.
                     self._request_deadline = trio.current_time() + self.settings.request_timeout
-                return False
+                return _Outcome.TIMER_SPENT
 
-    def _answer_ready(
-        self, protocol: MessageProtocol
-    ) -> tuple[list[Reply], Deferred | Signal | RemoteProtocolError]:
+    def _answer_ready(self, protocol: MessageProtocol) -> _Batch:
         """Answer the complete requests the protocol object holds, in order,
-        up to one whose answer needs a worker thread.
-
-        Returns:
-            The replies, and what ended the batch: ``NEED_DATA``, ``CLOSED``,
-            the framing error met after the requests answered, or the work
-            for the caller to run in a worker thread.
-        """
+        up to one whose answer needs a worker thread, a broken frame, or the
+        end of what has arrived."""
         respond = self.app.respond
         replies: list[Reply] = []
         while True:
             try:
                 request = protocol.next_message()
             except RemoteProtocolError as exc:
-                return replies, exc
-            if request is NEED_DATA or request is CLOSED:
-                return replies, request
+                return _Batch(replies, broken=exc)
+            if request is NEED_DATA:
+                return _Batch(replies)
+            if request is CLOSED:
+                return _Batch(replies, closed=True)
             answer = respond(request)
             if isinstance(answer, Deferred):
-                return replies, answer
+                return _Batch(replies, work=answer)
             replies.append(self._counted(answer))
 
     def _charge(self, protocol: MessageProtocol) -> None:
@@ -308,9 +331,7 @@ class ServerConnection:
             self.warnings.warning(self.peer, "request refused (%s)", reply.error)
         return reply
 
-    def _arm_for_next_read(
-        self, timer: trio.CancelScope, mid_message: bool, request_began: bool
-    ) -> None:
+    def _arm_for_next_read(self, mid_message: bool, request_began: bool) -> None:
         """Point the timer at the deadline of what the next read waits for.
 
         ``request_began``: the bytes buffered were all read just now (after a
@@ -318,31 +339,29 @@ class ServerConnection:
         answered), so an unfinished request's time starts now.
         """
         if not mid_message:
-            self._waiting_for = _Wait.IDLE
-            timer.deadline = self._idle_since + self.settings.idle_timeout
+            self._timer.wait_for(Waiting.IDLE, self._idle_since + self.settings.idle_timeout)
             self.idle.waiting(self)
             return
         if request_began:
             self._request_deadline = trio.current_time() + self.settings.request_timeout
-        self._waiting_for = _Wait.REQUEST
-        timer.deadline = self._request_deadline
+        self._timer.wait_for(Waiting.REQUEST, self._request_deadline)
 
     async def _timed_out(self) -> None:
         """Close after the timer fired, telling the client where it can."""
-        waiting_for = self._waiting_for
-        if waiting_for is _Wait.IDLE and self._evicted:
+        waiting_for = self._timer.waiting_for
+        if waiting_for is Waiting.IDLE and self._evicted:
             logger.info(
                 "%s: closed after %.1f s idle, to make room for a new client (--max-connections)",
                 self.peer,
                 trio.current_time() - self._idle_since,
             )
             self.stats.count_error("evicted_idle")
-        elif waiting_for is _Wait.IDLE and self._closing:
+        elif waiting_for is Waiting.IDLE and self._closing:
             logger.debug("%s: idle connection closed for shutdown", self.peer)
-        elif waiting_for is _Wait.IDLE:
+        elif waiting_for is Waiting.IDLE:
             logger.info("%s: idle for %g s; closing", self.peer, self.settings.idle_timeout)
             self.stats.count_error("idle_timeout")
-        elif waiting_for is _Wait.REQUEST:
+        elif waiting_for is Waiting.REQUEST:
             error = RemoteProtocolError(
                 f"request not received within {self.settings.request_timeout:g} s",
                 code="request_timeout",
@@ -355,7 +374,7 @@ class ServerConnection:
                 self._log_send_timeout(CLOSING_SEND_TIMEOUT)
             else:
                 await self._linger_close()
-        elif waiting_for is _Wait.WORK:
+        elif waiting_for is Waiting.WORK:
             overloaded = TrioSearchError(
                 f"server overloaded: request not answered within "
                 f"{self.settings.request_timeout:g} s",
@@ -368,40 +387,74 @@ class ServerConnection:
         else:
             self._log_send_timeout(self.settings.request_timeout)
 
-    async def _respond_in_worker(self, deferred: Deferred, timer: trio.CancelScope) -> Reply:
+    async def _respond_in_worker(self, deferred: Deferred) -> Reply:
         """Run an answer's blocking work in a worker thread, so it never
         stalls the other connections; its result becomes the reply here, on
         the event loop (where the application may call Trio)."""
         # Waiting for a thread counts toward the request timeout. The work
         # itself cannot be interrupted, and the content and query limits
         # bound it: it has no deadline.
-        self._waiting_for = _Wait.WORK
-        timer.deadline = trio.current_time() + self.settings.request_timeout
+        self._timer.wait_for(Waiting.WORK, trio.current_time() + self.settings.request_timeout)
         while True:
             async with self.decode_limiter:
                 if self._transport.peer_has_gone():
                     # Reset while its work waited: nobody would read the answer.
                     raise trio.BrokenResourceError("the client went away before its answer")
-                timer.deadline = math.inf
+                self._timer.wait_for(Waiting.WORK)  # no deadline once it runs
                 result = await trio.to_thread.run_sync(deferred.work)
             answer = deferred.finish(result)
             if isinstance(answer, Reply):
                 return answer
             deferred = answer
 
-    async def _send(self, replies: list[Reply], timer: trio.CancelScope) -> None:
+    async def _send(self, replies: list[Reply]) -> None:
         """Write ``replies`` in order, in one write: at once if the kernel
         takes them (the usual case), else within the request timeout."""
         data = b"".join([reply.wire for reply in replies])
         sent = self._transport.send_now(data)
         if sent < len(data):
-            self._waiting_for = _Wait.SEND
-            timer.deadline = trio.current_time() + self.settings.request_timeout
+            self._timer.wait_for(Waiting.SEND, trio.current_time() + self.settings.request_timeout)
             await self._transport.send_all(memoryview(data)[sent:] if sent else data)
 
     def _log_send_timeout(self, limit: float) -> None:
         self.warnings.warning(self.peer, "response not taken within %g s; closing", limit)
         self.stats.count_error("send_timeout")
+
+    async def _read_proxy_header(self) -> bytes | None:
+        """Read the PROXY protocol header a trusted balancer sends first, and
+        take the client's address from it. Returns the bytes read past the
+        header, or ``None`` (logged, counted) when the connection must end:
+        an untrusted peer, a malformed header, or none within the request
+        timeout."""
+        sock = socket_of(self.stream)
+        address = sock.getpeername()[0] if sock is not None else None
+        if not isinstance(address, str) or not self.settings.trusted_proxies.is_trusted(address):
+            self.warnings.warning(
+                self.peer, "PROXY protocol header expected from a trusted proxy only; closing"
+            )
+            self.stats.count_error("untrusted_proxy")
+            return None
+        parser = ProxyHeaderParser()
+        with trio.move_on_after(self.settings.request_timeout):
+            try:
+                while (header := parser.next_event()) is NEED_DATA:
+                    parser.receive_data(await self._transport.receive(RECEIVE_SIZE))
+            except RemoteProtocolError as exc:
+                self.warnings.warning(self.peer, "%s (%s); closing", exc.message, exc.code)
+                self.stats.count_error(exc.code)
+                return None
+            assert isinstance(header, ProxyHeader)
+            if header.source is not None:
+                logger.debug(
+                    "%s: PROXY header: client %s", self.peer, format_address(header.source)
+                )
+                self.peer = format_address(header.source)
+            return parser.trailing_data
+        self.warnings.warning(
+            self.peer, "no PROXY header within %g s; closing", self.settings.request_timeout
+        )
+        self.stats.count_error("proxy_header_timeout")
+        return None
 
     async def _tls_handshake(self) -> bool:
         assert isinstance(self.stream, trio.SSLStream)

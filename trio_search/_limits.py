@@ -64,6 +64,10 @@ DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
 #: Seconds in-flight requests get to finish after a shutdown signal.
 DEFAULT_SHUTDOWN_GRACE = 10.0
 
+#: Peers trusted to send a PROXY protocol header unless told otherwise: a
+#: balancer on the same machine. Anything wider must be said explicitly.
+DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128"
+
 #: The tutorial's port.
 DEFAULT_PORT = 65432
 

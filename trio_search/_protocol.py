@@ -36,6 +36,7 @@ from typing import Any, Final, Literal, NamedTuple, NoReturn
 import attrs
 import orjson
 
+from ._cache import remember
 from ._errors import LocalProtocolError, RemoteProtocolError, excerpt
 from ._limits import (
     DEFAULT_MAX_CONTENT_LENGTH,
@@ -77,7 +78,8 @@ class _Header(NamedTuple):
 # Clients send the same few headers over and over (the same query has the
 # same content-length), so headers of the usual four keys are remembered by
 # their exact bytes, shared by every protocol object. Bounded in entries and
-# key length so that clients sending ever new headers cannot grow it.
+# key length so that clients sending ever new headers cannot grow it (and
+# emptied when full: see trio_search._cache).
 _known_headers: dict[bytes, _Header] = {}
 #: Headers remembered, at most, in entries.
 _KNOWN_HEADERS = 1024
@@ -236,8 +238,8 @@ class MessageProtocol:
                 header = _Header(
                     content_length, content_type, content_encoding, byteorder, EMPTY_HEADERS
                 )
-                if len(raw) <= _KNOWN_HEADER_MAX_LENGTH and len(_known_headers) < _KNOWN_HEADERS:
-                    _known_headers[raw] = header
+                if len(raw) <= _KNOWN_HEADER_MAX_LENGTH:
+                    remember(_known_headers, raw, header, _KNOWN_HEADERS)
                 return header
         return self._parse_header_exactly(raw)
 
@@ -332,8 +334,7 @@ def _header_stem(byteorder: str, content_type: str, content_encoding: str) -> by
         }
         # Drop the closing brace; the length and the brace are appended later.
         stem = _json_header_bytes(fields)[:-1] + b', "content-length": '
-        if len(_header_stem_cache) < _HEADER_STEM_CACHE_SIZE:
-            _header_stem_cache[key] = stem
+        remember(_header_stem_cache, key, stem, _HEADER_STEM_CACHE_SIZE)
     return stem
 
 

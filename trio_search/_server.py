@@ -226,7 +226,9 @@ class SearchServer:
         else:
             tcp_listeners = await _open_tcp_listeners(self.settings.port, host)
         context = self.settings.ssl_context
-        if context is None:
+        if context is None or self.settings.proxy_protocol:
+            # With the PROXY protocol, TLS starts after its header: each
+            # connection wraps itself once it has read it.
             self._own_listeners += tcp_listeners
             return list(tcp_listeners)
         # Our messages are self-delimiting, so a peer closing without TLS's
@@ -342,7 +344,7 @@ class SearchServer:
     def _wrap_accepted(self) -> Callable[[trio.SocketStream], trio.abc.Stream]:
         """What :meth:`open_listeners`' listeners make of an accepted TCP stream."""
         context = self.settings.ssl_context
-        if context is None:
+        if context is None or self.settings.proxy_protocol:
             return lambda stream: stream
         return lambda stream: trio.SSLStream(
             stream, context, server_side=True, https_compatible=True

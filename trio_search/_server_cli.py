@@ -39,12 +39,14 @@ from ._limits import (
     DEFAULT_PORT,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_TRUSTED_PROXIES,
     MAX_ENCODABLE_HEADER_LENGTH,
 )
 from ._memory import return_freed_memory
 from ._net import format_address
 from ._server import SearchServer
 from ._settings import ServerSettings
+from ._trusted_proxies import TrustedProxies
 from ._workers import WorkerStartupError, supervise, watch_supervisor
 
 PROG = "trio-search-server"
@@ -184,6 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Internal: run as worker K of a --workers supervisor.
     procs.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)
+    proxy = parser.add_argument_group("behind a load balancer")
+    proxy.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help=(
+            "every connection starts with a PROXY protocol header, v1 or v2 (HAProxy "
+            "send-proxy / send-proxy-v2, nginx proxy_protocol): logs, stats and metrics "
+            "show the client's address it carries. A connection from an address not in "
+            "--trusted-proxies, or with a bad header, is closed"
+        ),
+    )
+    proxy.add_argument(
+        "--trusted-proxies",
+        metavar="CIDR,...",
+        default=DEFAULT_TRUSTED_PROXIES,
+        help="the balancers allowed to send the PROXY header",
+    )
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve over TLS")
     tls.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
@@ -386,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_buffered_bytes=args.max_buffered_bytes,
             shutdown_grace=args.shutdown_grace,
             ssl_context=_tls_context(args.tls_cert, args.tls_key),
+            proxy_protocol=args.proxy_protocol,
+            trusted_proxies=TrustedProxies.parse(args.trusted_proxies),
             reuse_port=args.worker is not None,
         )
     except ConfigurationError as exc:

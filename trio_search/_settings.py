@@ -17,8 +17,10 @@ from ._limits import (
     DEFAULT_PORT,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_TRUSTED_PROXIES,
     MAX_ENCODABLE_HEADER_LENGTH,
 )
+from ._trusted_proxies import TrustedProxies
 
 
 def _non_negative_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -84,6 +86,14 @@ class ServerSettings:
         shutdown_grace: Seconds requests in progress get to finish once a
             graceful shutdown begins.
         ssl_context: Serve TLS with this server-side context, or plain TCP.
+        proxy_protocol: Every connection starts with a PROXY protocol
+            header (v1 or v2, as HAProxy's ``send-proxy``/``send-proxy-v2``
+            and nginx send it), read under the request timeout, before any
+            TLS handshake; logs, stats and metrics then show the client's
+            address it carries.
+        trusted_proxies: The peers allowed to send that header (the load
+            balancers); a connection from any other address is closed with
+            a log line. Loopback only by default.
         reuse_port: Set SO_REUSEPORT before binding, so several processes
             can listen on the same port and the kernel spreads connections
             over them (``--workers``).
@@ -106,4 +116,8 @@ class ServerSettings:
     )
     shutdown_grace: float = attrs.field(default=DEFAULT_SHUTDOWN_GRACE, validator=_seconds)
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
+    proxy_protocol: bool = False
+    trusted_proxies: TrustedProxies = attrs.field(
+        factory=lambda: TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES)
+    )
     reuse_port: bool = False

@@ -225,6 +225,42 @@ async def send(transport: Transport, data: bytes) -> None:
         await transport.send_all(memoryview(data)[sent:] if sent else data)
 
 
+@attrs.define(eq=False)
+class PrefixedStream(trio.abc.Stream):
+    """``stream`` with ``prefix`` (bytes already read from it) returned
+    first: what is left after a PROXY header, for the TLS layer above to
+    read as if it had never been taken out."""
+
+    stream: trio.abc.Stream
+    prefix: bytes
+
+    @property
+    def transport_stream(self) -> trio.abc.Stream:
+        return self.stream
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self.prefix:
+            size = len(self.prefix) if max_bytes is None else max_bytes
+            data, self.prefix = self.prefix[:size], self.prefix[size:]
+            await trio.lowlevel.checkpoint()
+            return data
+        return await self.stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        send_eof = getattr(self.stream, "send_eof", None)
+        if send_eof is not None:
+            await send_eof()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
 def transport_for(stream: trio.abc.Stream) -> Transport:
     """The transport for ``stream``: direct socket I/O for exactly a plain
     ``trio.SocketStream`` (not a subclass, which may buffer), the stream's
