@@ -1,6 +1,8 @@
 """The search benchmark's report: targets, the Markdown section, RESULTS.md.
 
-The section goes between :data:`START` and :data:`END` in
+``python benchmarks/search/report.py`` renders the section again from
+benchmarks/search_results.json (after a change to this file, no rerun
+needed). The section goes between :data:`START` and :data:`END` in
 benchmarks/RESULTS.md; everything else in that file (the keep-alive,
 pipelined and oneshot results of benchmarks/run.py) is left as it is, and
 run.py keeps this section when it rewrites the file.
@@ -8,6 +10,7 @@ run.py keeps this section when it rewrites the file.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +115,13 @@ def fmt(value: float | str | None, digits: int = 0) -> str:
     if isinstance(value, str):
         return value
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def qps(value: float | None) -> str:
+    """Queries/s: whole numbers, but two decimals below 10 (FTS5 on frequent words)."""
+    if value is None:
+        return "-"
+    return fmt(value, 2 if value < 10 else 0)
 
 
 def ratio(value: float | None, reference: float | None) -> str:
@@ -219,7 +229,7 @@ def _render_corpus(name: str, corpus: dict[str, Any]) -> list[str]:
                 for engine in ENGINES
             }
             lines.append(
-                f"| {kind} | {conns} | {fmt(_qps(ours))} | {fmt(_qps(peer))} "
+                f"| {kind} | {conns} | {qps(_qps(ours))} | {qps(_qps(peer))} "
                 f"| {ratio(_qps(ours), _qps(peer))} | {latency(ours)} | {latency(peer)} "
                 f"| {fmt(_cpu(ours), 1)} | {fmt(_cpu(peer), 1)} | {ratio(_cpu(ours), _cpu(peer))} "
                 f"| {fmt(engine['trio_search'], 1)} | {fmt(engine['sqlite_fts5'], 1)} "
@@ -271,7 +281,7 @@ def _render_open_loop(results: dict[str, Any]) -> list[str]:
             lag = run.get("send_lag_ms") or {}
             lines.append(
                 f"| {name} ({corpus['documents']:,}) | {engine} | {fmt(run['rate_offered'])} "
-                f"| {fmt(run['queries_per_second'])} | {fmt(ms['p50'], 2)} | {fmt(ms['p99'], 2)} "
+                f"| {qps(run['queries_per_second'])} | {fmt(ms['p50'], 2)} | {fmt(ms['p99'], 2)} "
                 f"| {fmt(ms['max'], 2)} | {run['unanswered_at_end']:,} | {fmt(lag.get('p99'), 2)} "
                 f"| {fmt(run['server_cpu_us_per_query'], 1)} | {sum(run['errors'].values())} |"
             )
@@ -341,3 +351,14 @@ def replace_section(text: str, section: str) -> str:
         _, after = rest.split(END, 1)
         return f"{before}{section}{after}"
     return f"{text.rstrip()}\n\n{section}\n"
+
+
+def main() -> None:
+    """Render RESULTS.md's search section again from the raw results."""
+    results = json.loads(RAW.read_text(encoding="utf-8"))
+    results["targets"] = targets(results)
+    update_results(RESULTS, render(results))
+
+
+if __name__ == "__main__":
+    main()
