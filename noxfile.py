@@ -4,7 +4,11 @@
 - lint: ruff's linter and formatter check.
 - typecheck: mypy --strict on the package.
 - fuzz: the hypothesis properties, run far longer than in ``tests``.
-- bench: the side-by-side benchmark against peer servers (not part of CI).
+- bench: the side-by-side benchmarks against peer servers (not part of CI):
+  benchmarks/run.py (the tutorial's protocol), then the search benchmark
+  (benchmarks/search/bench.py, trio_search against SQLite FTS5);
+  ``nox -s bench -- --quick`` runs both briefly.
+- bench_search: the search benchmark alone (``-- --quick`` for a short run).
 - hostile: the hostile-load suite, attacks measured against the server (not
   part of CI).
 """
@@ -55,15 +59,36 @@ def fuzz(session: nox.Session) -> None:
     )
 
 
+#: Options of benchmarks/run.py for ``nox -s bench -- --quick``.
+QUICK_RUN_OPTIONS = ["--duration", "2", "--repeats", "1"]
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """trio_search against the peer servers; writes benchmarks/RESULTS.md.
 
-    Takes about 5 minutes with the defaults; options go to benchmarks/run.py,
-    e.g. ``nox -s bench -- --duration 10 --repeats 5``.
+    Runs benchmarks/run.py (about 5 minutes with the defaults; its options
+    pass through, e.g. ``nox -s bench -- --duration 10 --repeats 5``), then
+    the search benchmark (benchmarks/search/bench.py, about 15 minutes the
+    first time, which generates and caches a 1,000,000-document corpus).
+    ``nox -s bench -- --quick`` runs both briefly (100,000 generated documents).
     """
     session.install(".", "orjson", "uvloop")
-    session.run("python", "benchmarks/run.py", *session.posargs)
+    quick = "--quick" in session.posargs
+    options = [arg for arg in session.posargs if arg != "--quick"]
+    session.run("python", "benchmarks/run.py", *(QUICK_RUN_OPTIONS if quick else []), *options)
+    session.run("python", "benchmarks/search/bench.py", *(["--quick"] if quick else []))
+
+
+@nox.session
+def bench_search(session: nox.Session) -> None:
+    """The search benchmark alone: trio_search against SQLite FTS5.
+
+    Options go to benchmarks/search/bench.py: ``--quick`` for 100,000
+    generated documents and short runs, ``--help`` for the rest.
+    """
+    session.install(".", "orjson", "uvloop")
+    session.run("python", "benchmarks/search/bench.py", *session.posargs)
 
 
 @nox.session

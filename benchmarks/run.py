@@ -456,6 +456,23 @@ def render_summary(
     return "\n".join(lines)
 
 
+#: The search benchmark's section of RESULTS.md (benchmarks/search/report.py),
+#: kept when this script rewrites the file.
+SEARCH_START, SEARCH_END = "<!-- search:start -->", "<!-- search:end -->"
+
+
+def keep_search_section(path: Path, table: str) -> str:
+    """``table``, followed by the search section ``path`` already holds, if any."""
+    try:
+        old = path.read_text(encoding="utf-8")
+    except OSError:
+        return table
+    if SEARCH_START not in old or SEARCH_END not in old:
+        return table
+    section = SEARCH_START + old.split(SEARCH_START, 1)[1].split(SEARCH_END, 1)[0] + SEARCH_END
+    return f"{table.rstrip()}\n\n{section}\n"
+
+
 def update_docs(summary: str) -> bool:
     """Put ``summary`` between the results markers of docs/performance.md."""
     start, end = "<!-- results:start -->", "<!-- results:end -->"
@@ -550,7 +567,8 @@ def main() -> int:
                 server.stop()
     info["loadavg_after"] = load_average()
     medians = {cell: cell_median(results) for cell, results in runs.items()}
-    args.output.write_text(render(medians, servers, workloads, info, args), encoding="utf-8")
+    table = render(medians, servers, workloads, info, args)
+    args.output.write_text(keep_search_section(args.output, table), encoding="utf-8")
     full_run = servers == list(SERVERS) and workloads == list(WORKLOADS)
     if full_run and args.output == parser.get_default("output"):
         summary = render_summary(medians, servers, workloads, info, args)
