@@ -50,7 +50,7 @@ from ._message import EMPTY_HEADERS, REQUIRED_HEADER_KEYS, Message
 class Signal(enum.Enum):
     """What :meth:`MessageProtocol.next_message` returns instead of a message."""
 
-    #: No complete message is buffered: feed more bytes.
+    #: No complete message is buffered; feed more bytes.
     NEED_DATA = "NEED_DATA"
     #: The peer closed the stream cleanly, between two messages.
     CLOSED = "CLOSED"
