@@ -95,7 +95,7 @@ async def free_port() -> int:
     return port
 
 
-@pytest.mark.parametrize("how", ["script", "module"])
+@pytest.mark.parametrize("how", ["script", "module", "package"])
 async def test_server_answers_client_then_stops_on_sigint(how: str) -> None:
     async with server_subprocess(how=how) as server:
         port = port_of(server)
