@@ -560,3 +560,22 @@ async def test_client_tls_to_a_plaintext_server_that_answers_hints(
     error = one_line_error(result, "trio-search-client")
     assert f"connection to 127.0.0.1:{port} failed: [SSL" in error
     assert "the server may not speak TLS (try without --tls)" in error
+
+
+async def test_client_output_to_a_closed_pipe_is_no_traceback(nursery: trio.Nursery) -> None:
+    # trio-search-client ... | head: the reader may go before the answer is printed.
+    _, port = await start_fake_server(nursery, serve_one_request_then_close)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        with trio.fail_after(TIMEOUT):
+            result = await trio.run_process(
+                [*client_command(), "127.0.0.1", str(port), "search", "morpheus"],
+                stdout=write_end,
+                capture_stderr=True,
+                check=False,
+                env=ENV,
+            )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, b"")

@@ -26,6 +26,7 @@ from ._cli_common import (
     port_number,
     positive_int,
     seconds,
+    stdout_gone,
 )
 from ._client import decode_response_json, open_client, parse_query_answer, query_request
 from ._errors import ErrorResponse, ServerResponseError
@@ -390,9 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == QUERY_ACTION:
             return print_query_answer(args, response, where)
         line, is_error = describe_response(response)
+        print(line, flush=True)
     except ServerResponseError as exc:
         return fail(PROG, f"bad response from {where}: {exc.message}")
-    print(line, flush=True)
+    except BrokenPipeError:  # e.g. | head: the reader has all it wanted
+        return stdout_gone()
     return 1 if is_error else 0
 
 
