@@ -1,8 +1,9 @@
-"""Developer sessions: ``nox -s tests lint typecheck`` is what CI runs.
+"""Developer sessions: ``nox -s tests lint typecheck docs`` is what CI runs.
 
 - tests: the test suite (fast: timeouts run on Trio's autojump clock).
 - lint: ruff's linter and formatter check.
 - typecheck: mypy --strict on the package.
+- docs: the Sphinx site from docs/, warnings as errors, into docs/_build.
 - fuzz: the hypothesis properties, run far longer than in ``tests``.
 - bench: the side-by-side benchmarks against peer servers (not part of CI):
   benchmarks/run.py (the tutorial's protocol), then the search benchmark
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -42,6 +43,28 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install(".", "mypy>=1.10")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into docs/_build/html.
+
+    Every warning is an error (``-W``), every cross-reference must resolve
+    (``-n``); ``--keep-going`` reports them all before failing. Extra
+    arguments go to sphinx-build, e.g. ``nox -s docs -- -b linkcheck``.
+    """
+    session.install(".[docs]")
+    session.run(
+        "sphinx-build",
+        "-b",
+        "html",
+        "-W",
+        "--keep-going",
+        "-n",
+        "docs",
+        "docs/_build/html",
+        *session.posargs,
+    )
 
 
 @nox.session

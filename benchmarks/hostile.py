@@ -36,6 +36,18 @@ import attrs
 import trio
 
 HERE = Path(__file__).resolve().parent
+
+
+def _repository_relative(part: str) -> str:
+    """A command's part as the report shows it: a path inside the repository
+    relative to it, so that no machine's own folders end up in a committed
+    file; anything else as is."""
+    try:
+        return str(Path(part).resolve().relative_to(HERE.parent))
+    except ValueError:
+        return part
+
+
 sys.path.insert(0, str(HERE))
 
 from hostile_suite import floods, memory, regressions, shutdown  # noqa: E402
@@ -346,7 +358,7 @@ def main() -> None:
         "quick": args.quick,
         "only": args.only,
         "seconds": round(time.monotonic() - started),
-        "server_command": " ".join(server_command()),
+        "server_command": " ".join(_repository_relative(part) for part in server_command()),
     }
     output = args.output
     if output is None and not args.quick and not args.only:

@@ -192,9 +192,11 @@ SET_NOFILE_THEN_EXEC = (
 def server_command(how: str = "script") -> list[str]:
     """How to run ``trio-search-server``: its console script next to this
     Python (the editable dev venv and nox's installed venv both have one),
-    or ``python -m``."""
+    ``python -m`` on its module, or ``python -m trio_search`` ("package")."""
     if how == "module":
         return [sys.executable, "-m", "trio_search._server_cli"]
+    if how == "package":
+        return [sys.executable, "-m", "trio_search"]
     script = shutil.which("trio-search-server", path=os.path.dirname(sys.executable))
     assert script is not None, f"trio-search-server is not installed next to {sys.executable}"
     return [script]

@@ -95,7 +95,7 @@ async def free_port() -> int:
     return port
 
 
-@pytest.mark.parametrize("how", ["script", "module"])
+@pytest.mark.parametrize("how", ["script", "module", "package"])
 async def test_server_answers_client_then_stops_on_sigint(how: str) -> None:
     async with server_subprocess(how=how) as server:
         port = port_of(server)
@@ -476,3 +476,106 @@ def test_query_lines_in_bold_on_a_terminal(
     assert use_bold()
     monkeypatch.setenv("NO_COLOR", "1")
     assert not use_bold()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["stats"], {"action": "stats"}),
+        (["stats", "-"], {"action": "stats", "value": "-"}),
+        (["stats", "-", "--json"], {"action": "stats", "value": "-"}),
+    ],
+    ids=" ".join,
+)
+async def test_client_stats_needs_no_value(
+    nursery: trio.Nursery, args: list[str], expected: dict[str, str]
+) -> None:
+    received: list[Message] = []
+
+    async def recording_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            received.extend(await read_messages(stream, 1))
+            await stream.send_all(json_response({"result": {"requests": 0}}))
+
+    _, port = await start_fake_server(nursery, recording_server)
+    result = await run([*client_command(), "127.0.0.1", str(port), *args])
+    assert (result.returncode, result.stdout) == (0, b"Got result: {'requests': 0}\n"), result
+    (request,) = received
+    assert request.content_type == "text/json"
+    assert result_of(request) == expected
+
+
+async def test_client_stats_from_a_real_server() -> None:
+    async with server_subprocess() as server:
+        result = await run([*client_command(), "127.0.0.1", str(port_of(server)), "stats"])
+    assert result.returncode == 0, result
+    assert result.stdout.startswith(b"Got result: {'connections_open': 1,")
+
+
+@pytest.mark.parametrize("action", ["search", "query", "binary"])
+async def test_client_needs_a_value_for_other_actions(action: str) -> None:
+    result = await run([*client_command(), "127.0.0.1", "1", action])
+    assert result.returncode == 2
+    assert f"ACTION '{action}' needs a VALUE" in one_line_error(result, "trio-search-client")
+
+
+async def test_client_fails_on_an_error_answer_without_a_code(nursery: trio.Nursery) -> None:
+    # The tutorial's app-server.py answers an unknown action with
+    # {"result": "Error: invalid action 'A'."} and no "error" code.
+    _, port = await start_fake_server(nursery, serve_one_request_then_close)
+    args = ["127.0.0.1", str(port), "bogus", "x", "--json"]
+    result = await run([*client_command(), *args])
+    assert result.returncode == 1
+    assert result.stdout == b"Got result: Error: invalid action 'bogus'.\n"
+
+
+async def test_client_tls_to_a_silent_plaintext_server_hints_quickly(
+    nursery: trio.Nursery,
+) -> None:
+    async def silent_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            await trio.sleep_forever()
+
+    _, port = await start_fake_server(nursery, silent_server)
+    start = trio.current_time()
+    result = await run([*client_command(), "--tls", "127.0.0.1", str(port), "search", "x"])
+    assert trio.current_time() - start < 8  # the 3 s handshake bound, not --timeout's 10 s
+    assert result.returncode == 1
+    error = one_line_error(result, "trio-search-client")
+    assert f"no TLS handshake from 127.0.0.1:{port} within 3 s" in error
+    assert "the server may not speak TLS (try without --tls)" in error
+
+
+async def test_client_tls_to_a_plaintext_server_that_answers_hints(
+    nursery: trio.Nursery,
+) -> None:
+    async def plaintext_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.receive_some()
+            await stream.send_all(json_response({"result": "Error: not TLS.", "error": "x"}))
+
+    _, port = await start_fake_server(nursery, plaintext_server)
+    result = await run([*client_command(), "--tls", "127.0.0.1", str(port), "search", "x"])
+    assert result.returncode == 1
+    error = one_line_error(result, "trio-search-client")
+    assert f"connection to 127.0.0.1:{port} failed: [SSL" in error
+    assert "the server may not speak TLS (try without --tls)" in error
+
+
+async def test_client_output_to_a_closed_pipe_is_no_traceback(nursery: trio.Nursery) -> None:
+    # trio-search-client ... | head: the reader may go before the answer is printed.
+    _, port = await start_fake_server(nursery, serve_one_request_then_close)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        with trio.fail_after(TIMEOUT):
+            result = await trio.run_process(
+                [*client_command(), "127.0.0.1", str(port), "search", "morpheus"],
+                stdout=write_end,
+                capture_stderr=True,
+                check=False,
+                env=ENV,
+            )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, b"")

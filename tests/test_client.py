@@ -4,6 +4,7 @@ or close after each reply (as the tutorial's app-server.py does)."""
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -389,3 +390,17 @@ async def test_unreachable_server_raises_oserror(nursery: trio.Nursery) -> None:
     with trio.fail_after(5), pytest.raises(OSError):
         async with open_client("127.0.0.1", port):
             pass
+
+
+async def test_tls_handshake_timeout(nursery: trio.Nursery) -> None:
+    # A server that does not speak TLS often just waits for the rest of what
+    # it takes for a request: the handshake is bounded on its own.
+    async def silent_server(stream: trio.SocketStream) -> None:
+        async with stream:
+            await trio.sleep_forever()
+
+    host, port = await start_fake_server(nursery, silent_server)
+    context = ssl.create_default_context()
+    with trio.fail_after(5), pytest.raises(trio.TooSlowError):
+        async with open_client(host, port, ssl_context=context, handshake_timeout=0.2):
+            pass  # pragma: no cover

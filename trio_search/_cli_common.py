@@ -5,12 +5,31 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import signal
 import sys
 from typing import NoReturn
 
 from . import _codes as codes
 from ._documents import FORMATS, FieldMapping
 from ._errors import ConfigurationError
+
+#: Exit status when the reader of stdout has gone (``| head``): what a shell
+#: reports for a program that SIGPIPE ended (128 + 13), as for cat or grep.
+BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
+
+
+def stdout_gone() -> int:
+    """Call on a ``BrokenPipeError`` from writing to stdout: the reader chose
+    to stop, which is no error to report. Points stdout at /dev/null, so
+    that the interpreter's flush at exit does not fail again with a
+    traceback, and returns :data:`BROKEN_PIPE_STATUS`."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return BROKEN_PIPE_STATUS
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -275,6 +275,7 @@ async def open_client(
     *,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    handshake_timeout: float = math.inf,
     max_header_length: int = DEFAULT_MAX_HEADER_LENGTH,
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
 ) -> AsyncIterator[SearchClient]:
@@ -282,7 +283,9 @@ async def open_client(
 
     ``host`` may be an IPv4 or IPv6 literal or a hostname (Happy Eyeballs
     picks the address). With ``ssl_context`` the connection is TLS, checked
-    against ``server_hostname`` (default: ``host``). ``max_header_length``
+    against ``server_hostname`` (default: ``host``), and the handshake may
+    take at most ``handshake_timeout`` seconds (a server that does not speak
+    TLS often just waits for more bytes). ``max_header_length``
     and ``max_content_length`` bound each response, in bytes, as
     :class:`SearchClient`'s do; a larger one raises
     :class:`ServerResponseError` (``header_too_long``, ``content_too_long``).
@@ -290,6 +293,7 @@ async def open_client(
     Raises:
         OSError: the server cannot be reached.
         trio.BrokenResourceError: the TLS handshake failed (its cause says why).
+        trio.TooSlowError: the TLS handshake took longer than ``handshake_timeout``.
     """
     stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
     if ssl_context is not None:
@@ -300,7 +304,8 @@ async def open_client(
             https_compatible=False,
         )
         try:
-            await stream.do_handshake()
+            with trio.fail_after(handshake_timeout):
+                await stream.do_handshake()
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise

@@ -26,6 +26,7 @@ from ._cli_common import (
     port_number,
     positive_int,
     seconds,
+    stdout_gone,
 )
 from ._client import decode_response_json, open_client, parse_query_answer, query_request
 from ._errors import ErrorResponse, ServerResponseError
@@ -47,6 +48,16 @@ DEFAULT_CLIENT_TIMEOUT = 10.0
 
 #: The action answered with ranked hits; every other one as the tutorial's client.
 QUERY_ACTION = "query"
+#: Actions that take no VALUE: always sent as text/json, VALUE optional.
+NO_VALUE_ACTIONS = frozenset({"stats"})
+#: Seconds the TLS handshake may take with --tls. A server that does not
+#: speak TLS usually neither answers nor closes (the ClientHello reads as
+#: the start of a long request), so without a bound of its own the user
+#: would wait the whole --timeout for a bare "no answer". Half of a shorter
+#: --timeout, so that the handshake's own message is the one shown.
+TLS_HANDSHAKE_TIMEOUT = 3.0
+#: What the tutorial's server (and ours) starts an error answer with.
+ERROR_PREFIX = "Error: "
 #: Bold on, and back to normal intensity (ECMA-48 SGR 1 and 22).
 BOLD, NORMAL = "\x1b[1m", "\x1b[22m"
 #: How a matched word is marked where there is no terminal to make it bold.
@@ -66,6 +77,7 @@ and print the answer.
 ACTION 'search' and any other ACTION work as the tutorial's app-client.py:
 'search' is sent as text/json and prints "Got result: ANSWER"; any other
 ACTION is sent as binary ACTION+VALUE (as text/json with --json).
+ACTION 'stats' is always sent as text/json and needs no VALUE.
 
 ACTION 'query' runs a full-text search for VALUE: ranked, typo tolerant,
 the last word matching as a prefix. It prints a summary line, then one line
@@ -78,10 +90,11 @@ examples:
   trio-search-client 127.0.0.1 65432 search morpheus
   trio-search-client 127.0.0.1 65432 query "white rabit"
   trio-search-client 127.0.0.1 65432 query rabbit --limit 5 --offset 5 --fields answer
-  trio-search-client 127.0.0.1 65432 stats - --json
+  trio-search-client 127.0.0.1 65432 stats
 
 Exit status 0 for an answer, 1 when the server is unreachable, answers
-garbage, reports an error or is too slow, 2 for a bad option."""
+garbage, reports an error ("Error: ..." answers included) or is too slow,
+2 for a bad option."""
 
 
 def field_names(text: str) -> list[str]:
@@ -105,7 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "action", metavar="ACTION", help="'search', 'query', or anything else (see above)"
     )
     parser.add_argument(
-        "value", metavar="VALUE", help="the search key, the query's text, or text to send"
+        "value",
+        metavar="VALUE",
+        nargs="?",
+        help=(
+            "the search key, the query's text, or text to send; "
+            f"not needed for {', '.join(sorted(NO_VALUE_ACTIONS))}"
+        ),
     )
     parser.add_argument(
         "--json",
@@ -161,9 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_request(action: str, value: str, *, as_json: bool = False) -> Message:
-    """The tutorial client's request for ``action`` and ``value``."""
-    if action == "search" or as_json:
+def build_request(action: str, value: str | None, *, as_json: bool = False) -> Message:
+    """The tutorial client's request for ``action`` and ``value``; ``value``
+    is ``None`` only for the :data:`NO_VALUE_ACTIONS`, sent without one."""
+    if value is None:
+        return Message(encode_json({"action": action}, "utf-8"))
+    if action == "search" or action in NO_VALUE_ACTIONS or as_json:
         return Message(encode_json({"action": action, "value": value}, "utf-8"))
     return Message((action + value).encode("utf-8"), "binary/custom-client-binary-type", "binary")
 
@@ -261,12 +283,16 @@ def print_query_answer(args: argparse.Namespace, response: Message, where: str) 
 
 def describe_response(response: Message) -> tuple[str, bool]:
     """The line the tutorial's client prints for ``response``, and whether the
-    server reported an error in it."""
+    server reported an error in it: an ``"error"`` code, or a result that
+    starts with ``Error: `` as the tutorial's server words its errors
+    (``{"result": "Error: invalid action 'x'."}``, with no code)."""
     if not response.is_json:
         return f"Got response: {response.content!r}", False
     content = decode_response_json(response)
     result = content.get("result") if isinstance(content, dict) else None
-    is_error = isinstance(content, dict) and "error" in content
+    is_error = isinstance(content, dict) and (
+        "error" in content or (isinstance(result, str) and result.startswith(ERROR_PREFIX))
+    )
     return f"Got result: {result}", is_error
 
 
@@ -298,8 +324,27 @@ async def _exchange(args: argparse.Namespace, context: ssl.SSLContext | None) ->
         request = build_query_request(args)
     else:
         request = build_request(args.action, args.value, as_json=args.json)
-    async with open_client(args.host, args.port, ssl_context=context) as client:
+    async with open_client(
+        args.host,
+        args.port,
+        ssl_context=context,
+        handshake_timeout=handshake_timeout(args.timeout),
+    ) as client:
         return await client.request(request)
+
+
+def handshake_timeout(timeout: float) -> float:
+    """Seconds the TLS handshake may take within a ``--timeout`` of ``timeout``."""
+    return min(TLS_HANDSHAKE_TIMEOUT, timeout / 2)
+
+
+def tls_failure_text(exc: trio.BrokenResourceError) -> str:
+    """Why a TLS connection failed, with a hint when the server probably
+    does not speak TLS at all (anything but a certificate it did send)."""
+    cause = exc.__cause__ or exc
+    if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
+        return f"{cause}; the server may not speak TLS (try without --tls)"
+    return str(cause)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -308,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.action != QUERY_ACTION and (misplaced := query_options_given(args)):
         parser.error(f"{misplaced[0]} applies to ACTION 'query' only")
+    if args.value is None and args.action not in NO_VALUE_ACTIONS:
+        parser.error(f"ACTION {args.action!r} needs a VALUE")
     where = format_address((args.host, args.port))
     context: ssl.SSLContext | None = None
     if args.tls or args.cafile:
@@ -325,9 +372,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         response = trio.run(run)
     except ServerResponseError as exc:
         return fail(PROG, f"bad response from {where}: {exc.message}")
+    except trio.TooSlowError:
+        return fail(
+            PROG,
+            f"no TLS handshake from {where} within {handshake_timeout(args.timeout):g} s; "
+            "the server may not speak TLS (try without --tls)",
+        )
     except trio.BrokenResourceError as exc:
-        cause = exc.__cause__ or exc
-        return fail(PROG, f"connection to {where} failed: {cause}")
+        reason = tls_failure_text(exc) if context is not None else str(exc.__cause__ or exc)
+        return fail(PROG, f"connection to {where} failed: {reason}")
     except OSError as exc:
         return fail(PROG, f"cannot connect to {where}: {connect_error_text(exc)}")
     except KeyboardInterrupt:
@@ -338,9 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == QUERY_ACTION:
             return print_query_answer(args, response, where)
         line, is_error = describe_response(response)
+        print(line, flush=True)
     except ServerResponseError as exc:
         return fail(PROG, f"bad response from {where}: {exc.message}")
-    print(line, flush=True)
+    except BrokenPipeError:  # e.g. | head: the reader has all it wanted
+        return stdout_gone()
     return 1 if is_error else 0
 
 

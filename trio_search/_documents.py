@@ -159,7 +159,7 @@ class FieldMapping:
             tuple); each one a record has must be a string or a number
             (converted with ``str()``), and a record may lack any of them.
 
-    Field names are 1 to :data:`MAX_FIELD_NAME_LENGTH` characters, do not
+    Field names are 1 to 64 (``MAX_FIELD_NAME_LENGTH``) characters, do not
     start with ``_`` or ``$`` and contain no ``.``.
 
     Raises:
@@ -336,7 +336,7 @@ class DocumentReader:
         path: The data file.
         mapping: Which fields make up a document.
         format: One of :data:`FORMATS`, or ``None`` to go by the suffix
-            (:func:`detect_format`).
+            (``detect_format``).
 
     Attributes:
         path: The file, as a string.

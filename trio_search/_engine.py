@@ -174,7 +174,7 @@ def _register_analyzers(index: tantivy.Index) -> tantivy.Index:
 
 @attrs.frozen
 class IndexMeta:
-    """What an index holds, kept in :data:`META_FILE` beside tantivy's files.
+    """What an index holds, kept in ``trio_search.json`` (``META_FILE``) beside tantivy's files.
 
     Attributes:
         key_field: The data field the keys came from.
@@ -461,7 +461,7 @@ class SearchIndex:
         return answer
 
     def words(self, text: str, options: QueryOptions) -> list[Word]:
-        """The words of a query (see :func:`trio_search._query.query_words`).
+        """The words of a query (as ``query`` splits them).
 
         Raises:
             RequestError: too many words.

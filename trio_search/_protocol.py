@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 
 A message on the wire is a 2-byte big-endian length N, N bytes of UTF-8 JSON
-header, then ``content-length`` bytes of content (see PROTOCOL.md). The
+header, then ``content-length`` bytes of content (see docs/protocol.md). The
 :class:`MessageProtocol` holds no socket, no clock and no task: the caller
 feeds it whatever bytes arrived with :meth:`~MessageProtocol.receive_data`
 and pulls complete messages with :meth:`~MessageProtocol.next_message` until
@@ -51,7 +51,7 @@ from ._message import EMPTY_HEADERS, REQUIRED_HEADER_KEYS, Message
 class Signal(enum.Enum):
     """What :meth:`MessageProtocol.next_message` returns instead of a message."""
 
-    #: No complete message is buffered: feed more bytes.
+    #: No complete message is buffered; feed more bytes.
     NEED_DATA = "NEED_DATA"
     #: The peer closed the stream cleanly, between two messages.
     CLOSED = "CLOSED"

@@ -83,7 +83,7 @@ class QueryOptions:
     """How to run a query; the defaults are those of a request without options.
 
     Attributes:
-        limit: Hits to return, 1 to :data:`MAX_QUERY_LIMIT`.
+        limit: Hits to return, 1 to 100 (``MAX_QUERY_LIMIT``).
         offset: Hits to skip first (for paging).
         typos: Let longer words match with one or two typos.
         prefix: Let the last word match as a prefix.
@@ -117,7 +117,7 @@ class Hit:
             ordered by exact key match first, then by documents matching
             every word without typos, then by score.
         highlight: The answer with the matched words between
-            :data:`HIGHLIGHT_START` and :data:`HIGHLIGHT_END`.
+            ``<em>`` and ``</em>`` (``HIGHLIGHT_START``, ``HIGHLIGHT_END``).
     """
 
     key: str

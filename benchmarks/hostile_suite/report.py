@@ -115,7 +115,7 @@ def write(results: list[dict[str, Any]], meta: dict[str, Any], directory: Path) 
         "3 clients opening a connection per request) measure what a normal user sees.",
         "Peak RSS is VmRSS polled every 20 ms (server and workers summed); VmHWM is the",
         "kernel's own peak. CPU and log bytes count the attack phase only. Figures are",
-        "measured, never asserted; the verdict compares them with what issue 8 asks.",
+        "measured, never asserted; the verdict compares them with what each attack wants.",
         "The machine is shared (2 cores; the load average below is everyone's): the",
         'row "whole machine\'s CPUs busy" says how contended it was, and an ordinary',
         "client's latency includes waiting for a CPU, not only the server's work.",
