@@ -28,6 +28,7 @@ from ._cli_common import (
     port_number,
     positive_int,
     seconds,
+    stdout_gone,
 )
 from ._limits import DEFAULT_HOST, DEFAULT_PORT
 from ._net import format_address
@@ -255,10 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = trio.run(_run, config, args.quiet)
     except BenchError as exc:
         return fail(PROG, str(exc))
-    if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
-    else:
-        print(format_report(result), flush=True)
+    try:
+        if args.json:
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+        else:
+            print(format_report(result), flush=True)
+    except BrokenPipeError:
+        # `trio-search-bench ... | head`: the reader stopped; no traceback.
+        return stdout_gone()
     return 0 if result.ok and not result.failed else 1
 
 

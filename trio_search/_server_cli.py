@@ -467,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key must be given together")
     if has_field_mapping_options(args) and args.data is None:
         parser.error(
             "--format, --key-field, --answer-field and --search-fields apply to --data "
