@@ -69,6 +69,9 @@ KEY_BONUS = 1_000_000.0
 EXACT_BONUS = 10_000.0
 assert MAX_QUERY_WORDS * MAX_QUERY_FIELDS * 51 < EXACT_BONUS
 
+#: Documents whose key matches a query's text looked up, at most: keys are
+#: unique, but two keys may differ only in case or accents.
+MAX_KEY_MATCHES = 10
 #: Longest word indexed, in bytes; longer runs of letters are not words
 #: anyone searches for (base64, hashes) and would bloat the dictionary.
 MAX_WORD_BYTES = 64
@@ -487,14 +490,41 @@ class SearchIndex:
                     f"unknown field {unknown[0][:40]!r}; searchable fields: {known}",
                     code=codes.BAD_QUERY,
                 )
-        snapshot = self._snapshot
-        query = self._build(text, words, fields)
-        if query is None:
-            return QueryResult([], 0)
-        result = snapshot.searcher.search(query, options.limit, count=True, offset=options.offset)
+        searcher = self._snapshot.searcher
+        # The exact-key tier is looked up on its own, not as a clause of the
+        # words' query: a clause nested beside them costs tantivy its fast
+        # top-k path (measured on 1,000,000 documents: 6.2 ms against 2.7 ms
+        # for a one-word query).
+        keys = self._key_matches(searcher, text, fields)
+        query = self._words_query(words, fields)
+        wanted = options.offset + options.limit
+        ranked: list[tuple[float, tantivy.DocAddress]] = []
+        total = 0
+        key_ids = set()
+        for address in keys:
+            key_ids.add((address.segment_ord, address.doc))
+            score = 0.0
+            if query is not None:
+                both = _Q.boolean_query(
+                    [(_MUST, query), (_MUST, _doc_query(self, searcher, address))]
+                )
+                found = searcher.search(both, 1, count=False).hits
+                score = found[0][0] if found else 0.0
+                total -= bool(found)  # counted again below
+            ranked.append((score, address))
+            total += 1
+        if query is not None:
+            result = searcher.search(query, wanted + len(keys), count=True)
+            # (tantivy's type stubs miss ``count``, which ``count=True`` fills.)
+            total += int(getattr(result, "count", 0) or 0)
+            ranked += [
+                (score, address)
+                for score, address in result.hits
+                if (address.segment_ord, address.doc) not in key_ids
+            ]
         hits = []
-        for score, address in result.hits:
-            stored = snapshot.searcher.doc(address)
+        for score, address in ranked[options.offset : wanted]:
+            stored = searcher.doc(address)
             answer = stored["answer"][0]
             hits.append(
                 Hit(
@@ -504,32 +534,51 @@ class SearchIndex:
                     highlight=highlight(answer, words, analyze),
                 )
             )
-        # (tantivy's type stubs miss ``count``, which ``count=True`` fills.)
-        total: int = getattr(result, "count", None) or len(hits)
-        return QueryResult(hits, total)
+        return QueryResult(hits, max(total, len(hits)))
 
-    def _build(
-        self, text: str, words: Sequence[Word], fields: tuple[str, ...] | None
+    def _key_matches(
+        self, searcher: tantivy.Searcher, text: str, fields: tuple[str, ...] | None
+    ) -> list[tantivy.DocAddress]:
+        """The documents whose key is the query text (case and accents
+        aside), which rank first: typed as is, or without the space around
+        it ("ring " is the key "ring" once the user typed the space after it)."""
+        if fields is not None and self.meta.key_field not in fields:
+            return []
+        schema = self._index.schema
+        addresses: list[tantivy.DocAddress] = []
+        for typed in dict.fromkeys([text, text.strip()]):
+            key = _KEY.analyze(_encodable(typed))
+            if key and key[0]:
+                term = _Q.term_query(schema, "key_norm", key[0])
+                addresses += [
+                    a for _, a in searcher.search(term, MAX_KEY_MATCHES, count=False).hits
+                ]
+        return addresses
+
+    def _words_query(
+        self, words: Sequence[Word], fields: tuple[str, ...] | None
     ) -> tantivy.Query | None:
+        """Documents holding every word; those holding them all without a
+        typo score :data:`EXACT_BONUS` more."""
+        if not words:
+            return None
         schema = self._index.schema
         paths = ["all"] if fields is None else [_json_path(name) for name in fields]
-        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
-        if fields is None or self.meta.key_field in fields:
-            # The key as typed, or without the space around it: "ring " is
-            # the key "ring" once the user has typed the space after it.
-            for typed in dict.fromkeys([text, text.strip()]):
-                key = _KEY.analyze(_encodable(typed))
-                if key and key[0]:
-                    term = _Q.term_query(schema, "key_norm", key[0])
-                    clauses.append((_SHOULD, _Q.const_score_query(term, KEY_BONUS)))
-        if words:
-            clauses.append((_SHOULD, _all_words(schema, words, paths, typos=True)))
-            if any(word.typos for word in words):
-                exact = _all_words(schema, words, paths, typos=False)
-                clauses.append((_SHOULD, _Q.const_score_query(exact, EXACT_BONUS)))
-        if not clauses:
-            return None
-        return _Q.boolean_query(clauses)
+        match = _all_words(schema, words, paths, typos=True)
+        if not any(word.typos for word in words):
+            return match
+        exact = _all_words(schema, words, paths, typos=False)
+        return _Q.boolean_query(
+            [(_MUST, match), (_SHOULD, _Q.const_score_query(exact, EXACT_BONUS))]
+        )
+
+
+def _doc_query(
+    index: SearchIndex, searcher: tantivy.Searcher, address: tantivy.DocAddress
+) -> tantivy.Query:
+    """A query matching exactly the document at ``address`` (by its key)."""
+    key = searcher.doc(address)["key"][0]
+    return _Q.term_query(index._index.schema, "key", key)
 
 
 def _json_path(name: str) -> str:
@@ -542,24 +591,27 @@ def _json_path(name: str) -> str:
 def _all_words(
     schema: tantivy.Schema, words: Sequence[Word], paths: Sequence[str], *, typos: bool
 ) -> tantivy.Query:
-    """Documents holding every word, in any of ``paths``."""
+    """Documents holding every word, in any of ``paths``: as flat a query as
+    the words allow, since nesting costs tantivy its fast top-k path."""
     per_word = []
     for word in words:
-        alternatives: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        alternatives: list[tantivy.Query] = []
         for path in paths:
-            alternatives.append((_SHOULD, _Q.term_query(schema, path, word.text)))
+            alternatives.append(_Q.term_query(schema, path, word.text))
             distance = word.typos if typos else 0
             if distance or word.prefix:
                 alternatives.append(
-                    (
-                        _SHOULD,
-                        _Q.fuzzy_term_query(
-                            schema, path, word.text, distance=distance, prefix=word.prefix
-                        ),
+                    _Q.fuzzy_term_query(
+                        schema, path, word.text, distance=distance, prefix=word.prefix
                     )
                 )
-        per_word.append((_MUST, _Q.boolean_query(alternatives)))
-    return _Q.boolean_query(per_word)
+        if len(alternatives) == 1:
+            per_word.append(alternatives[0])
+        else:
+            per_word.append(_Q.boolean_query([(_SHOULD, q) for q in alternatives]))
+    if len(per_word) == 1:
+        return per_word[0]
+    return _Q.boolean_query([(_MUST, q) for q in per_word])
 
 
 def _bm25_part(score: float) -> float:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-if TYPE_CHECKING:  # prometheus_client is loaded only by servers that export metrics
-    from ._metrics import Metrics
+from ._metrics import Metrics
 
 
 @attrs.define
