@@ -4,15 +4,16 @@ the options that map a data file's fields."""
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
 from typing import NoReturn
 
 from . import _codes as codes
+from . import _validators as validators
 from ._documents import FORMATS, FieldMapping
 from ._errors import ConfigurationError
+from ._validators import option_type
 
 #: Exit status when the reader of stdout has gone (``| head``): what a shell
 #: reports for a program that SIGPIPE ended (128 + 13), as for cat or grep.
@@ -54,46 +55,12 @@ def fail(prog: str, message: str, status: int = 1) -> int:
     return status
 
 
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 0 to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be from 0 to 65535, not {value}")
-    return value
-
-
-def _integer_at_least(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    return _integer_at_least(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer of at least 0."""
-    return _integer_at_least(text, 0)
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a number of seconds, more than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if math.isnan(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
+#: argparse types for the options, from the same checks as ServerSettings.
+port_number = option_type(validators.port, int)
+positive_int = option_type(validators.positive_int, int)
+non_negative_int = option_type(validators.non_negative_int, int)
+seconds = option_type(validators.seconds, float)
+header_length = option_type(validators.header_length, int)
 
 
 def add_field_mapping_options(group: argparse._ArgumentGroup) -> None:

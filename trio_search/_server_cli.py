@@ -23,6 +23,7 @@ from ._cli_common import (
     fail,
     field_mapping,
     has_field_mapping_options,
+    header_length,
     non_negative_int,
     port_number,
     positive_int,
@@ -232,16 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="least severe log messages shown (on stderr)",
     )
     return parser
-
-
-def header_length(text: str) -> int:
-    """An argparse type: a header length the 2-byte prefix can express."""
-    value = positive_int(text)
-    if value > MAX_ENCODABLE_HEADER_LENGTH:
-        raise argparse.ArgumentTypeError(
-            f"must be at most {MAX_ENCODABLE_HEADER_LENGTH} (the 2-byte prefix), not {value}"
-        )
-    return value
 
 
 #: Options of the supervisor itself, or that it sets per worker: not passed on.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import ssl
 
 import attrs
 
+from . import _validators as validators
 from ._limits import (
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
@@ -18,46 +18,16 @@ from ._limits import (
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_TRUSTED_PROXIES,
-    MAX_ENCODABLE_HEADER_LENGTH,
 )
 from ._trusted_proxies import TrustedProxies
+from ._validators import attrs_validator
 
-
-def _non_negative_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{attribute.name} must be a non-negative integer, not {value!r}")
-
-
-def _positive_int(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer, not {value!r}")
-
-
-def _optional_positive_int(
-    _instance: object, attribute: attrs.Attribute[int | None], value: int | None
-) -> None:
-    if value is not None and (type(value) is not int or value < 1):
-        raise ValueError(f"{attribute.name} must be a positive integer or None, not {value!r}")
-
-
-def _seconds(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ValueError(f"{attribute.name} must be a number of seconds, not {value!r}")
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be more than 0 seconds, not {value!r}")
-
-
-def _port(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or not 0 <= value <= 65535:
-        raise ValueError(f"{attribute.name} must be an integer from 0 to 65535, not {value!r}")
-
-
-def _header_length(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or not 1 <= value <= MAX_ENCODABLE_HEADER_LENGTH:
-        raise ValueError(
-            f"{attribute.name} must be an integer from 1 to "
-            f"{MAX_ENCODABLE_HEADER_LENGTH}, not {value!r}"
-        )
+_non_negative_int = attrs_validator(validators.non_negative_int)
+_positive_int = attrs_validator(validators.positive_int)
+_optional_positive_int = attrs_validator(validators.positive_int, optional=True)
+_seconds = attrs_validator(validators.seconds)
+_port = attrs_validator(validators.port)
+_header_length = attrs_validator(validators.header_length)
 
 
 @attrs.frozen

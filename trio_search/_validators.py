@@ -1,0 +1,90 @@
+"""What a valid setting is, said once: for ``ServerSettings`` and the CLIs.
+
+Each check takes a value already of Python's type and returns it, or raises
+``ValueError`` with the reason, phrased to follow a setting's name ("must be
+..."). :func:`attrs_validator` makes one an ``attrs`` validator (the message
+names the field); :func:`option_type` an ``argparse`` type (the message
+names the option, as argparse does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from ._limits import MAX_ENCODABLE_HEADER_LENGTH
+
+T = TypeVar("T")
+
+
+def non_negative_int(value: int) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"must be a non-negative integer, not {value!r}")
+    return value
+
+
+def positive_int(value: int) -> int:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"must be a positive integer, not {value!r}")
+    return value
+
+
+def seconds(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"must be a number of seconds, not {value!r}")
+    if value <= 0:
+        raise ValueError(f"must be more than 0 seconds, not {value!r}")
+    return value
+
+
+def port(value: int) -> int:
+    if type(value) is not int or not 0 <= value <= 65535:
+        raise ValueError(f"must be an integer from 0 to 65535, not {value!r}")
+    return value
+
+
+def header_length(value: int) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_ENCODABLE_HEADER_LENGTH:
+        raise ValueError(
+            f"must be an integer from 1 to {MAX_ENCODABLE_HEADER_LENGTH} "
+            f"(the 2-byte prefix), not {value!r}"
+        )
+    return value
+
+
+def attrs_validator(
+    check: Callable[[Any], object], *, optional: bool = False
+) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    """``check`` as an attrs validator; ``optional`` lets ``None`` through."""
+
+    def validate(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if optional and value is None:
+            return
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValueError(f"{attribute.name} {exc}") from None
+
+    return validate
+
+
+def option_type(check: Callable[[T], T], parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``check`` as an argparse type, after ``parse`` (``int``, ``float``)
+    has read the text."""
+
+    def convert(text: str) -> T:
+        try:
+            value = parse(text)
+        except ValueError:
+            kind = "an integer" if parse is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
