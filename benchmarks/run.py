@@ -144,7 +144,7 @@ TARGETS = [
     ("oneshot-16", "selectors_oneshot"),
 ]
 
-BENCH = [sys.executable, "-m", "trio_search._bench_cli"]
+BENCH = [sys.executable, "-m", "trio_search._loadgen._cli"]
 
 #: The working directory of every server and load generator: an empty one,
 #: so that ``python -m trio_search...`` imports the installed package (in

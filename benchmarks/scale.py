@@ -118,10 +118,10 @@ def bench_command() -> list[str] | None:
     if found:
         return [found]
     try:
-        import trio_search._bench_cli  # noqa: F401
+        import trio_search._loadgen._cli  # noqa: F401
     except ImportError:
         return None
-    return [sys.executable, "-m", "trio_search._bench_cli"]
+    return [sys.executable, "-m", "trio_search._loadgen._cli"]
 
 
 class Server:

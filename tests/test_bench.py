@@ -19,14 +19,14 @@ import trio
 
 from tests.helpers import start_server
 from trio_search import CLOSED, NEED_DATA, Message, MessageProtocol, encode_json, encode_message
-from trio_search._bench import (
+from trio_search._loadgen import (
     AnswerChecker,
     BenchConfig,
     process_tree_cpu_seconds,
     run_bench,
     search_request,
 )
-from trio_search._bench_cli import main as bench_main
+from trio_search._loadgen._cli import main as bench_main
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
 

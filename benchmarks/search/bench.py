@@ -308,7 +308,7 @@ class ServerProcess:
             return ""
 
     def cpu(self) -> float:
-        from trio_search._bench import process_tree_cpu_seconds
+        from trio_search._loadgen import process_tree_cpu_seconds
 
         return process_tree_cpu_seconds(self.pid) or 0.0
 

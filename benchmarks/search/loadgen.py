@@ -60,7 +60,7 @@ from typing import Any, cast
 
 import orjson
 
-from trio_search._bench import process_tree_cpu_seconds
+from trio_search._loadgen import process_tree_cpu_seconds
 
 #: Seconds to wait for the connections to open.
 CONNECT_TIMEOUT = 10.0

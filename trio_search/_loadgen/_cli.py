@@ -12,16 +12,7 @@ from collections.abc import Sequence
 
 import trio
 
-from ._bench import (
-    BenchConfig,
-    BenchError,
-    BenchResult,
-    Progress,
-    binary_request,
-    run_bench,
-    search_request,
-)
-from ._cli_common import (
+from .._cli_common import (
     DefaultsHelpFormatter,
     OneLineErrorParser,
     fail,
@@ -30,8 +21,17 @@ from ._cli_common import (
     seconds,
     stdout_gone,
 )
-from ._limits import DEFAULT_HOST, DEFAULT_PORT
-from ._net import format_address
+from .._limits import DEFAULT_HOST, DEFAULT_PORT
+from .._net import format_address
+from . import (
+    BenchConfig,
+    BenchError,
+    BenchResult,
+    Progress,
+    binary_request,
+    run_bench,
+    search_request,
+)
 
 PROG = "trio-search-bench"
 #: Seconds a run lasts when neither --duration nor --requests is given.
