@@ -66,6 +66,14 @@ DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
 #: once and freed, rather than held until the request timeout).
 PARKED_CHECK_INTERVAL = 0.5
 
+#: Bytes by which the buffered peak must have grown, and below which the
+#: bytes held must have fallen, before freed memory is handed back to the
+#: system (malloc_trim): a burst of large requests, now over.
+TRIM_AFTER_BYTES = 32 * 1024 * 1024
+
+#: Seconds between checks for such a burst.
+TRIM_CHECK_INTERVAL = 5.0
+
 #: Seconds in-flight requests get to finish after a shutdown signal.
 DEFAULT_SHUTDOWN_GRACE = 10.0
 

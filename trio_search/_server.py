@@ -24,6 +24,7 @@ data anew (SIGHUP in ``trio-search-server``) and swaps it in whole.
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -39,9 +40,15 @@ from ._connection import IdleConnections, ServerConnection, refuse_busy
 from ._engine import SearchIndex
 from ._errors import TrioSearchError
 from ._index import BUILTIN_INDEX
-from ._limits import DECODE_THREADS, INDEX_POLL_INTERVAL
+from ._limits import (
+    DECODE_THREADS,
+    INDEX_POLL_INTERVAL,
+    TRIM_AFTER_BYTES,
+    TRIM_CHECK_INTERVAL,
+)
 from ._listeners import RetryingListener, listener_address, open_listeners
 from ._log_limit import WARNING_INTERVAL, PeerWarnings, address_of
+from ._memory import trim
 from ._metrics import Metrics
 from ._net import format_address, peer_name
 from ._settings import ServerSettings
@@ -136,6 +143,22 @@ class SearchServer:
                 time.perf_counter() - started,
             )
             return True
+
+    async def _return_memory_after_peaks(self) -> None:
+        """After a peak of buffered requests has passed (an attack, a burst
+        of uploads), give the freed memory back to the system."""
+        trimmed_peak = 0
+        while True:
+            await trio.sleep(TRIM_CHECK_INTERVAL)
+            budget = self._budget
+            if budget.peak - trimmed_peak >= TRIM_AFTER_BYTES and budget.used < TRIM_AFTER_BYTES:
+                # Connections that ended in an exception can sit in reference
+                # cycles (traceback -> frame -> their buffers) until the
+                # cyclic collector's next full pass, which an idle server
+                # may not reach for a long time: collect, then trim.
+                gc.collect()
+                trim()
+                trimmed_peak = budget.peak
 
     async def _summarize_warnings(self) -> None:
         """Say, once per interval, how many warnings each client had left out."""
@@ -270,6 +293,7 @@ class SearchServer:
                     await acceptor.start(self._accept_loop, listener, connections, own)
                 acceptor.start_soon(self._follow_commits)
                 acceptor.start_soon(self._summarize_warnings)
+                acceptor.start_soon(self._return_memory_after_peaks)
                 if self.addresses:
                     logger.info(
                         "listening on %s", ", ".join(format_address(a) for a in self.addresses)
