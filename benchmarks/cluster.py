@@ -525,7 +525,16 @@ def markdown(meta: dict[str, Any], kill: dict[str, Any], rolling: dict[str, Any]
             f"{s(step['listening_again_after_s'])} | {s(step['serving_again_after_s'])} | "
             f"{' → '.join(step['states_seen'])} |"
         )
-    lines += ["", meta["notes"], ""]
+    sessions = sum(step["keepalive_sessions_at_sigterm"] for step in rolling["steps"])
+    lines += [
+        "",
+        f"Keep-alive requests failed: {rolling['keepalive']['failed']}; keep-alive",
+        f"connections on the replicas at their SIGTERM, all together: {sessions}",
+        "(one request each at most: see below).",
+        "",
+        meta["notes"],
+        "",
+    ]
     return "\n".join(lines)
 
 
