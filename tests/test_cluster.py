@@ -87,24 +87,28 @@ class HAProxyProcess:
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    async def statuses(self) -> dict[str, str]:
-        """``show stat``: each server's status (UP, DOWN, ...)."""
+    async def servers(self) -> dict[str, dict[str, str]]:
+        """``show stat``: each server's row (``status``: UP, DOWN...)."""
         text = await self.command("show stat")
-        header = text.lstrip("# ").splitlines()[0].split(",")
-        name, status, proxy = header.index("svname"), header.index("status"), header.index("pxname")
-        rows = [line.split(",") for line in text.splitlines()[1:] if line]
+        lines = text.lstrip("# ").splitlines()
+        header = lines[0].split(",")
+        rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
         return {
-            row[name]: row[status]
+            row["svname"]: row
             for row in rows
-            if row[proxy] == cluster.BACKEND and row[name] not in ("FRONTEND", "BACKEND")
+            if row["pxname"] == cluster.BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")
         }
 
-    async def wait_for(self, wanted: dict[str, str]) -> None:
+    async def statuses(self) -> dict[str, str]:
+        return {name: row["status"] for name, row in (await self.servers()).items()}
+
+    async def wait_for(self, wanted: dict[str, str], field: str = "status") -> None:
+        """Until each server's ``field`` reads as ``wanted`` says."""
         with trio.fail_after(STATE_TIMEOUT):
             while True:
                 with contextlib.suppress(OSError):
-                    statuses = await self.statuses()
-                    if all(statuses.get(k) == v for k, v in wanted.items()):
+                    servers = await self.servers()
+                    if all(servers.get(k, {}).get(field) == v for k, v in wanted.items()):
                         return
                 await trio.sleep(0.05)
 
@@ -149,6 +153,8 @@ async def test_two_replicas_behind_haproxy(tmp_path: pathlib.Path) -> None:
         haproxy = HAProxyProcess([f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"], tmp_path)
         async with running(haproxy):
             await haproxy.wait_for({"s1": "UP", "s2": "UP"})
+            # A health check done on each: the exact answer came back.
+            await haproxy.wait_for({"s1": "L7OK", "s2": "L7OK"}, field="check_status")
 
             # Answered through HAProxy; leastconn with one request at a time
             # spreads them over both replicas.
@@ -167,8 +173,8 @@ async def test_two_replicas_behind_haproxy(tmp_path: pathlib.Path) -> None:
             for server in (first, second):
                 assert PROXY_CLIENT.search(bytes(server.stderr)), "one replica got nothing"
 
-            # Health checks (at least two each by now: rise 2) are clean: a
-            # LOCAL PROXY header, answered, closed with a FIN. No warning, no
+            # Health checks (at least one each by now) are clean: a LOCAL
+            # PROXY header, answered, closed with a FIN. No warning, no
             # error, no "connection lost"; the stats count them as requests
             # and count no error.
             for server in (first, second):
