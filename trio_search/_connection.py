@@ -60,7 +60,14 @@ from ._proxy_protocol import ProxyHeader, ProxyHeaderParser
 from ._settings import ServerSettings
 from ._stats import ServerStats
 from ._timer import ConnectionTimer, Waiting
-from ._transport import PrefixedStream, Transport, close_stream, socket_of, transport_for
+from ._transport import (
+    PrefixedStream,
+    Transport,
+    close_stream,
+    pending_bytes,
+    socket_of,
+    transport_for,
+)
 
 logger = logging.getLogger("trio_search")
 
@@ -285,10 +292,11 @@ class ServerConnection:
             del replies
             if not mid_message:
                 self.budget.request_done(self)
-            elif self.budget.exhausted:
-                # Backpressure: read no more of this request until the
-                # server holds less; the request timeout still runs.
-                await self._wait_for_room()
+            elif self.budget.exhausted and not await self._wait_for_room(protocol):
+                # The client closed its side without the rest of its request:
+                # an end of file now, rather than reading what cannot help.
+                protocol.receive_data(b"")
+                continue
             data = await transport.receive(RECEIVE_SIZE)
             # A read between requests brings the first bytes of the next one.
             request_began = not mid_message
@@ -326,17 +334,20 @@ class ServerConnection:
                 return _Batch(replies, work=answer)
             replies.append(self._counted(answer))
 
-    async def _wait_for_room(self) -> None:
-        """Wait for room in the budget, or for the client to close its side:
-        then its request can only end (truncated, or complete from bytes
-        already in the socket), so it is read at once rather than held
-        until the request timeout."""
+    async def _wait_for_room(self, protocol: MessageProtocol) -> bool:
+        """Wait for room in the budget (backpressure), or for the client to
+        close its side. Returns whether to read on: ``False`` when the client
+        closed and the bytes it left in the socket cannot complete its
+        request, which then ends as truncated, without those bytes ever
+        being held."""
         while True:
             with trio.move_on_after(PARKED_CHECK_INTERVAL):
                 await self.budget.wait_for_room(self)
-                return
+                return True
             if self._transport.peer_closed():
-                return
+                needed = protocol.bytes_needed
+                left = pending_bytes(self.stream)
+                return needed is None or left is None or left >= needed
 
     def _charge(self, protocol: MessageProtocol) -> None:
         """Count what the protocol object holds now in the server's budget."""

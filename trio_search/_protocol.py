@@ -122,6 +122,15 @@ class MessageProtocol:
         return self._header is not None or len(self._buffer) > self._offset
 
     @property
+    def bytes_needed(self) -> int | None:
+        """Bytes still to come before the message begun is whole, once its
+        header has been read; ``None`` before that."""
+        header = self._header
+        if header is None:
+            return None
+        return self._offset + header.content_length - len(self._buffer)
+
+    @property
     def buffered(self) -> int:
         """Bytes held in the receive buffer now (what a server-wide memory
         budget counts)."""

@@ -30,8 +30,11 @@ one they have. The socket under any stream is found one way,
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
+import sys
+import termios
 from typing import Any, Protocol
 
 import attrs
@@ -82,6 +85,18 @@ def _tls_has_pending_input(stream: trio.SSLStream[Any]) -> bool:
     # loses this check.
     incoming = getattr(stream, "_incoming", None)
     return bool(getattr(incoming, "pending", 0))
+
+
+def pending_bytes(stream: trio.abc.Stream) -> int | None:
+    """Bytes waiting unread in the kernel for a plain socket stream
+    (FIONREAD); ``None`` when that cannot be known (TLS, memory streams)."""
+    if type(stream) is not trio.SocketStream:
+        return None
+    try:
+        raw = fcntl.ioctl(stream.socket.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return None
+    return int.from_bytes(raw, sys.byteorder)
 
 
 def has_pending_input(stream: trio.abc.Stream) -> bool:
