@@ -24,6 +24,7 @@ from tests.helpers import (
     server_subprocess,
 )
 from trio_search import SearchServer, ServerSettings
+from trio_search._limits import FIRST_REQUEST_GRACE
 
 MORPHEUS = json_request({"action": "search", "value": "morpheus"})
 MORPHEUS_ANSWER = {"result": "Follow the white rabbit. \U0001f430"}
@@ -101,9 +102,11 @@ async def test_shutdown_closes_listener_and_idle_connections_at_once(
     server.shutdown()
     with trio.fail_after(60):
         assert await read_until_eof(idle) == b""
+        assert trio.current_time() == start_time
+        # One just accepted gets a moment for its first request, then goes.
         assert await read_until_eof(fresh) == b""
         await stopped.wait()
-    assert trio.current_time() == start_time
+    assert trio.current_time() - start_time <= FIRST_REQUEST_GRACE
     assert listener.closed
     with pytest.raises(ConnectionRefusedError):
         listener.connect()
@@ -327,3 +330,34 @@ async def test_clients_waiting_in_the_backlog_at_shutdown_are_served(
     # Once the listener has closed, new clients are refused, not accepted.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((host, port)).close()
+
+
+async def test_a_connection_accepted_as_shutdown_begins_gets_its_first_request_answered(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    # Under --workers a worker may accept a one-shot client just as its
+    # shutdown begins, the request still on its way: it is answered, not
+    # closed at once.
+    server, listener, _ = await start(nursery)
+    client = listener.connect()
+    await trio.testing.wait_all_tasks_blocked()
+    server.shutdown()
+    await trio.sleep(0.1)
+    await client.send_all(MORPHEUS)
+    with trio.fail_after(5):
+        (response,) = await read_messages(client, 1)
+        assert result_of(response) == MORPHEUS_ANSWER
+        assert await read_until_eof(client) == b""
+
+
+async def test_a_silent_connection_at_shutdown_is_closed_after_a_moment(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    server, listener, _ = await start(nursery)
+    client = listener.connect()
+    await trio.testing.wait_all_tasks_blocked()
+    start_time = trio.current_time()
+    server.shutdown()
+    with trio.fail_after(5):
+        assert await read_until_eof(client) == b""
+    assert trio.current_time() - start_time <= 0.5

@@ -47,6 +47,7 @@ from ._errors import RemoteProtocolError, ServerBusy, TrioSearchError
 from ._limits import (
     BUSY_LINGER_TIMEOUT,
     CLOSING_SEND_TIMEOUT,
+    FIRST_REQUEST_GRACE,
     LINGER_BYTES,
     LINGER_TIMEOUT,
     MAX_LOGGED_REASON,
@@ -158,6 +159,11 @@ class ServerConnection:
     #: When the bytes completing the current batch arrived (for the
     #: request-latency metric only).
     _received_at: float = attrs.field(default=0.0, init=False)
+    #: Until when a connection that has had nothing answered yet counts as
+    #: just accepted: a graceful shutdown then waits for its first request.
+    _fresh_until: float = attrs.field(
+        factory=lambda: trio.current_time() + FIRST_REQUEST_GRACE, init=False
+    )
     #: When the current wait between requests began: accept, or the last response.
     _idle_since: float = attrs.field(factory=trio.current_time, init=False)
     #: When the request being received must be complete.
@@ -178,8 +184,15 @@ class ServerConnection:
         connection before the client has read those answers.
         """
         self._closing = True
-        if not self._transport.has_pending_input():
-            self._timer.cancel_if_waiting_for(Waiting.IDLE)
+        if self._transport.has_pending_input():
+            return
+        if self._fresh_until > trio.current_time():
+            # Accepted just now (as a shutdown began, say) and nothing
+            # answered yet: its first request is probably on its way.
+            if self._timer.waiting_for is Waiting.IDLE:
+                self._timer.wait_for(Waiting.IDLE, self._fresh_until)
+            return
+        self._timer.cancel_if_waiting_for(Waiting.IDLE)
 
     def evict(self) -> None:
         """Close this idle connection to make room for a new client."""
@@ -279,11 +292,17 @@ class ServerConnection:
             if replies:
                 await self._send(replies)
                 self._idle_since = trio.current_time()
+                self._fresh_until = -math.inf
             if batch.closed:
                 logger.debug("%s: closed by peer", self.peer)
                 return _Outcome.ENDED
             mid_message = protocol.mid_message
-            if self._closing and not mid_message and not transport.has_pending_input():
+            if (
+                self._closing
+                and not mid_message
+                and not transport.has_pending_input()
+                and self._fresh_until <= trio.current_time()
+            ):
                 logger.debug("%s: closed for shutdown", self.peer)
                 return _Outcome.ENDED
             self._arm_for_next_read(mid_message, request_began=request_began or bool(replies))
@@ -375,7 +394,10 @@ class ServerConnection:
         answered), so an unfinished request's time starts now.
         """
         if not mid_message:
-            self._timer.wait_for(Waiting.IDLE, self._idle_since + self.settings.idle_timeout)
+            deadline = self._idle_since + self.settings.idle_timeout
+            if self._closing:
+                deadline = min(deadline, self._fresh_until)
+            self._timer.wait_for(Waiting.IDLE, deadline)
             self.idle.waiting(self)
             return
         if request_began:
