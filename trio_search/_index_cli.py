@@ -14,8 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from ._cli_common import DefaultsHelpFormatter, OneLineErrorParser, fail
-from ._documents import FORMATS, FieldMapping
+from ._cli_common import (
+    DefaultsHelpFormatter,
+    OneLineErrorParser,
+    add_field_mapping_options,
+    fail,
+    field_mapping,
+)
+from ._documents import FieldMapping
 from ._engine import read_meta
 from ._errors import ConfigurationError
 from ._index_writer import (
@@ -141,14 +147,6 @@ examples:
 """
 
 
-def _field_list(text: str) -> tuple[str, ...]:
-    """An argparse type: comma-separated field names."""
-    names = tuple(name.strip() for name in text.split(","))
-    if not all(names):
-        raise argparse.ArgumentTypeError(f"expected names separated by commas, not {text!r}")
-    return names
-
-
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", "-i", metavar="DIR", required=True, help="the index directory")
 
@@ -156,20 +154,7 @@ def _add_index_option(parser: argparse.ArgumentParser) -> None:
 def _add_data_options(parser: argparse.ArgumentParser, defaults: str) -> None:
     parser.add_argument("data", metavar="DATA", help="the data file: JSON, JSON Lines or CSV")
     _add_index_option(parser)
-    fields = parser.add_argument_group(f"data fields ({defaults})")
-    fields.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="the data file's format (default: from its suffix: .json, .jsonl/.ndjson, .csv)",
-    )
-    fields.add_argument("--key-field", metavar="NAME", help="the field holding each key")
-    fields.add_argument("--answer-field", metavar="NAME", help="the field holding each answer")
-    fields.add_argument(
-        "--search-fields",
-        metavar="A,B,...",
-        type=_field_list,
-        help="the searchable fields, separated by commas (default: every string field)",
-    )
+    add_field_mapping_options(parser.add_argument_group(f"data fields ({defaults})"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,19 +254,9 @@ def _mapping(args: argparse.Namespace, base: FieldMapping) -> FieldMapping:
         _UsageError: a name is not a usable field name.
     """
     try:
-        return _fields(args, base)
-    except ValueError as exc:
-        raise _UsageError(str(exc)) from None
-
-
-def _fields(args: argparse.Namespace, base: FieldMapping) -> FieldMapping:
-    return FieldMapping(
-        key_field=args.key_field if args.key_field is not None else base.key_field,
-        answer_field=args.answer_field if args.answer_field is not None else base.answer_field,
-        search_fields=(
-            args.search_fields if args.search_fields is not None else base.search_fields
-        ),
-    )
+        return field_mapping(args, base)
+    except ConfigurationError as exc:
+        raise _UsageError(exc.message) from None
 
 
 def _count(number: int, noun: str) -> str:
