@@ -60,13 +60,15 @@ FILMS = {
 VOCABULARY = sorted({word.lower() for answer in FILMS.values() for word in answer.split()})
 
 
-def index_of(data: Mapping[str, str]) -> SearchIndex:
-    return SearchIndex.from_documents(documents_from_mapping(data))
+def index_of(data: Mapping[str, str], *, field_queries: bool = False) -> SearchIndex:
+    return SearchIndex.from_documents(
+        documents_from_mapping(data), IndexMeta(field_queries=field_queries)
+    )
 
 
 @pytest.fixture(scope="module")
 def films() -> SearchIndex:
-    return index_of(FILMS)
+    return index_of(FILMS, field_queries=True)
 
 
 def keys(index: SearchIndex, text: str, **options: Any) -> list[str]:
@@ -174,13 +176,14 @@ def test_prefix_false_turns_off_prefix_matching(films: SearchIndex) -> None:
     assert keys(films, "morph ") == []
 
 
+BOOKS = [
+    Document("b1", "Alice", {"title": "Alice in Wonderland", "body": "a white rabbit"}),
+    Document("b2", "Watership", {"title": "Watership Down", "body": "rabbits, alice"}),
+]
+
+
 def test_fields_restrict_the_search() -> None:
-    index = SearchIndex.from_documents(
-        [
-            Document("b1", "Alice", {"title": "Alice in Wonderland", "body": "a white rabbit"}),
-            Document("b2", "Watership", {"title": "Watership Down", "body": "rabbits, alice"}),
-        ]
-    )
+    index = SearchIndex.from_documents(BOOKS, IndexMeta(field_queries=True))
     assert set(keys(index, "alice")) == {"b1", "b2"}
     assert keys(index, "alice", fields=["title"]) == ["b1"]
     assert keys(index, "alice", fields=["body"]) == ["b2"]
@@ -189,6 +192,19 @@ def test_fields_restrict_the_search() -> None:
     # The key matches only when the key field is searched.
     assert keys(index, "b1") == ["b1"]
     assert keys(index, "b1", fields=["title"]) == []
+
+
+def test_without_field_queries_fields_must_name_every_field() -> None:
+    index = SearchIndex.from_documents(BOOKS)
+    assert index.meta.field_queries is False
+    with pytest.raises(RequestError) as caught:
+        index.query("alice", QueryOptions(fields=("title",)))
+    assert caught.value.code == "bad_query"
+    assert "--field-queries" in caught.value.message
+    # Naming them all is the same as naming none.
+    assert set(keys(index, "alice", fields=["body", "title"])) == {"b1", "b2"}
+    with pytest.raises(RequestError, match="unknown field 'nope'"):
+        index.query("alice", QueryOptions(fields=("body", "title", "nope")))
 
 
 def test_field_names_with_dots_and_backslashes_can_be_searched(tmp_path: Path) -> None:
@@ -200,7 +216,9 @@ def test_field_names_with_dots_and_backslashes_can_be_searched(tmp_path: Path) -
     ]
     data = tmp_path / "books.jsonl"
     data.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
-    index = SearchIndex.from_documents(read_documents(data, FieldMapping(search_fields=None)))
+    index = SearchIndex.from_documents(
+        read_documents(data, FieldMapping(search_fields=None)), IndexMeta(field_queries=True)
+    )
     assert {"author.name", "author", "tag\\s"} <= index.meta.fields
     assert keys(index, "tolkien", fields=["author.name"]) == ["hobbit"]
     assert keys(index, "tolkein", fields=["author.name"]) == ["hobbit"]
@@ -365,10 +383,10 @@ def write_documents(path: Path, documents: Iterable[Document], *, new: bool) -> 
     writer = index.writer()
     for document in documents:
         writer.delete_documents_by_term("key", document.key)
-        writer.add_document(tantivy_document(document))
+        writer.add_document(tantivy_document(document, field_queries=True))
     writer.commit()
     writer.wait_merging_threads()
-    meta = IndexMeta() if new else SearchIndex.open(path).meta
+    meta = IndexMeta(field_queries=True) if new else SearchIndex.open(path).meta
     write_meta(path, meta.with_fields(name for d in documents for name in d.fields))
 
 
@@ -412,7 +430,7 @@ def test_refresh_sees_fields_described_after_the_commit(tmp_path: Path) -> None:
     # A writer commits first, then describes the new fields: a refresh may
     # come in between.
     writer = open_tantivy_index(tmp_path).writer()
-    writer.add_document(tantivy_document(Document("b2", "two", {"body": "rabbit"})))
+    writer.add_document(tantivy_document(Document("b2", "two", {"body": "rabbit"}), True))
     writer.commit()
     writer.wait_merging_threads()
     del writer
