@@ -169,6 +169,32 @@ def test_typos_false_turns_off_fuzzy_matching(films: SearchIndex) -> None:
     assert set(keys(films, "rabbit", typos=False)) == {"morpheus", "alice"}
 
 
+def test_a_prefix_may_have_a_typo(films: SearchIndex) -> None:
+    # Typing "morph" with two letters swapped: still found as you type.
+    assert "morpheus" in keys(films, "morhpe")
+    assert keys(films, "morhpe", typos=False) == []
+
+
+def test_typos_and_completions_are_looked_for_only_when_the_page_is_not_full() -> None:
+    data = {f"exact{i:02}": f"a rabbit number {i}" for i in range(12)}
+    data["typo"] = "a rabit"
+    data["longer"] = "rabbits"
+    index = index_of(data)
+    # Twelve documents say "rabbit": they fill a page of 10, and the total
+    # counts them only.
+    page = index.query("rabbit", QueryOptions(limit=10))
+    assert {hit.key for hit in page.hits} <= {f"exact{i:02}" for i in range(12)}
+    assert page.total == 12
+    # A larger page looks further, after every exact match.
+    everything = index.query("rabbit", QueryOptions(limit=20))
+    assert everything.total == 14
+    assert {hit.key for hit in everything.hits[12:]} == {"typo", "longer"}
+    # The second page of 10 is not full with exact matches either.
+    second = index.query("rabbit", QueryOptions(limit=10, offset=10))
+    assert [hit.key for hit in second.hits[2:]] == [hit.key for hit in everything.hits[12:]]
+    assert second.total == 14
+
+
 def test_prefix_false_turns_off_prefix_matching(films: SearchIndex) -> None:
     assert keys(films, "morph", prefix=False) == []
     assert keys(films, "morpheus", prefix=False) == ["morpheus"]

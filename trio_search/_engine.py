@@ -651,8 +651,11 @@ class SearchIndex:
                 if not loose:
                     continue
                 if word.typos:
+                    # A prefix may have typos too (by its own length).
                     alternatives.append(
-                        _Q.fuzzy_term_query(schema, path, word.text, distance=word.typos)
+                        _Q.fuzzy_term_query(
+                            schema, path, word.text, distance=word.typos, prefix=word.prefix
+                        )
                     )
                 if word.prefix:
                     alternatives += _completions(searcher, schema, path, word.text)
