@@ -3,6 +3,7 @@ which order, and an on-disk index that another writer adds to."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from trio_search import (
     IndexMeta,
     Message,
     QueryOptions,
+    Reply,
     RequestError,
     SearchApp,
     SearchIndex,
@@ -28,6 +30,7 @@ from trio_search import (
     read_documents,
 )
 from trio_search._engine import (
+    CHEAP_QUERY_POSTINGS,
     analyze,
     create_index,
     open_tantivy_index,
@@ -603,6 +606,29 @@ def test_big_index_queries_run_as_deferred_work(big_app: SearchApp) -> None:
     assert len(decoded["result"]) == 3
     assert decoded["total"] > 1000
     assert check_query_answer(big_app, "morpheus", {}, True)["result"][0]["key"] == "morpheus"
+
+
+def test_big_index_answers_cheap_queries_inline(big_app: SearchApp) -> None:
+    """A word few documents hold, whole, reads few postings: a hand-off to a
+    worker thread would cost more than the query."""
+
+    def answer(value: str, **options: Any) -> object:
+        request = {"action": "query", "value": value, **options}
+        return big_app.respond(Message(json.dumps(request).encode(), "text/json", "utf-8"))
+
+    index = big_app.index
+    assert index._snapshot.searcher.doc_freq("all", "morpheus") < CHEAP_QUERY_POSTINGS
+    # Whole (no prefix) and without typos: one pass, few postings.
+    assert isinstance(answer("morpheus ", typos=False), Reply)
+    # As many documents as the page: the second pass will not run.
+    assert isinstance(answer("morpheus", limit=1), Reply)
+    # Too few for the page: typos and completions will be looked for.
+    assert isinstance(answer("morpheus", limit=10), Deferred)
+    assert isinstance(answer("morpheus ", typos=False, fields=["answer", "key"]), Deferred)
+    frequency = functools.partial(index._snapshot.searcher.doc_freq, "all")
+    common = sorted(VOCABULARY, key=frequency, reverse=True)[:4]
+    assert sum(map(frequency, common)) > CHEAP_QUERY_POSTINGS
+    assert isinstance(answer(" ".join(common) + " ", typos=False), Deferred)
 
 
 @pytest.mark.fuzz
