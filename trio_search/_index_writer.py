@@ -201,6 +201,7 @@ class IndexInfo:
                 None if self.meta.search_fields is None else list(self.meta.search_fields)
             ),
             "fields": sorted(self.meta.fields),
+            "field_queries": self.meta.field_queries,
             "format": self.format,
         }
 
