@@ -158,7 +158,7 @@ class _Run:
         is_right = self.config.checker.is_right
         batches = self.batches
         perf_counter = time.perf_counter
-        #: Requests to send again on the next connection, already claimed.
+        # Requests to send again on the next connection, already claimed.
         resend = 0
         sent_at = 0.0
         try:
