@@ -226,6 +226,9 @@ def run_bench(server: Server, options: list[str], duration: float | None) -> dic
         str(server.port),
         *amount,
         *options,
+        # Peers never restart during a run: any connection a server closes
+        # early is a failure to report, not a race to retry.
+        "--no-retry",
         "--json",
         "--quiet",
         "--server-pid",

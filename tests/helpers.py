@@ -158,6 +158,41 @@ async def serve_one_request_then_close(stream: trio.abc.Stream) -> None:
         await stream.send_all(response)
 
 
+@attrs.define(eq=False)
+class ClosingServer:
+    """A ``trio.serve_tcp`` handler that closes keep-alive connections the
+    way a restarting server does: its connection number i answers its first
+    ``answers[i]`` requests (every request, for connections past the list),
+    then waits for the next request to arrive and closes without reading
+    it (the kernel resets the connection: the client gets no answer).
+
+    Answers are the tutorial's search answers, as ``json_response`` makes them.
+    """
+
+    answers: list[int]
+    #: Connections accepted so far.
+    connections: int = 0
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        number = self.connections
+        self.connections += 1
+        limit = self.answers[number] if number < len(self.answers) else sys.maxsize
+        protocol = MessageProtocol()
+        async with stream:
+            for _ in range(limit):
+                while (event := protocol.next_message()) is NEED_DATA:
+                    protocol.receive_data(await stream.receive_some(65536))
+                if event is CLOSED:
+                    return
+                assert isinstance(event, Message)
+                value = json.loads(event.content)["value"]
+                answer = TUTORIAL_DATA.get(value, f"No match for '{value}'.")
+                await stream.send_all(json_response({"result": answer}))
+            if not protocol.mid_message:
+                # The next request is not read yet: close once it is here.
+                await trio.lowlevel.wait_readable(stream.socket)
+
+
 async def start_fake_server(
     nursery: trio.Nursery, handler: Callable[[trio.SocketStream], Awaitable[None]]
 ) -> tuple[str, int]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.helpers import start_server
+from tests.helpers import ClosingServer, start_server
 from trio_search import CLOSED, NEED_DATA, Message, MessageProtocol, encode_json, encode_message
 from trio_search._loadgen import (
     AnswerChecker,
@@ -84,6 +84,7 @@ async def test_right_answers_exit_0(
     assert result["ok"] == 200
     assert result["failed"] == 0
     assert result["errors"] == {}
+    assert result["retried"] == 0
     assert result["latency_ms"]["p50"] is not None
     assert status == 0
 
@@ -137,6 +138,46 @@ async def test_failures_counted_by_kind(
     result = await run_bench(config)
     assert {kind: count for kind, count in result.errors.items() if count} == errors
     assert result.ok == 8 - sum(errors.values())
+
+
+@pytest.mark.parametrize(
+    ("answers", "requests", "pipeline", "retry", "ok", "errors", "retried"),
+    [
+        # A reused connection closes with the second request unread: it is
+        # sent again on a new connection and answered there.
+        ([1], 5, 1, True, 5, {}, 1),
+        # The same without retries: that request fails.
+        ([1], 5, 1, False, 4, {"closed": 1}, 0),
+        # Fresh connections that close before answering: never retried.
+        ([0, 0, 0], 3, 1, True, 0, {"closed": 3}, 0),
+        # The retry's connection closes too: a failure, and no second retry.
+        ([1, 0], 3, 1, True, 2, {"closed": 1}, 1),
+        # A batch of 4 half answered: its other 2 go again, on a new connection.
+        ([6], 8, 4, True, 8, {}, 2),
+    ],
+)
+async def test_a_reused_connection_closed_before_answering_is_retried_once(
+    nursery: trio.Nursery,
+    answers: list[int],
+    requests: int,
+    pipeline: int,
+    retry: bool,
+    ok: int,
+    errors: dict[str, int],
+    retried: int,
+) -> None:
+    server = ClosingServer(answers)
+    port = await start_fake_server(nursery, server)
+    request, checker = search_request("morpheus")
+    config = BenchConfig(
+        "127.0.0.1", port, request, checker, requests=requests, pipeline=pipeline, retry=retry
+    )
+    with trio.fail_after(10):
+        result = await run_bench(config)
+    assert {kind: count for kind, count in result.errors.items() if count} == errors
+    assert result.ok == ok
+    assert result.retried == retried
+    assert len(result.latencies) == ok
 
 
 async def test_timeout_counted(nursery: trio.Nursery) -> None:

@@ -13,6 +13,7 @@ import trio.testing
 
 from tests.helpers import (
     TUTORIAL_DATA,
+    ClosingServer,
     json_response,
     raw_message,
     read_messages,
@@ -22,9 +23,11 @@ from tests.helpers import (
     start_server,
 )
 from trio_search import (
+    NEED_DATA,
     ErrorResponse,
     Hit,
     Message,
+    MessageProtocol,
     QueryResult,
     SearchApp,
     SearchClient,
@@ -378,7 +381,12 @@ async def test_server_that_closes_after_each_reply(nursery: trio.Nursery) -> Non
             binary = await client.request_binary(b"binaryhello world")
         async with open_client(host, port) as client:
             await client.search("ring")
-            # The server has closed: a second request fails cleanly, no hang.
+            # The server has closed: the next request goes on a new connection.
+            assert await client.search("morpheus") == RABBIT
+            assert client.retried == 1
+        async with open_client(host, port, retry=False) as client:
+            await client.search("ring")
+            # Without the retry, the second request fails cleanly, no hang.
             with pytest.raises((ServerResponseError, trio.BrokenResourceError)):
                 await client.search("ring")
     assert answers == {**TUTORIAL_DATA, "neo": "No match for 'neo'."}
@@ -406,3 +414,123 @@ async def test_tls_handshake_timeout(nursery: trio.Nursery) -> None:
     with trio.fail_after(5), pytest.raises(trio.TooSlowError):
         async with open_client(host, port, ssl_context=context, handshake_timeout=0.2):
             pass  # pragma: no cover
+
+
+# --- the one retry on a reused connection ------------------------------------
+
+
+async def test_a_reused_connection_closed_before_answering_is_retried(
+    nursery: trio.Nursery,
+) -> None:
+    # The first connection answers once, then closes with the next request
+    # unread, as a server shutting down does: the client sends it again on a
+    # new connection and gets its answer.
+    server = ClosingServer([1])
+    host, port = await start_fake_server(nursery, server)
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            assert await client.search("ring") == TUTORIAL_DATA["ring"]
+            assert await client.search("morpheus") == RABBIT
+            assert client.retried == 1
+            # The new connection is used from then on, and is reused itself.
+            assert await client.search("neo") == "No match for 'neo'."
+    assert server.connections == 2
+
+
+async def test_a_fresh_connection_closed_before_answering_is_not_retried(
+    nursery: trio.Nursery,
+) -> None:
+    server = ClosingServer([0])
+    host, port = await start_fake_server(nursery, server)
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            with pytest.raises((ServerResponseError, trio.BrokenResourceError)):
+                await client.search("morpheus")
+            assert client.retried == 0
+    assert server.connections == 1
+
+
+async def test_the_retry_happens_once_at_most(nursery: trio.Nursery) -> None:
+    # The retry's connection closes without answering too: that is raised.
+    server = ClosingServer([1, 0])
+    host, port = await start_fake_server(nursery, server)
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            await client.search("ring")
+            with pytest.raises((ServerResponseError, trio.BrokenResourceError)):
+                await client.search("morpheus")
+            assert client.retried == 1
+    assert server.connections == 2
+
+
+async def test_no_retry_when_turned_off(nursery: trio.Nursery) -> None:
+    server = ClosingServer([1])
+    host, port = await start_fake_server(nursery, server)
+    with trio.fail_after(5):
+        async with open_client(host, port, retry=False) as client:
+            await client.search("ring")
+            with pytest.raises((ServerResponseError, trio.BrokenResourceError)):
+                await client.search("morpheus")
+            assert client.retried == 0
+    assert server.connections == 1
+
+
+async def test_no_retry_without_a_way_to_reconnect(nursery: trio.Nursery) -> None:
+    # A client made on a stream of one's own cannot open another.
+    server = ClosingServer([1])
+    host, port = await start_fake_server(nursery, server)
+    with trio.fail_after(5):
+        async with await trio.open_tcp_stream(host, port) as stream:
+            client = SearchClient(stream)
+            await client.search("ring")
+            with pytest.raises((ServerResponseError, trio.BrokenResourceError)):
+                await client.search("morpheus")
+    assert server.connections == 1
+
+
+async def test_a_pipelined_batch_resends_only_its_unanswered_requests(
+    nursery: trio.Nursery,
+) -> None:
+    # One answer, then a batch of three of which one is answered before the
+    # close: the other two go again on a new connection, in order.
+    server = ClosingServer([2])
+    host, port = await start_fake_server(nursery, server)
+    keys = ["morpheus", "ring", "neo"]
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            await client.search("ring")
+            responses = await client.request_many(search_request(key) for key in keys)
+            assert client.retried == 2
+    assert [result_of(r)["result"] for r in responses] == [
+        RABBIT,
+        TUTORIAL_DATA["ring"],
+        "No match for 'neo'.",
+    ]
+    assert server.connections == 2
+
+
+async def test_an_answer_cut_in_the_middle_is_not_retried(nursery: trio.Nursery) -> None:
+    # Part of the answer came: the server read the request, so the end of
+    # the connection is an error, not a race with an idle close.
+    answer = json_response({"result": RABBIT})
+    accepted = 0
+
+    async def answer_once_then_half(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        async with stream:
+            protocol = MessageProtocol()
+            for reply in (answer, answer[: len(answer) // 2]):
+                while protocol.next_message() is NEED_DATA:
+                    protocol.receive_data(await stream.receive_some(65536))
+                await stream.send_all(reply)
+
+    host, port = await start_fake_server(nursery, answer_once_then_half)
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            assert await client.search("morpheus") == RABBIT
+            with pytest.raises(ServerResponseError) as info:
+                await client.search("morpheus")
+            assert info.value.code == "truncated"
+            assert client.retried == 0
+    assert accepted == 1

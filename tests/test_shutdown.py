@@ -206,6 +206,37 @@ async def test_requests_waiting_in_the_kernel_at_shutdown_are_answered(
     await client.aclose()
 
 
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "first-half"])
+async def test_a_request_landing_as_the_shutdown_begins_is_answered(
+    nursery: trio.Nursery, whole: bool
+) -> None:
+    # A keep-alive client's next request reaches the socket after the
+    # shutdown has looked for waiting bytes but before the connection's task
+    # has closed it: it used to be reset unread; it is answered, then the
+    # connection closes right after the answer.
+    server = SearchServer(ServerSettings(port=0, shutdown_grace=10))
+    (host, port), *_ = await nursery.start(server.serve)
+    sock = socket.create_connection((host, port))
+    sock.setblocking(False)
+    client = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    async with client:
+        with trio.fail_after(10):
+            await ask_morpheus(client)
+            await trio.testing.wait_all_tasks_blocked()
+            # No checkpoint between the two: the connection's task has not
+            # run when the request lands in its socket.
+            server.shutdown()
+            sock.send(MORPHEUS if whole else MORPHEUS[:HALF])
+            if not whole:
+                # Begun, so the rest gets the request timeout to come.
+                await trio.sleep(0.1)
+                await client.send_all(MORPHEUS[HALF:])
+            (response,) = await read_messages(client, 1)
+            assert result_of(response) == MORPHEUS_ANSWER
+            assert await read_until_eof(client) == b""
+    assert server.stats.requests == 2
+
+
 async def test_shutdown_before_serve_starts(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
 ) -> None:

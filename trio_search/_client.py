@@ -1,10 +1,19 @@
-"""The Trio client: one connection, many requests, answered in order."""
+"""The Trio client: one connection, many requests, answered in order.
+
+A request sent on a connection that has answered before (a *reused*
+keep-alive connection) may cross the server's closing of it: an idle
+timeout, a graceful shutdown, a server that closes after each answer. The
+server never read such a request, and every action is a read, so the
+client sends it again, once, on a new connection, as HTTP clients do for
+idempotent requests (urllib3, httpx); see :class:`SearchClient`.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,18 +37,40 @@ class SearchClient:
     Requests on one client are answered in order; :meth:`request_many`
     pipelines them in one write. Use one client from one task at a time.
 
+    Retry once on a reused connection: when a connection that has already
+    answered requests ends (end of file, or reset) before any byte of the
+    answer to a request sent on it, the server closed it as the request was
+    on its way (an idle timeout, a graceful shutdown or rolling restart, a
+    server that closes after each answer, as the tutorial's does) and never
+    read it. Every action only reads, so the client opens a new connection
+    with ``reconnect`` and sends the unanswered requests again, once; that
+    is what HTTP clients do for idempotent requests. A failure on a new
+    connection, on the retry's connection, or after part of an answer
+    arrived is raised, never retried: a server that ends a fresh connection
+    without answering is refusing, not closing an idle one. :attr:`retried`
+    counts the requests sent again.
+
     Args:
         stream: A connected Trio stream (TCP, TLS, or memory in tests).
         max_header_length: Largest response header accepted, in bytes.
         max_content_length: Largest response content accepted, in bytes.
+        reconnect: Opens a new connection to the same server, for the
+            retry (:func:`open_client` passes its own); ``None``: no retry.
+        retry: ``False`` raises at once instead of retrying.
     """
 
     stream: trio.abc.Stream
     max_header_length: int = DEFAULT_MAX_HEADER_LENGTH
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    reconnect: Callable[[], Awaitable[trio.abc.Stream]] | None = None
+    retry: bool = True
+    #: Requests sent again on a new connection (see above), in all.
+    retried: int = attrs.field(default=0, init=False)
     _protocol: MessageProtocol = attrs.field(init=False)
-    #: How bytes move (trio_search._transport), chosen once.
+    #: How bytes move (trio_search._transport), chosen once per connection.
     _transport: Transport = attrs.field(init=False)
+    #: Answers received on the current connection: above 0, it is reused.
+    _answered: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._protocol = MessageProtocol(self.max_header_length, self.max_content_length)
@@ -48,10 +79,15 @@ class SearchClient:
     async def request(self, message: Message) -> Message:
         """Send one request and return its response.
 
+        A reused connection that ends before the answer begins is replaced,
+        and the request sent again, once (see the class).
+
         Raises:
-            ServerResponseError: the server closed without answering or sent
-                bytes that are not a valid message.
-            trio.BrokenResourceError: the connection broke.
+            ServerResponseError: the server closed without answering (and
+                the retry, if one was made, failed too) or sent bytes that
+                are not a valid message.
+            trio.BrokenResourceError: the connection broke (as above).
+            OSError: the new connection for a retry could not be opened.
         """
         (response,) = await self.request_many([message])
         return response
@@ -60,14 +96,58 @@ class SearchClient:
         """Send several requests in one write and return their responses, in
         order.
 
+        If the connection was reused and ends before the answer to one of
+        them begins, that one and those after it are sent again, once, on a
+        new connection (see the class).
+
         Raises:
             ServerResponseError: as for :meth:`request`.
         """
         batch = [encode_message(message) for message in messages]
+        responses: list[Message] = []
         if not batch:
-            return []
+            return responses
+        reused = self._answered > 0
+        try:
+            await self._exchange(batch, responses)
+        except (ServerResponseError, trio.BrokenResourceError) as exc:
+            if not (reused and self._may_retry(exc)):
+                raise
+            await self._reopen()
+            unanswered = batch[len(responses) :]
+            self.retried += len(unanswered)
+            await self._exchange(unanswered, responses)
+        return responses
+
+    async def _exchange(self, batch: list[bytes], responses: list[Message]) -> None:
+        """Send ``batch`` in one write; add each answer to ``responses`` as it
+        arrives, so a failure leaves the ones answered before it."""
         await send(self._transport, b"".join(batch))
-        return [await self._receive_message() for _ in batch]
+        for _ in batch:
+            responses.append(await self._receive_message())
+            self._answered += 1
+
+    def _may_retry(self, error: ServerResponseError | trio.BrokenResourceError) -> bool:
+        """Whether ``error`` is a connection that ended before any byte of the
+        next answer (and retrying is allowed and possible)."""
+        if not self.retry or self.reconnect is None:
+            return False
+        if isinstance(error, ServerResponseError):
+            # Raised for an end of file between answers only; a truncated
+            # answer or bad bytes have codes of their own.
+            return error.code == codes.NO_RESPONSE
+        return not self._protocol.mid_message
+
+    async def _reopen(self) -> None:
+        """Replace the connection with a new one from ``reconnect``. If that
+        raises, the old one stays, ended: the next request retries again."""
+        assert self.reconnect is not None
+        stream = await self.reconnect()
+        await trio.aclose_forcefully(self.stream)
+        self.stream = stream
+        self._transport = transport_for(stream)
+        self._protocol = MessageProtocol(self.max_header_length, self.max_content_length)
+        self._answered = 0
 
     async def request_json(self, content: Mapping[str, Any], encoding: str = "utf-8") -> Any:
         """Send a ``text/json`` request and return its decoded JSON answer."""
@@ -278,6 +358,7 @@ async def open_client(
     handshake_timeout: float = math.inf,
     max_header_length: int = DEFAULT_MAX_HEADER_LENGTH,
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
+    retry: bool = True,
 ) -> AsyncIterator[SearchClient]:
     """Connect to a server and yield a :class:`SearchClient`; close on exit.
 
@@ -289,19 +370,43 @@ async def open_client(
     and ``max_content_length`` bound each response, in bytes, as
     :class:`SearchClient`'s do; a larger one raises
     :class:`ServerResponseError` (``header_too_long``, ``content_too_long``).
+    A request sent on the connection once it has answered, which the server
+    closes before answering, is sent again once on a new connection, made
+    the same way (:class:`SearchClient`); ``retry=False`` turns that off.
 
     Raises:
         OSError: the server cannot be reached.
         trio.BrokenResourceError: the TLS handshake failed (its cause says why).
         trio.TooSlowError: the TLS handshake took longer than ``handshake_timeout``.
     """
+    connect = functools.partial(
+        _connect, host, port, ssl_context, server_hostname or host, handshake_timeout
+    )
+    client = SearchClient(
+        await connect(),
+        max_header_length=max_header_length,
+        max_content_length=max_content_length,
+        reconnect=connect,
+        retry=retry,
+    )
+    try:
+        yield client
+    finally:
+        await trio.aclose_forcefully(client.stream)
+
+
+async def _connect(
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str,
+    handshake_timeout: float,
+) -> trio.abc.Stream:
+    """A new connection for :func:`open_client` (TLS handshake done)."""
     stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
     if ssl_context is not None:
         stream = trio.SSLStream(
-            stream,
-            ssl_context,
-            server_hostname=server_hostname or host,
-            https_compatible=False,
+            stream, ssl_context, server_hostname=server_hostname, https_compatible=False
         )
         try:
             with trio.fail_after(handshake_timeout):
@@ -309,10 +414,4 @@ async def open_client(
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
-    client = SearchClient(
-        stream, max_header_length=max_header_length, max_content_length=max_content_length
-    )
-    try:
-        yield client
-    finally:
-        await trio.aclose_forcefully(stream)
+    return stream

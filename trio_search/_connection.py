@@ -12,7 +12,9 @@ deadline costs far less than a new scope per wait):
 - between requests, the *idle* timeout, counted from accept (before any TLS
   handshake) and from each response; a graceful shutdown cancels this wait
   at once, unless bytes already wait unread in the socket (a pipelining
-  client's next requests), which are then read and answered first;
+  client's next requests, or a keep-alive client's next one that landed as
+  the shutdown began), which are then read and answered first, and the
+  connection closes right after that answer;
 - inside a request, the *request* timeout, counted from its first byte;
 - while writing answers the client does not take, the request timeout too,
   so a client that never reads cannot hold the task.
@@ -255,6 +257,8 @@ class ServerConnection:
                 outcome = await self._serve_requests(protocol)
             self._timer.done()
             if scope.cancelled_caught:
+                if self._request_arrived_as_closed():
+                    continue  # the bytes win: read, answered, then closed
                 await self._timed_out()
                 return
             if outcome is _Outcome.ENDED:
@@ -403,6 +407,23 @@ class ServerConnection:
         if request_began:
             self._request_deadline = trio.current_time() + self.settings.request_timeout
         self._timer.wait_for(Waiting.REQUEST, self._request_deadline)
+
+    def _request_arrived_as_closed(self) -> bool:
+        """Whether a graceful shutdown cut the wait for the next request just
+        as bytes of one reached the socket.
+
+        :meth:`close_when_idle` looks for waiting bytes when the shutdown
+        begins, but the connection's task only runs later: a keep-alive
+        client's next request can land in between. Closing then would reset
+        it unread; instead it is read and answered like one that came in
+        time, and the connection closes right after the answer (the check in
+        :meth:`_serve_requests`). Only bytes the kernel holds count
+        (FIONREAD, plain TCP): a read of them cannot wait, so this cannot
+        repeat without progress.
+        """
+        if self._timer.waiting_for is not Waiting.IDLE or not self._closing or self._evicted:
+            return False
+        return bool(pending_bytes(self.stream))
 
     async def _timed_out(self) -> None:
         """Close after the timer fired, telling the client where it can."""

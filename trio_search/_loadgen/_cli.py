@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests in flight per connection, written in one batch (keepalive only)",
     )
     load.add_argument(
+        "--no-retry",
+        dest="retry",
+        action="store_false",
+        help="fail, rather than send again once on a new connection, the requests a "
+        "reused keep-alive connection ends before answering (a server closing it as they "
+        "arrive: a restart, an idle timeout); retries are reported as 'retried'",
+    )
+    load.add_argument(
         "--timeout",
         type=seconds,
         default=DEFAULT_TIMEOUT,
@@ -173,6 +181,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
         ssl_context=ssl_context,
         server_hostname=args.server_hostname,
         server_pid=args.server_pid,
+        retry=args.retry,
     )
 
 
@@ -200,7 +209,7 @@ def format_report(result: BenchResult) -> str:
     lines = [
         f"{PROG}: {format_address((config.host, config.port))}, {what}",
         f"  elapsed     {result.elapsed:.2f} s",
-        f"  requests    {result.ok:,} right, {result.failed:,} failed",
+        f"  requests    {result.ok:,} right, {result.failed:,} failed, {result.retried:,} retried",
         f"  throughput  {result.requests_per_second:,.0f} requests/s",
         "  latency     "
         + "  ".join(

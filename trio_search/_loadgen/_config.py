@@ -40,6 +40,9 @@ class BenchConfig:
         server_hostname: Name the TLS certificate is checked against
             (default: ``host``).
         server_pid: Measure this process's CPU time (Linux ``/proc``).
+        retry: Send a batch's unanswered requests again, once, on a new
+            connection when a reused keep-alive connection ends before
+            answering them (``keepalive`` only; counted as retried).
     """
 
     host: str
@@ -55,6 +58,7 @@ class BenchConfig:
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
     server_pid: int | None = None
+    retry: bool = True
 
     def __attrs_post_init__(self) -> None:
         if (self.duration is None) == (self.requests is None):

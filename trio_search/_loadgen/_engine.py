@@ -16,7 +16,13 @@ Two modes:
 - ``keepalive``: each task opens its connection before the clock starts, then
   sends batches on it for the whole run. A failure (closed, reset, timeout,
   broken framing) fails the batch's unanswered requests and the task
-  reconnects.
+  reconnects, except in one case, which a keep-alive client must handle:
+  a connection that has answered a batch before ends (end of file or reset)
+  before any byte of the next answer. The server closed it as the batch was
+  on its way (a graceful shutdown, an idle timeout) and never read it, so,
+  as HTTP clients do for idempotent requests, the unanswered requests are
+  sent again, once, on a new connection: counted as ``retried``, and as
+  failed only if that fails too (``BenchConfig.retry`` turns it off).
 - ``oneshot``: the tutorial's pattern, a new connection per request, closed
   by us after the answer; the latency includes the connect (and the TLS
   handshake), and the timeout covers the whole exchange.
@@ -32,7 +38,8 @@ requests have been answered or failed. Every request that fails counts once,
 under one kind (:data:`ERROR_KINDS`).
 
 Latency is measured per request from the write of its batch to the parse of
-its response, with ``time.perf_counter``. Server CPU time, when a pid is
+its response (for a retried request, from its first write), with
+``time.perf_counter``. Server CPU time, when a pid is
 given, is read from ``/proc`` (Linux) for that process and its descendants
 just before the clock starts and just after it stops.
 """
@@ -73,6 +80,8 @@ class _Run:
     remaining: int
     batches: dict[int, bytes]
     ok: int = 0
+    #: Requests sent again on a new connection (see the theory of operation).
+    retried: int = 0
     errors: Counter[str] = attrs.field(factory=Counter)
     first_errors: dict[str, str] = attrs.field(factory=dict)
     latencies: list[array[float]] = attrs.field(factory=list)
@@ -138,17 +147,27 @@ class _Run:
 
     async def keepalive_task(self, stream: trio.abc.Stream | None) -> None:
         """Send batches on one connection (``stream``, or a new one) until the
-        run ends; reconnect after a failure."""
+        run ends; reconnect after a failure, first sending a batch's
+        unanswered requests again if its reused connection ended before
+        answering them (see the theory of operation)."""
         latencies: array[float] = array("d")
         self.latencies.append(latencies)
         pipeline = self.config.pipeline
         timeout = self.config.timeout
+        retry = self.config.retry
         is_right = self.config.checker.is_right
         batches = self.batches
         perf_counter = time.perf_counter
+        # Requests to send again on the next connection, already claimed.
+        resend = 0
+        sent_at = 0.0
         try:
             while True:
-                count = self.claim(pipeline)
+                # A batch to send again goes first, and its latency counts
+                # from its first write.
+                retrying = resend > 0
+                count = resend if retrying else self.claim(pipeline)
+                resend = 0
                 if not count:
                     return
                 if stream is None:
@@ -157,6 +176,9 @@ class _Run:
                         continue
                 protocol = MessageProtocol()
                 send_all, receive_some = _io_of(stream)
+                # Whether this connection answered a batch before the one
+                # being sent: only then does its end call for a retry.
+                reused = False
                 answered = 0
                 failure: tuple[str, str] | None = None
                 # One scope per connection; its deadline moves with each batch.
@@ -164,7 +186,8 @@ class _Run:
                     while True:
                         scope.deadline = trio.current_time() + timeout
                         answered = 0
-                        sent_at = perf_counter()
+                        if not retrying:
+                            sent_at = perf_counter()
                         try:
                             await send_all(batches[count])
                             while answered < count:
@@ -185,13 +208,19 @@ class _Run:
                             failure = _broken_exchange(exc)
                         if failure is not None:
                             break
+                        reused, retrying = True, False
                         count = self.claim(pipeline)
                         if not count:
                             return
                 if scope.cancelled_caught:
                     failure = ("timeout", f"no answer within {timeout:g} s")
                 assert failure is not None
-                self.fail(failure[0], count - answered, failure[1])
+                unanswered = count - answered
+                if retry and reused and _ended_before_answer(failure, protocol):
+                    self.retried += unanswered
+                    resend = unanswered
+                else:
+                    self.fail(failure[0], unanswered, failure[1])
                 await trio.aclose_forcefully(stream)
                 stream = None
         finally:
@@ -262,6 +291,14 @@ def _io_of(
 
 
 _CLOSED_EARLY = ("closed", "the server closed the connection before answering")
+
+
+def _ended_before_answer(failure: tuple[str, str], protocol: MessageProtocol) -> bool:
+    """Whether ``failure`` is the connection ending (end of file or reset)
+    with no byte of the next answer received: what a retry is for. A
+    truncated answer is ``bad_framing``, and a timeout may be a server that
+    read the request."""
+    return failure[0] == "closed" and not protocol.mid_message
 
 
 def _broken_exchange(exc: Exception) -> tuple[str, str]:
@@ -375,6 +412,7 @@ async def run_bench(
         config=config,
         elapsed=elapsed,
         ok=run.ok,
+        retried=run.retried,
         errors={kind: run.errors[kind] for kind in ERROR_KINDS},
         first_errors=dict(run.first_errors),
         latencies=sorted(_chain(run.latencies)),

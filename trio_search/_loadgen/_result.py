@@ -17,6 +17,9 @@ class BenchResult:
     config: BenchConfig
     elapsed: float
     ok: int
+    #: Requests a reused keep-alive connection ended before answering, sent
+    #: again on a new connection (counted in ``errors`` only if that failed).
+    retried: int
     errors: dict[str, int]
     #: The first failure of each kind, described.
     first_errors: dict[str, str]
@@ -65,6 +68,7 @@ class BenchResult:
             "elapsed": round(self.elapsed, 6),
             "ok": self.ok,
             "failed": self.failed,
+            "retried": self.retried,
             "errors": {kind: count for kind, count in self.errors.items() if count},
             "first_errors": self.first_errors,
             "requests_per_second": round(self.requests_per_second, 2),
