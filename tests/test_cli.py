@@ -370,6 +370,27 @@ async def test_client_query_refused(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port} refused the query (bad_query): unknown field 'nope'" in error
 
 
+async def test_server_field_queries_option(tmp_path: Path) -> None:
+    data = tmp_path / "index.json"
+    data.write_text(json.dumps(QUERY_DATA), encoding="utf-8")
+    async with server_subprocess("--data", str(data), "--field-queries") as server:
+        key_word = await query(port_of(server), "typo", "--fields", "answer", "--json")
+        answer_word = await query(port_of(server), "spelled", "--fields", "answer", "--json")
+    # The key "typo" is not searched, the answers are.
+    assert [hit["key"] for hit in json.loads(key_word)["result"]] == []
+    assert [hit["key"] for hit in json.loads(answer_word)["result"]] == ["typo"]
+    async with query_server(tmp_path) as port:
+        refused = await run(
+            [*client_command(), "127.0.0.1", str(port), "query", "x", "--fields", "answer"]
+        )
+    assert refused.returncode == 1
+    assert "--field-queries" in one_line_error(refused, "trio-search-client")
+    # It applies to --data only.
+    result = await run([*server_command(), "--index", str(tmp_path), "--field-queries"])
+    assert result.returncode == 2
+    assert b"--field-queries apply to --data" in result.stderr
+
+
 async def test_client_sends_query_options(nursery: trio.Nursery) -> None:
     received: list[Message] = []
 

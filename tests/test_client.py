@@ -38,6 +38,7 @@ from trio_search import (
     open_client,
 )
 from trio_search._client import parse_query_answer, query_request
+from trio_search._index import index_of_mapping
 
 RABBIT = TUTORIAL_DATA["morpheus"]
 
@@ -150,8 +151,9 @@ RANKING_DATA = {
 
 
 async def start_server_with(nursery: trio.Nursery, data: dict[str, str]) -> tuple[str, int]:
-    """Start a server on port 0 that searches ``data``; return its address."""
-    server = SearchServer(ServerSettings(port=0), index=data)
+    """Start a server on port 0 that searches ``data`` (with field queries);
+    return its address."""
+    server = SearchServer(ServerSettings(port=0), index=index_of_mapping(data, field_queries=True))
     _, address = await start_server(nursery, server)
     return address
 

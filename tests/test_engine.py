@@ -3,6 +3,7 @@ which order, and an on-disk index that another writer adds to."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from trio_search import (
     IndexMeta,
     Message,
     QueryOptions,
+    Reply,
     RequestError,
     SearchApp,
     SearchIndex,
@@ -28,6 +30,7 @@ from trio_search import (
     read_documents,
 )
 from trio_search._engine import (
+    CHEAP_QUERY_POSTINGS,
     analyze,
     create_index,
     open_tantivy_index,
@@ -60,13 +63,15 @@ FILMS = {
 VOCABULARY = sorted({word.lower() for answer in FILMS.values() for word in answer.split()})
 
 
-def index_of(data: Mapping[str, str]) -> SearchIndex:
-    return SearchIndex.from_documents(documents_from_mapping(data))
+def index_of(data: Mapping[str, str], *, field_queries: bool = False) -> SearchIndex:
+    return SearchIndex.from_documents(
+        documents_from_mapping(data), IndexMeta(field_queries=field_queries)
+    )
 
 
 @pytest.fixture(scope="module")
 def films() -> SearchIndex:
-    return index_of(FILMS)
+    return index_of(FILMS, field_queries=True)
 
 
 def keys(index: SearchIndex, text: str, **options: Any) -> list[str]:
@@ -167,6 +172,32 @@ def test_typos_false_turns_off_fuzzy_matching(films: SearchIndex) -> None:
     assert set(keys(films, "rabbit", typos=False)) == {"morpheus", "alice"}
 
 
+def test_a_prefix_may_have_a_typo(films: SearchIndex) -> None:
+    # Typing "morph" with two letters swapped: still found as you type.
+    assert "morpheus" in keys(films, "morhpe")
+    assert keys(films, "morhpe", typos=False) == []
+
+
+def test_typos_and_completions_are_looked_for_only_when_the_page_is_not_full() -> None:
+    data = {f"exact{i:02}": f"a rabbit number {i}" for i in range(12)}
+    data["typo"] = "a rabit"
+    data["longer"] = "rabbits"
+    index = index_of(data)
+    # Twelve documents say "rabbit": they fill a page of 10, and the total
+    # counts them only.
+    page = index.query("rabbit", QueryOptions(limit=10))
+    assert {hit.key for hit in page.hits} <= {f"exact{i:02}" for i in range(12)}
+    assert page.total == 12
+    # A larger page looks further, after every exact match.
+    everything = index.query("rabbit", QueryOptions(limit=20))
+    assert everything.total == 14
+    assert {hit.key for hit in everything.hits[12:]} == {"typo", "longer"}
+    # The second page of 10 is not full with exact matches either.
+    second = index.query("rabbit", QueryOptions(limit=10, offset=10))
+    assert [hit.key for hit in second.hits[2:]] == [hit.key for hit in everything.hits[12:]]
+    assert second.total == 14
+
+
 def test_prefix_false_turns_off_prefix_matching(films: SearchIndex) -> None:
     assert keys(films, "morph", prefix=False) == []
     assert keys(films, "morpheus", prefix=False) == ["morpheus"]
@@ -174,13 +205,14 @@ def test_prefix_false_turns_off_prefix_matching(films: SearchIndex) -> None:
     assert keys(films, "morph ") == []
 
 
+BOOKS = [
+    Document("b1", "Alice", {"title": "Alice in Wonderland", "body": "a white rabbit"}),
+    Document("b2", "Watership", {"title": "Watership Down", "body": "rabbits, alice"}),
+]
+
+
 def test_fields_restrict_the_search() -> None:
-    index = SearchIndex.from_documents(
-        [
-            Document("b1", "Alice", {"title": "Alice in Wonderland", "body": "a white rabbit"}),
-            Document("b2", "Watership", {"title": "Watership Down", "body": "rabbits, alice"}),
-        ]
-    )
+    index = SearchIndex.from_documents(BOOKS, IndexMeta(field_queries=True))
     assert set(keys(index, "alice")) == {"b1", "b2"}
     assert keys(index, "alice", fields=["title"]) == ["b1"]
     assert keys(index, "alice", fields=["body"]) == ["b2"]
@@ -189,6 +221,19 @@ def test_fields_restrict_the_search() -> None:
     # The key matches only when the key field is searched.
     assert keys(index, "b1") == ["b1"]
     assert keys(index, "b1", fields=["title"]) == []
+
+
+def test_without_field_queries_fields_must_name_every_field() -> None:
+    index = SearchIndex.from_documents(BOOKS)
+    assert index.meta.field_queries is False
+    with pytest.raises(RequestError) as caught:
+        index.query("alice", QueryOptions(fields=("title",)))
+    assert caught.value.code == "bad_query"
+    assert "--field-queries" in caught.value.message
+    # Naming them all is the same as naming none.
+    assert set(keys(index, "alice", fields=["body", "title"])) == {"b1", "b2"}
+    with pytest.raises(RequestError, match="unknown field 'nope'"):
+        index.query("alice", QueryOptions(fields=("body", "title", "nope")))
 
 
 def test_field_names_with_dots_and_backslashes_can_be_searched(tmp_path: Path) -> None:
@@ -200,7 +245,9 @@ def test_field_names_with_dots_and_backslashes_can_be_searched(tmp_path: Path) -
     ]
     data = tmp_path / "books.jsonl"
     data.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
-    index = SearchIndex.from_documents(read_documents(data, FieldMapping(search_fields=None)))
+    index = SearchIndex.from_documents(
+        read_documents(data, FieldMapping(search_fields=None)), IndexMeta(field_queries=True)
+    )
     assert {"author.name", "author", "tag\\s"} <= index.meta.fields
     assert keys(index, "tolkien", fields=["author.name"]) == ["hobbit"]
     assert keys(index, "tolkein", fields=["author.name"]) == ["hobbit"]
@@ -365,10 +412,10 @@ def write_documents(path: Path, documents: Iterable[Document], *, new: bool) -> 
     writer = index.writer()
     for document in documents:
         writer.delete_documents_by_term("key", document.key)
-        writer.add_document(tantivy_document(document))
+        writer.add_document(tantivy_document(document, field_queries=True))
     writer.commit()
     writer.wait_merging_threads()
-    meta = IndexMeta() if new else SearchIndex.open(path).meta
+    meta = IndexMeta(field_queries=True) if new else SearchIndex.open(path).meta
     write_meta(path, meta.with_fields(name for d in documents for name in d.fields))
 
 
@@ -412,7 +459,7 @@ def test_refresh_sees_fields_described_after_the_commit(tmp_path: Path) -> None:
     # A writer commits first, then describes the new fields: a refresh may
     # come in between.
     writer = open_tantivy_index(tmp_path).writer()
-    writer.add_document(tantivy_document(Document("b2", "two", {"body": "rabbit"})))
+    writer.add_document(tantivy_document(Document("b2", "two", {"body": "rabbit"}), True))
     writer.commit()
     writer.wait_merging_threads()
     del writer
@@ -559,6 +606,29 @@ def test_big_index_queries_run_as_deferred_work(big_app: SearchApp) -> None:
     assert len(decoded["result"]) == 3
     assert decoded["total"] > 1000
     assert check_query_answer(big_app, "morpheus", {}, True)["result"][0]["key"] == "morpheus"
+
+
+def test_big_index_answers_cheap_queries_inline(big_app: SearchApp) -> None:
+    """A word few documents hold, whole, reads few postings: a hand-off to a
+    worker thread would cost more than the query."""
+
+    def answer(value: str, **options: Any) -> object:
+        request = {"action": "query", "value": value, **options}
+        return big_app.respond(Message(json.dumps(request).encode(), "text/json", "utf-8"))
+
+    index = big_app.index
+    assert index._snapshot.searcher.doc_freq("all", "morpheus") < CHEAP_QUERY_POSTINGS
+    # Whole (no prefix) and without typos: one pass, few postings.
+    assert isinstance(answer("morpheus ", typos=False), Reply)
+    # As many documents as the page: the second pass will not run.
+    assert isinstance(answer("morpheus", limit=1), Reply)
+    # Too few for the page: typos and completions will be looked for.
+    assert isinstance(answer("morpheus", limit=10), Deferred)
+    assert isinstance(answer("morpheus ", typos=False, fields=["answer", "key"]), Deferred)
+    frequency = functools.partial(index._snapshot.searcher.doc_freq, "all")
+    common = sorted(VOCABULARY, key=frequency, reverse=True)[:4]
+    assert sum(map(frequency, common)) > CHEAP_QUERY_POSTINGS
+    assert isinstance(answer(" ".join(common) + " ", typos=False), Deferred)
 
 
 @pytest.mark.fuzz

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import tantivy
 
-from trio_search import SearchIndex
+from trio_search import QueryOptions, RequestError, SearchIndex
 from trio_search._index_cli import ProgressBar, main
 from trio_search._index_writer import Progress, build_index
 
@@ -135,6 +135,35 @@ def test_search_fields_and_other_field_names(
     assert index.lookup("m1") == "The Matrix"
     assert [hit.key for hit in index.query("hacker").hits] == ["m1"]
     assert index.query("secret").hits == []  # not a searchable field
+
+
+def test_field_queries_are_an_option_of_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [
+        {"key": "b1", "answer": "Alice", "title": "Alice in Wonderland", "body": "a rabbit"},
+        {"key": "b2", "answer": "Watership", "title": "Watership Down", "body": "alice"},
+    ]
+    data = write_jsonl(tmp_path / "books.jsonl", records)
+    plain, fielded = tmp_path / "plain", tmp_path / "fielded"
+    assert run(capsys, "build", data, "--index", plain)[0] == 0
+    assert run(capsys, "build", data, "--index", fielded, "--field-queries")[0] == 0
+    title_only = QueryOptions(fields=("title",))
+    with pytest.raises(RequestError, match="--field-queries"):
+        SearchIndex.open(plain).query("alice", title_only)
+    assert [hit.key for hit in SearchIndex.open(fielded).query("alice", title_only).hits] == ["b1"]
+    # Both find every field's words by default.
+    for index_dir in (plain, fielded):
+        assert {hit.key for hit in SearchIndex.open(index_dir).query("alice").hits} == {"b1", "b2"}
+    # An add keeps what the build chose.
+    more = write_jsonl(tmp_path / "more.jsonl", [{"key": "b3", "answer": "x", "title": "alice"}])
+    assert run(capsys, "add", more, "--index", fielded)[0] == 0
+    found = SearchIndex.open(fielded).query("alice", title_only).hits
+    assert {hit.key for hit in found} == {"b1", "b3"}
+    _status, out, _err = run(capsys, "info", "--index", fielded)
+    assert "field queries:     yes" in out
+    _status, out, _err = run(capsys, "info", "--index", plain, "--json")
+    assert json.loads(out)["field_queries"] is False
 
 
 def test_rebuild_replaces_the_index(
@@ -362,6 +391,7 @@ def test_info_text(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert values["answer field"] == "answer"
     assert values["searchable fields"] == "every string field"
     assert values["fields seen"] == "answer, body, key"
+    assert values["field queries"] == "no (built without --field-queries)"
     assert values["index format"] == "1"
     assert re.fullmatch(r"\d+\.\d MiB \(\d+ bytes\)", values["size on disk"])
 

@@ -239,8 +239,10 @@ class SearchApp:
             index = self.index
             words = index.words(text, options)
             # Cheap enough for the event loop: a small index, and no word
-            # whose two-typo automaton alone takes about half a millisecond.
-            if index.documents <= self.inline_documents and all(w.typos < 2 for w in words):
+            # whose two-typo automaton alone takes about half a millisecond;
+            # or, on a large one, a query reading few postings and no automaton.
+            small = index.documents <= self.inline_documents and all(w.typos < 2 for w in words)
+            if small or index.is_cheap(words, options):
                 return self._query(index, text, options)
             return Deferred(functools.partial(self._query, index, text, options))
         if action == "health":

@@ -89,6 +89,14 @@ def add_field_mapping_options(group: argparse._ArgumentGroup) -> None:
     )
 
 
+#: Help of ``--field-queries``, on every command that indexes a data file.
+FIELD_QUERIES_HELP = (
+    "also index each field's words on their own, so that a query's 'fields' may "
+    "search some fields only (without it, 'fields' must name them all); "
+    "indexing takes about twice as long"
+)
+
+
 def has_field_mapping_options(args: argparse.Namespace) -> bool:
     """Whether any option of :func:`add_field_mapping_options` was given."""
     return any(

@@ -14,14 +14,30 @@ Each document is stored once, with these tantivy fields:
   analyzer (letters and digits, lower case, ASCII folding): what a query
   searches by default;
 - ``f``: a JSON field holding each searchable field under its own name, for
-  queries restricted to ``fields``.
+  queries restricted to ``fields``; only in an index built with field
+  queries (:attr:`IndexMeta.field_queries`), since it indexes every word a
+  second time: without it, building goes about twice as fast.
 
-A query is one tantivy boolean query whose clauses rank in tiers (see
-:mod:`trio_search._query` for what each word may match): a document whose
-key is the query text scores :data:`KEY_BONUS` more, one matching every word
-without typos :data:`EXACT_BONUS` more, on top of the BM25 score of the
-words. BM25 is bounded by the word and field limits, so the tiers never mix
-and the bonuses are taken off the reported score.
+A query runs in up to two passes (see :mod:`trio_search._query` for what
+each word may match), as Typesense does:
+
+1. every word matched exactly;
+2. only if that does not fill the page (``offset + limit``): every word
+   matched exactly or with the typos its length allows, and the last one
+   also as a prefix of the most frequent longer words
+   (:data:`MAX_PREFIX_EXPANSIONS`, read from the term dictionary, each
+   scored by BM25). Its hits come after those of the first pass, so a
+   document holding the words as typed always ranks above one that needs
+   a typo or a completion, and ``total`` then counts both.
+
+Most queries for words that exist stop after the first pass, which reads no
+fuzzy automaton and no completion: on 1,000,000 generated documents that
+made a one-word query about 3x cheaper.
+
+Both are flat boolean queries of term queries, as flat as the words allow,
+since nesting costs tantivy its fast top-k path. A document whose key is the
+query text (case and accents aside) is looked up on its own and ranks
+before all others.
 
 A :class:`SearchIndex` reads through one *snapshot*, a tantivy searcher over
 a fixed set of segments, replaced whole by :meth:`SearchIndex.refresh` when
@@ -46,10 +62,8 @@ import orjson
 import tantivy
 
 from . import _codes as codes
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, RequestError
 from ._query import (
-    MAX_QUERY_FIELDS,
-    MAX_QUERY_WORDS,
     Hit,
     QueryOptions,
     QueryResult,
@@ -58,17 +72,16 @@ from ._query import (
     query_words,
 )
 
-#: Score added to a document whose key is the query text (folded): above
-#: any BM25 score, so an exact key always ranks first.
-KEY_BONUS = 1_000_000.0
-#: Score added to a document matching every word without a typo. A BM25
-#: term score stays under about 50 (idf <= ln(1 + documents) times
-#: k1 + 1 = 2.2, for up to 10**9 documents), so with at most
-#: MAX_QUERY_WORDS words over MAX_QUERY_FIELDS fields, fuzzy matches
-#: included, the sum stays below this: typo matches never outrank exact ones.
-EXACT_BONUS = 10_000.0
-assert MAX_QUERY_WORDS * MAX_QUERY_FIELDS * 51 < EXACT_BONUS
-
+#: Longest list of words a query's last word expands to as a prefix (the
+#: most frequent ones): each is one more term to read.
+MAX_PREFIX_EXPANSIONS = 50
+#: Most postings (documents per word, summed) a query may read and still be
+#: run on the event loop, when it needs no second pass: tantivy reads about
+#: 15-20 ns of CPU per posting (a one-word query on 1,000,000 generated
+#: documents: 92 us for a word in 4,189 of them, 295 us for 17,083), and a
+#: hand-off to a worker thread costs 150-300 us of CPU, so below this the
+#: thread costs more than the query and stalls the loop for under 0.3 ms.
+CHEAP_QUERY_POSTINGS = 15_000
 #: Documents whose key matches a query's text looked up, at most: keys are
 #: unique, but two keys may differ only in case or accents.
 MAX_KEY_MATCHES = 10
@@ -84,8 +97,11 @@ META_FILE = "trio_search.json"
 #: Version of the layout above; an index of another version is refused.
 INDEX_FORMAT = 1
 #: Memory tantivy may use to buffer documents before writing a segment, in
-#: bytes per writer thread: more means fewer, larger segments.
-WRITER_HEAP_BYTES = 128 * 1024 * 1024
+#: bytes per writer thread (used as documents come, not reserved): more means
+#: fewer, larger segments, and every query pays a fixed cost per segment (a
+#: fuzzy word about 90 us each). With 512 MiB a million generated documents
+#: make 2 segments; with 128 MiB they made 7, and queries cost up to 2x more.
+WRITER_HEAP_BYTES = 512 * 1024 * 1024
 #: Writer threads when building: one per core of the 2-core machines we run on.
 WRITER_THREADS = 2
 
@@ -189,6 +205,10 @@ class IndexMeta:
         generation_base: Added to tantivy's commit counter to make the
             index's generation, so that an index rebuilt in place (whose
             counter starts again) still numbers its data after the old one's.
+        field_queries: Each field's words are also indexed on their own
+            (the ``f`` field), so that a query's ``fields`` may pick some
+            of them. Off by default: it indexes every word twice, which
+            halves the speed of building.
     """
 
     key_field: str = "key"
@@ -196,6 +216,7 @@ class IndexMeta:
     search_fields: tuple[str, ...] | None = None
     fields: frozenset[str] = frozenset()
     generation_base: int = 0
+    field_queries: bool = False
 
     def with_fields(self, names: Iterable[str]) -> IndexMeta:
         return attrs.evolve(self, fields=self.fields | frozenset(names))
@@ -208,6 +229,7 @@ class IndexMeta:
             "search_fields": None if self.search_fields is None else list(self.search_fields),
             "fields": sorted(self.fields),
             "generation_base": self.generation_base,
+            "field_queries": self.field_queries,
         }
 
     @classmethod
@@ -226,6 +248,8 @@ class IndexMeta:
                 search_fields=None if search_fields is None else tuple(search_fields),
                 fields=frozenset(data["fields"]),
                 generation_base=int(data.get("generation_base", 0)),
+                # Indexes written before the option existed all have them.
+                field_queries=bool(data.get("field_queries", True)),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigurationError(
@@ -262,8 +286,9 @@ def write_meta(path: Path, meta: IndexMeta) -> None:
     os.replace(temporary, path / META_FILE)
 
 
-def tantivy_document(document: DocumentLike) -> tantivy.Document:
-    """The tantivy document that indexes ``document`` (see the theory of operation)."""
+def tantivy_document(document: DocumentLike, field_queries: bool = False) -> tantivy.Document:
+    """The tantivy document that indexes ``document`` (see the theory of
+    operation); with ``field_queries``, each field's words also on their own."""
     # The hot path of building an index. add_text() skips the type guessing
     # of Document(**kwargs), and tantivy parses a JSON string faster than it
     # converts a dict (about 7 instead of 11 us per document in all).
@@ -274,11 +299,40 @@ def tantivy_document(document: DocumentLike) -> tantivy.Document:
     doc.add_text("key_norm", key)
     doc.add_text("answer", document.answer)
     doc.add_text("all", "\n".join(fields.values()))
+    if not field_queries:
+        return doc
     try:
         doc.add_json("f", _dumps(dict(fields)).decode())
     except orjson.JSONEncodeError:
         doc.add_json("f", dict(fields))  # a lone surrogate: tantivy refuses it too
     return doc
+
+
+def add_document(
+    writer: tantivy.IndexWriter, document: DocumentLike, field_queries: bool = False
+) -> None:
+    """Add ``document`` to ``writer``, as :func:`tantivy_document` makes it.
+
+    The hot path of building an index: tantivy reads a JSON string into its
+    own document faster than it converts a :class:`tantivy.Document` (23.9
+    against 31.3 us of CPU per generated document, indexing included).
+    """
+    key = document.key
+    fields = document.fields
+    record: dict[str, object] = {
+        "key": key,
+        "key_norm": key,
+        "answer": document.answer,
+        "all": "\n".join(fields.values()),
+    }
+    if field_queries:
+        record["f"] = fields if type(fields) is dict else dict(fields)
+    try:
+        text = _dumps(record).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate: let the slow path fix it
+        writer.add_document(tantivy_document(document, field_queries))
+    else:
+        writer.add_json(text)
 
 
 def create_index(path: Path | None) -> tantivy.Index:
@@ -373,17 +427,18 @@ class SearchIndex:
         cls, documents: Iterable[DocumentLike], meta: IndexMeta | None = None
     ) -> SearchIndex:
         """An index in memory holding ``documents`` (later keys replace earlier ones)."""
+        meta = meta or IndexMeta()
         index = create_index(None)
-        writer = index.writer(heap_size=WRITER_HEAP_BYTES // 4, num_threads=1)
+        writer = index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=WRITER_THREADS)
         names: set[str] = set()
+        field_queries = meta.field_queries
         for document in documents:
             writer.delete_documents_by_term("key", document.key)
-            writer.add_document(tantivy_document(document))
+            add_document(writer, document, field_queries)
             names.update(document.fields)
         writer.commit()
         writer.wait_merging_threads()
-        meta = (meta or IndexMeta()).with_fields(names)
-        return cls(index, meta)
+        return cls(index, meta.with_fields(names))
 
     @classmethod
     def open(cls, path: str | Path) -> SearchIndex:
@@ -471,57 +526,72 @@ class SearchIndex:
         """
         return query_words(text, options, analyze)
 
+    def is_cheap(self, words: Sequence[Word], options: QueryOptions) -> bool:
+        """Whether a query of ``words`` reads few postings and no fuzzy
+        automaton: cheap enough for the event loop (see
+        :data:`CHEAP_QUERY_POSTINGS`). Costs a term lookup per word."""
+        if options.fields is not None:
+            return False
+        searcher = self._snapshot.searcher
+        frequencies = [searcher.doc_freq("all", word.text) for word in words]
+        if sum(frequencies) > CHEAP_QUERY_POSTINGS:
+            return False
+        if not any(word.typos or word.prefix for word in words):
+            return True
+        # The second pass (typos, completions) runs unless the first fills
+        # the page: known beforehand only for one word, whose matches are
+        # the documents holding it.
+        return len(frequencies) == 1 and frequencies[0] >= options.offset + options.limit
+
     def query(self, text: str, options: QueryOptions | None = None) -> QueryResult:
         """The documents matching ``text``, best first, one page of them.
 
         Raises:
             RequestError: the query breaks a limit or names an unknown field.
         """
-        from ._errors import RequestError
-
         options = options or QueryOptions()
         words = self.words(text, options)
         fields = options.fields
-        if fields is not None:
-            unknown = [name for name in fields if name not in self.meta.fields]
-            if unknown:
-                known = ", ".join(sorted(self.meta.fields)[:20])
-                raise RequestError(
-                    f"unknown field {unknown[0][:40]!r}; searchable fields: {known}",
-                    code=codes.BAD_QUERY,
-                )
+        paths = self._paths(fields)
         searcher = self._snapshot.searcher
         # The exact-key tier is looked up on its own, not as a clause of the
         # words' query: a clause nested beside them costs tantivy its fast
         # top-k path (measured on 1,000,000 documents: 6.2 ms against 2.7 ms
         # for a one-word query).
         keys = self._key_matches(searcher, text, fields)
-        query = self._words_query(words, fields)
         wanted = options.offset + options.limit
+        exact = self._words_query(searcher, words, paths, loose=False)
         ranked: list[tuple[float, tantivy.DocAddress]] = []
+        seen = {(address.segment_ord, address.doc) for address in keys}
         total = 0
-        key_ids = set()
+        counted = exact
+        if exact is not None:
+            # Words as typed first; typos and completions only when those
+            # do not fill the page, since their matches would rank below
+            # them (see the theory of operation).
+            result = searcher.search(exact, wanted + len(keys), count=True)
+            total = _count(result)
+            ranked = _unseen(result.hits, seen)
+            if total < wanted and any(word.typos or word.prefix for word in words):
+                tolerant = self._words_query(searcher, words, paths, loose=True)
+                assert tolerant is not None
+                result = searcher.search(tolerant, wanted + len(keys) + total, count=True)
+                total = _count(result)
+                ranked += _unseen(result.hits, seen)
+                counted = tolerant
+        key_ranked = []
         for address in keys:
-            key_ids.add((address.segment_ord, address.doc))
             score = 0.0
-            if query is not None:
+            if counted is not None:
                 both = _Q.boolean_query(
-                    [(_MUST, query), (_MUST, _doc_query(self, searcher, address))]
+                    [(_MUST, counted), (_MUST, _doc_query(self, searcher, address))]
                 )
                 found = searcher.search(both, 1, count=False).hits
                 score = found[0][0] if found else 0.0
-                total -= bool(found)  # counted again below
-            ranked.append((score, address))
+                total -= bool(found)  # counted above
+            key_ranked.append((score, address))
             total += 1
-        if query is not None:
-            result = searcher.search(query, wanted + len(keys), count=True)
-            # (tantivy's type stubs miss ``count``, which ``count=True`` fills.)
-            total += int(getattr(result, "count", 0) or 0)
-            ranked += [
-                (score, address)
-                for score, address in result.hits
-                if (address.segment_ord, address.doc) not in key_ids
-            ]
+        ranked = key_ranked + ranked
         hits = []
         for score, address in ranked[options.offset : wanted]:
             stored = searcher.doc(address)
@@ -530,11 +600,38 @@ class SearchIndex:
                 Hit(
                     key=stored["key"][0],
                     answer=answer,
-                    score=_bm25_part(score),
+                    score=round(score, 4),
                     highlight=highlight(answer, words, analyze),
                 )
             )
         return QueryResult(hits, max(total, len(hits)))
+
+    def _paths(self, fields: tuple[str, ...] | None) -> list[str]:
+        """The tantivy fields (or JSON paths) a query over ``fields`` reads.
+
+        Raises:
+            RequestError: ``fields`` names an unknown field, or picks some
+                fields of an index built without field queries.
+        """
+        if fields is None:
+            return ["all"]
+        known = self.meta.fields
+        unknown = [name for name in fields if name not in known]
+        if unknown:
+            listed = ", ".join(sorted(known)[:20])
+            raise RequestError(
+                f"unknown field {unknown[0][:40]!r}; searchable fields: {listed}",
+                code=codes.BAD_QUERY,
+            )
+        if self.meta.field_queries:
+            return [_json_path(name) for name in fields]
+        if known <= set(fields):
+            return ["all"]
+        raise RequestError(
+            "this index searches all its fields together: 'fields' must name them all "
+            "(build it with --field-queries to search some of them)",
+            code=codes.BAD_QUERY,
+        )
 
     def _key_matches(
         self, searcher: tantivy.Searcher, text: str, fields: tuple[str, ...] | None
@@ -556,21 +653,77 @@ class SearchIndex:
         return addresses
 
     def _words_query(
-        self, words: Sequence[Word], fields: tuple[str, ...] | None
+        self,
+        searcher: tantivy.Searcher,
+        words: Sequence[Word],
+        paths: Sequence[str],
+        *,
+        loose: bool,
     ) -> tantivy.Query | None:
-        """Documents holding every word; those holding them all without a
-        typo score :data:`EXACT_BONUS` more."""
+        """Documents holding every word in any of ``paths``: as typed, or
+        (``loose``) also with typos and the last word as a prefix. As flat
+        a query as the words allow, since nesting costs tantivy its fast
+        top-k path."""
         if not words:
             return None
         schema = self._index.schema
-        paths = ["all"] if fields is None else [_json_path(name) for name in fields]
-        match = _all_words(schema, words, paths, typos=True)
-        if not any(word.typos for word in words):
-            return match
-        exact = _all_words(schema, words, paths, typos=False)
-        return _Q.boolean_query(
-            [(_MUST, match), (_SHOULD, _Q.const_score_query(exact, EXACT_BONUS))]
-        )
+        per_word = []
+        for word in words:
+            alternatives: list[tantivy.Query] = []
+            for path in paths:
+                alternatives.append(_Q.term_query(schema, path, word.text))
+                if not loose:
+                    continue
+                if word.typos:
+                    # A prefix may have typos too (by its own length).
+                    alternatives.append(
+                        _Q.fuzzy_term_query(
+                            schema, path, word.text, distance=word.typos, prefix=word.prefix
+                        )
+                    )
+                if word.prefix:
+                    alternatives += _completions(searcher, schema, path, word.text)
+            if len(alternatives) == 1:
+                per_word.append(alternatives[0])
+            else:
+                per_word.append(_Q.boolean_query([(_SHOULD, q) for q in alternatives]))
+        if len(per_word) == 1:
+            return per_word[0]
+        return _Q.boolean_query([(_MUST, q) for q in per_word])
+
+
+def _count(result: tantivy.SearchResult) -> int:
+    # (tantivy's type stubs miss ``count``, which ``count=True`` fills.)
+    return int(getattr(result, "count", 0) or 0)
+
+
+def _unseen(
+    hits: list[tuple[float, tantivy.DocAddress]], seen: set[tuple[int, int]]
+) -> list[tuple[float, tantivy.DocAddress]]:
+    """``hits`` not in ``seen``, which they are added to."""
+    fresh = []
+    for score, address in hits:
+        ident = (address.segment_ord, address.doc)
+        if ident not in seen:
+            seen.add(ident)
+            fresh.append((score, address))
+    return fresh
+
+
+def _completions(
+    searcher: tantivy.Searcher, schema: tantivy.Schema, path: str, prefix: str
+) -> list[tantivy.Query]:
+    """Term queries for the longer words starting with ``prefix``: the most
+    frequent :data:`MAX_PREFIX_EXPANSIONS` of them. (A path in the JSON
+    field ``f`` has no term list to read: there, one prefix query, whose
+    matches all score alike.)"""
+    if path != "all":
+        return [_Q.fuzzy_term_query(schema, path, prefix, distance=0, prefix=True)]
+    terms = searcher.terms_with_prefix(path, prefix)
+    if len(terms) > MAX_PREFIX_EXPANSIONS:
+        terms.sort(key=lambda term: term[1], reverse=True)
+        del terms[MAX_PREFIX_EXPANSIONS:]
+    return [_Q.term_query(schema, path, term) for term, _ in terms if term != prefix]
 
 
 def _doc_query(
@@ -586,38 +739,3 @@ def _json_path(name: str) -> str:
     in a path as a step into an object and ``\\`` as an escape, but stored
     the documents' field names whole: both are escaped to mean themselves."""
     return "f." + name.replace("\\", "\\\\").replace(".", "\\.")
-
-
-def _all_words(
-    schema: tantivy.Schema, words: Sequence[Word], paths: Sequence[str], *, typos: bool
-) -> tantivy.Query:
-    """Documents holding every word, in any of ``paths``: as flat a query as
-    the words allow, since nesting costs tantivy its fast top-k path."""
-    per_word = []
-    for word in words:
-        alternatives: list[tantivy.Query] = []
-        for path in paths:
-            alternatives.append(_Q.term_query(schema, path, word.text))
-            distance = word.typos if typos else 0
-            if distance or word.prefix:
-                alternatives.append(
-                    _Q.fuzzy_term_query(
-                        schema, path, word.text, distance=distance, prefix=word.prefix
-                    )
-                )
-        if len(alternatives) == 1:
-            per_word.append(alternatives[0])
-        else:
-            per_word.append(_Q.boolean_query([(_SHOULD, q) for q in alternatives]))
-    if len(per_word) == 1:
-        return per_word[0]
-    return _Q.boolean_query([(_MUST, q) for q in per_word])
-
-
-def _bm25_part(score: float) -> float:
-    """A hit's score without its tier bonuses, rounded for the reply."""
-    if score >= KEY_BONUS:
-        score -= KEY_BONUS
-    if score >= EXACT_BONUS:
-        score -= EXACT_BONUS
-    return round(score, 4)

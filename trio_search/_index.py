@@ -71,10 +71,13 @@ def load_index(path: str | Path) -> Mapping[str, str]:
     return parse_index(text, source=str(path))
 
 
-def index_of_mapping(data: Mapping[str, str]) -> SearchIndex:
+def index_of_mapping(data: Mapping[str, str], *, field_queries: bool = False) -> SearchIndex:
     """An in-memory search index of key -> answer pairs: each pair is a
-    document whose ``key`` and ``answer`` fields are searchable."""
-    return SearchIndex.from_documents(documents_from_mapping(data))
+    document whose ``key`` and ``answer`` fields are searchable (each on its
+    own too with ``field_queries``)."""
+    return SearchIndex.from_documents(
+        documents_from_mapping(data), IndexMeta(field_queries=field_queries)
+    )
 
 
 @functools.cache
@@ -85,10 +88,16 @@ def builtin_search_index() -> SearchIndex:
 
 
 def index_of_file(
-    path: str | Path, mapping: FieldMapping | None = None, *, format: str | None = None
+    path: str | Path,
+    mapping: FieldMapping | None = None,
+    *,
+    format: str | None = None,
+    field_queries: bool = False,
 ) -> SearchIndex:
     """Read a data file (JSON, JSON Lines or CSV) into an in-memory index,
     logging the file, the number of documents and the time it took.
+    ``field_queries`` indexes each field on its own too (see
+    :attr:`~trio_search._engine.IndexMeta.field_queries`).
 
     Blocks: call it before the event loop starts or in a worker thread.
 
@@ -99,7 +108,12 @@ def index_of_file(
     mapping = mapping or FieldMapping()
     started = time.perf_counter()
     with DocumentReader(path, mapping, format=format) as reader:
-        meta = IndexMeta(mapping.key_field, mapping.answer_field, mapping.search_fields)
+        meta = IndexMeta(
+            mapping.key_field,
+            mapping.answer_field,
+            mapping.search_fields,
+            field_queries=field_queries,
+        )
         index = SearchIndex.from_documents(reader, meta)
     logging.getLogger("trio_search").info(
         "indexed %d documents from %s in %.2f s",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from ._cli_common import (
+    FIELD_QUERIES_HELP,
     DefaultsHelpFormatter,
     OneLineErrorParser,
     add_field_mapping_options,
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     _add_data_options(build, "defaults: key, answer, every string field")
+    build.add_argument("--field-queries", action="store_true", help=FIELD_QUERIES_HELP)
     add = commands.add_parser(
         "add",
         help="insert or replace documents by key",
@@ -311,6 +313,7 @@ def _info_text(info: IndexInfo) -> str:
         ("answer field", meta.answer_field),
         ("searchable fields", chosen),
         ("fields seen", ", ".join(sorted(meta.fields)) or "(none)"),
+        ("field queries", "yes" if meta.field_queries else "no (built without --field-queries)"),
         ("index format", str(info.format)),
     ]
     width = max(len(name) for name, _value in rows) + 1
@@ -330,7 +333,14 @@ def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
     if command == "build":
         mapping = _mapping(args, FieldMapping())
         return _build_line(
-            build_index(args.data, args.index, mapping, format=args.format, progress=bar)
+            build_index(
+                args.data,
+                args.index,
+                mapping,
+                format=args.format,
+                progress=bar,
+                field_queries=args.field_queries,
+            )
         )
     options = (args.key_field, args.answer_field, args.search_fields)
     add_mapping = None

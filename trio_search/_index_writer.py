@@ -47,10 +47,10 @@ from ._engine import (
     WRITER_THREADS,
     IndexMeta,
     _generation_of,
+    add_document,
     create_index,
     open_tantivy_index,
     read_meta,
-    tantivy_document,
     write_meta,
 )
 from ._errors import ConfigurationError
@@ -201,6 +201,7 @@ class IndexInfo:
                 None if self.meta.search_fields is None else list(self.meta.search_fields)
             ),
             "fields": sorted(self.meta.fields),
+            "field_queries": self.meta.field_queries,
             "format": self.format,
         }
 
@@ -424,6 +425,7 @@ def build_index(
     *,
     format: str | None = None,
     progress: ProgressCallback | None = None,
+    field_queries: bool = False,
 ) -> BuildResult:
     """Index the data file ``data`` into the directory ``index_dir``.
 
@@ -437,6 +439,8 @@ def build_index(
         mapping: Which fields make up a document; the defaults if ``None``.
         format: The data format, or ``None`` to go by the suffix.
         progress: Called as documents are read.
+        field_queries: Also index each field's words on their own, so that
+            a query's ``fields`` may pick some fields (about twice the work).
 
     Raises:
         DataError: the data file cannot be read, or a record is bad.
@@ -461,10 +465,11 @@ def build_index(
                 raise _io_error(f"cannot create {_show(building)}", exc) from exc
             try:
                 with _translated(f"cannot build the index in {_show(target)}", building):
-                    count, names = _write_new_index(reader, mapping, building, progress, started)
+                    meta = _meta_of(mapping, field_queries)
+                    count, names = _write_new_index(reader, meta, building, progress, started)
                     # Number the new data after the old index's, if any.
                     base = _generation_of(target) + 1 if replacing and _is_index(target) else 0
-                    meta = attrs.evolve(_meta_of(mapping), generation_base=base)
+                    meta = attrs.evolve(meta, generation_base=base)
                     write_meta(building, meta.with_fields(names))
                     generation = _generation_of(building)
                     size = directory_size(building)
@@ -488,17 +493,18 @@ def build_index(
     )
 
 
-def _meta_of(mapping: FieldMapping) -> IndexMeta:
+def _meta_of(mapping: FieldMapping, field_queries: bool) -> IndexMeta:
     return IndexMeta(
         key_field=mapping.key_field,
         answer_field=mapping.answer_field,
         search_fields=mapping.search_fields,
+        field_queries=field_queries,
     )
 
 
 def _write_new_index(
     reader: DocumentReader,
-    mapping: FieldMapping,
+    meta: IndexMeta,
     path: Path,
     progress: ProgressCallback | None,
     started: float,
@@ -511,20 +517,20 @@ def _write_new_index(
         raise _tantivy_error(f"cannot create an index in {_show(path)}", exc, path) from exc
     writer = _open_writer(index, path)
     try:
-        add = writer.add_document
         names: set[str] = set()
         reading = _Reading(reader, progress, started)
-        if mapping.search_fields is not None:
+        field_queries = meta.field_queries
+        if meta.search_fields is not None:
             # The fields are known: no need to look at each document's.
-            names.update(mapping.search_fields)
+            names.update(meta.search_fields)
             for document in reading:
                 # A new index holds no earlier version of any key, and the
                 # reader refuses duplicates: no delete before the add.
-                add(tantivy_document(document))
+                add_document(writer, document, field_queries)
         else:
             update = names.update
             for document in reading:
-                add(tantivy_document(document))
+                add_document(writer, document, field_queries)
                 update(document.fields)
         _commit(writer, path)
     except BaseException:
@@ -582,7 +588,7 @@ def add_documents(
                 if search(term_query(schema, "key", key), 1, count=False).hits:
                     replaced += 1
                 writer.delete_documents_by_term("key", key)
-                writer.add_document(tantivy_document(document))
+                add_document(writer, document, meta.field_queries)
                 names.update(document.fields)
             new_meta = meta.with_fields(names)
             # The field list goes first: if the commit fails it is put back;

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from ._cli_common import (
+    FIELD_QUERIES_HELP,
     DefaultsHelpFormatter,
     OneLineErrorParser,
     add_field_mapping_options,
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the on-disk index that 'trio-search-index build' made in DIR",
     )
     add_field_mapping_options(data)
+    data.add_argument("--field-queries", action="store_true", help=FIELD_QUERIES_HELP)
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--max-content-length",
@@ -325,8 +327,8 @@ def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
         return open_index
     if args.data is not None:
         mapping = field_mapping(args)
-        path, data_format = args.data, args.format
-        return lambda: index_of_file(path, mapping, format=data_format)
+        path, data_format, field_queries = args.data, args.format, args.field_queries
+        return lambda: index_of_file(path, mapping, format=data_format, field_queries=field_queries)
     return builtin_search_index
 
 
@@ -460,10 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key must be given together")
-    if has_field_mapping_options(args) and args.data is None:
+    if (has_field_mapping_options(args) or args.field_queries) and args.data is None:
         parser.error(
-            "--format, --key-field, --answer-field and --search-fields apply to --data "
-            "(an --index keeps the ones it was built with)"
+            "--format, --key-field, --answer-field, --search-fields and --field-queries "
+            "apply to --data (an --index keeps the ones it was built with)"
         )
     worker_tag = "" if args.worker is None else f"[worker {args.worker}]"
     logging.basicConfig(
