@@ -31,10 +31,10 @@ from trio_search import (
 )
 from trio_search._engine import (
     CHEAP_QUERY_POSTINGS,
-    analyze,
     create_index,
     open_tantivy_index,
     tantivy_document,
+    tokens,
     write_meta,
 )
 from trio_search._query import (
@@ -309,7 +309,7 @@ def test_a_document_is_found_when_highlight_marks_every_word(
     words = index.words(text, options)
     assume(words)  # a query without words matches through the key only
     for n, answer in enumerate(answers):
-        marked = [HIGHLIGHT_START in highlight(answer, [word], analyze) for word in words]
+        marked = [HIGHLIGHT_START in highlight(answer, [word], tokens) for word in words]
         assert (f"#{n}" in found) == all(marked), (answer, words, marked)
 
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_search import QueryOptions, RequestError
-from trio_search._engine import analyze
+from trio_search._engine import analyze, tokens
 from trio_search._query import (
     DEFAULT_QUERY_LIMIT,
     HIGHLIGHT_END,
@@ -49,7 +49,7 @@ def words(text: str, **options: Any) -> list[Word]:
 
 
 def marked(answer: str, query: str, **options: Any) -> str:
-    return highlight(answer, words(query, **options), analyze)
+    return highlight(answer, words(query, **options), tokens)
 
 
 # --- parse_query_request ----------------------------------------------------------
@@ -376,7 +376,7 @@ word_texts = st.text(
 def test_highlight_finds_the_words_the_analyzer_finds(text: str) -> None:
     text = text.encode("utf-8", "replace").decode("utf-8")  # answers hold no lone surrogates
     every_word = [Word(word, 0, False) for word in analyze(text)]
-    marked_words = highlight(text, every_word, analyze).split(HIGHLIGHT_START)[1:]
+    marked_words = highlight(text, every_word, tokens).split(HIGHLIGHT_START)[1:]
     assert [analyze(part.split(HIGHLIGHT_END)[0]) for part in marked_words] == [
         [word] for word in analyze(text)
     ]
@@ -386,4 +386,4 @@ def test_highlight_without_words_is_the_answer() -> None:
     assert marked("\U0001f43e Playing ball! \U0001f3d0", "\U0001f436") == (
         "\U0001f43e Playing ball! \U0001f3d0"
     )
-    assert highlight("a <b> & c", [], analyze) == "a <b> & c"
+    assert highlight("a <b> & c", [], tokens) == "a <b> & c"

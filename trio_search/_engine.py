@@ -70,6 +70,7 @@ from ._query import (
     Word,
     highlight,
     query_words,
+    word_matcher,
 )
 
 #: Longest list of words a query's last word expands to as a prefix (the
@@ -169,6 +170,17 @@ def _encodable(text: str) -> str:
 def analyze(text: str) -> list[str]:
     """``text``'s words as the index stores them (lower case, accents folded)."""
     return _TEXT.analyze(_encodable(text))
+
+
+def tokens(text: str) -> list[tuple[int, int, str]]:
+    """``text``'s words as the index stores them, each with where it is in
+    ``text`` (start and stop, in characters): what highlighting needs, in
+    one call to the analyzer."""
+    # A lone surrogate becomes one U+FFFD: the offsets stay those of text.
+    return [
+        (token.char_offset_from, token.char_offset_to, token.text)
+        for token in _TEXT.pre_tokenize(_encodable(text)).tokens
+    ]
 
 
 def _schema() -> tantivy.Schema:
@@ -593,6 +605,7 @@ class SearchIndex:
             total += 1
         ranked = key_ranked + ranked
         hits = []
+        matches = word_matcher(words)
         for score, address in ranked[options.offset : wanted]:
             stored = searcher.doc(address)
             answer = stored["answer"][0]
@@ -601,7 +614,7 @@ class SearchIndex:
                     key=stored["key"][0],
                     answer=answer,
                     score=round(score, 4),
-                    highlight=highlight(answer, words, analyze),
+                    highlight=highlight(answer, words, tokens, matches),
                 )
             )
         return QueryResult(hits, max(total, len(hits)))

@@ -24,8 +24,7 @@ Everything here is pure: no engine, no I/O.
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -58,6 +57,9 @@ TWO_TYPOS_MIN_LENGTH = 9
 #: three (as many search-as-you-type boxes start).
 MIN_PREFIX_LENGTH = 3
 
+#: Tokens whose match one query remembers while highlighting its hits.
+MATCHER_MEMORY = 4096
+
 #: Marks put around each matched word in a hit's ``highlight``.
 HIGHLIGHT_START = "<em>"
 HIGHLIGHT_END = "</em>"
@@ -68,16 +70,6 @@ BAD_QUERY = codes.BAD_QUERY
 QUERY_TOO_LONG = codes.QUERY_TOO_LONG
 
 _OPTION_NAMES = frozenset({"action", "value", "limit", "offset", "typos", "prefix", "fields"})
-#: Runs of letters and digits as Python knows them. The analyzer's tokenizer
-#: ("simple") keeps runs of Unicode alphanumerics, which are more: it also
-#: counts as letters the vowel signs of Indic scripts, Hebrew points, Arabic
-#: vowel marks, circled letters and letters newer than Python's Unicode
-#: tables. A run matching this is one word to both; any other run of
-#: characters that are not :data:`_SEPARATOR` is cut by asking the analyzer.
-_WORD = re.compile(r"[^\W_]+")
-#: White space and ASCII punctuation (``_`` included): never part of a word.
-_SEPARATOR = r"\s!-/:-@\[-`{-~"
-_MAYBE_WORDS = re.compile(f"[^{_SEPARATOR}]+")
 
 
 @attrs.frozen
@@ -219,24 +211,6 @@ def _is_word_char(char: str, analyze: Callable[[str], list[str]]) -> bool:
     return bool(analyze(char))
 
 
-def _word_spans(text: str, analyze: Callable[[str], list[str]]) -> Iterator[tuple[int, int]]:
-    """Where the words of ``text`` are, cut as the analyzer cuts them."""
-    for run in _MAYBE_WORDS.finditer(text):
-        if _WORD.fullmatch(run.group()):
-            yield run.span()
-            continue
-        start = -1
-        for position in range(run.start(), run.end()):
-            if _is_word_char(text[position], analyze):
-                if start < 0:
-                    start = position
-            elif start >= 0:
-                yield start, position
-                start = -1
-        if start >= 0:
-            yield start, run.end()
-
-
 def query_words(
     text: str, options: QueryOptions, analyze: Callable[[str], list[str]]
 ) -> list[Word]:
@@ -279,35 +253,59 @@ def edit_distance(word: str, token: str, limit: int, *, prefix: bool = False) ->
     return best
 
 
-def _matches(token: str, words: Sequence[Word]) -> bool:
-    for word in words:
-        if token == word.text or (word.prefix and token.startswith(word.text)):
-            return True
-        if word.typos and edit_distance(word.text, token, word.typos, prefix=word.prefix) <= (
-            word.typos
-        ):
-            return True
-    return False
+def word_matcher(words: Sequence[Word]) -> Callable[[str], bool]:
+    """A test of whether some query word matches an index token, as the
+    engine matches it; it remembers its answers (the hits of one query
+    share most of their words) and skips the edit distance for tokens too
+    long or too short to be within reach."""
+    exact = frozenset(word.text for word in words)
+    prefixes = tuple(word.text for word in words if word.prefix)
+    fuzzy = [word for word in words if word.typos]
+    known: dict[str, bool] = {}
+
+    def near(word: Word, token: str) -> bool:
+        if len(token) < len(word.text) - word.typos:
+            return False
+        if not word.prefix and len(token) > len(word.text) + word.typos:
+            return False
+        return edit_distance(word.text, token, word.typos, prefix=word.prefix) <= word.typos
+
+    def matches(token: str) -> bool:
+        found = known.get(token)
+        if found is None:
+            found = token in exact or (bool(prefixes) and token.startswith(prefixes))
+            for word in fuzzy:
+                if found:
+                    break
+                found = near(word, token)
+            if len(known) < MATCHER_MEMORY:
+                known[token] = found
+        return found
+
+    return matches
 
 
-def highlight(answer: str, words: Sequence[Word], analyze: Callable[[str], list[str]]) -> str:
+def highlight(
+    answer: str,
+    words: Sequence[Word],
+    tokenize: Callable[[str], Iterable[tuple[int, int, str]]],
+    matches: Callable[[str], bool] | None = None,
+) -> str:
     """``answer`` with each word that a query word matches marked.
 
     Args:
-        analyze: The index's analyzer, to normalize each word of the answer
-            as the index did.
+        tokenize: The index's analyzer, as ``(start, stop, token)`` for each
+            word of a text: where it is, and how the index stored it.
+        matches: ``word_matcher(words)``, shared by the hits of one query.
     """
     if not words:
         return answer
-    spans = list(_word_spans(answer, analyze))
-    normalized = analyze(answer)
-    if len(normalized) != len(spans):
-        # The analyzer dropped a word (an over-long one): normalize word by word.
-        normalized = [(analyze(answer[start:stop]) or [""])[0] for start, stop in spans]
+    if matches is None:
+        matches = word_matcher(words)
     parts: list[str] = []
     end = 0
-    for (start, stop), token in zip(spans, normalized, strict=True):
-        if token and _matches(token, words):
+    for start, stop, token in tokenize(answer):
+        if matches(token):
             parts += [answer[end:start], HIGHLIGHT_START, answer[start:stop], HIGHLIGHT_END]
             end = stop
     parts.append(answer[end:])
