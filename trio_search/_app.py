@@ -77,6 +77,17 @@ def json_response(content: Mapping[str, Any]) -> Message:
     )
 
 
+def compact_json_response(content: Mapping[str, Any]) -> Message:
+    """A ``text/json`` response in UTF-8 for the actions the tutorial does not
+    have (``query``): compact JSON from orjson, several times faster than the
+    standard library's for ten hits, which matters on every query."""
+    try:
+        encoded = orjson.dumps(content)
+    except orjson.JSONEncodeError:  # a lone surrogate in an answer
+        return json_response(content)
+    return Message._trusted(encoded, JSON_CONTENT_TYPE, "utf-8", sys.byteorder, EMPTY_HEADERS)
+
+
 def error_reply(error: TrioSearchError) -> Reply:
     """The response that reports ``error`` to the peer.
 
@@ -261,7 +272,7 @@ class SearchApp:
         except RequestError as exc:
             return error_reply(exc)
         content = {"result": [hit.to_json() for hit in result.hits], "total": result.total}
-        return Reply(json_response(content), action="query")
+        return Reply(compact_json_response(content), action="query")
 
     def _index_stats(self) -> dict[str, Any]:
         index = self.index
