@@ -541,7 +541,7 @@ class SearchIndex:
     def is_cheap(self, words: Sequence[Word], options: QueryOptions) -> bool:
         """Whether a query of ``words`` reads few postings and no fuzzy
         automaton: cheap enough for the event loop (see
-        :data:`CHEAP_QUERY_POSTINGS`). Costs a term lookup per word."""
+        ``CHEAP_QUERY_POSTINGS``). Costs a term lookup per word."""
         if options.fields is not None:
             return False
         searcher = self._snapshot.searcher
