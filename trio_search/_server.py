@@ -27,7 +27,7 @@ import collections
 import gc
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -53,6 +53,7 @@ from ._metrics import Metrics
 from ._net import format_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
+from ._transport import TcpStream
 
 logger = logging.getLogger("trio_search")
 
@@ -349,9 +350,14 @@ class SearchServer:
         async with listener:
             task_status.started()
             try:
+                accept_batch = (
+                    listener.accept_batch
+                    if isinstance(listener, RetryingListener)
+                    else _one_at_a_time(listener)
+                )
                 while True:
-                    stream = await listener.accept()
-                    connections.start_soon(self._serve_accepted, stream)
+                    for stream in await accept_batch():
+                        connections.start_soon(self._serve_accepted, stream)
             finally:
                 if drain_backlog and self._closing and isinstance(listener, RetryingListener):
                     # Clients already in the backlog sent their requests
@@ -369,7 +375,12 @@ class SearchServer:
         )
 
     async def _serve_accepted(self, stream: trio.abc.Stream) -> None:
-        await self.handle_stream(stream, peer_name(stream))
+        if type(stream) is TcpStream:
+            # The address accept() returned: no getpeername() call.
+            peer = format_address(stream.peer_address)
+        else:
+            peer = peer_name(stream)
+        await self.handle_stream(stream, peer)
 
     async def handle_stream(self, stream: trio.abc.Stream, peer: str = "?") -> None:
         """Serve one connection on any Trio stream, then close it.
@@ -434,3 +445,14 @@ class SearchServer:
             self._per_address[address] -= 1
             if not self._per_address[address]:
                 del self._per_address[address]
+
+
+def _one_at_a_time(
+    listener: trio.abc.Listener[trio.abc.Stream],
+) -> Callable[[], Awaitable[list[trio.abc.Stream]]]:
+    """``accept_batch`` for a listener without one: a batch of one."""
+
+    async def accept_one() -> list[trio.abc.Stream]:
+        return [await listener.accept()]
+
+    return accept_one
