@@ -36,6 +36,7 @@ import enum
 import logging
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import attrs
 import trio
@@ -63,6 +64,7 @@ from ._stats import ServerStats
 from ._timer import ConnectionTimer, Waiting
 from ._transport import (
     PrefixedStream,
+    TcpStream,
     Transport,
     close_stream,
     pending_bytes,
@@ -84,12 +86,12 @@ class _Outcome(enum.Enum):
     TIMER_SPENT = "timer spent"
 
 
-@attrs.frozen
-class _Batch:
+class _Batch(NamedTuple):
     """The requests answered from what has arrived, and what ended the batch:
     more bytes needed (the default), the peer's end of file (``closed``),
     broken framing (``broken``), or an answer that needs a worker thread
-    (``work``)."""
+    (``work``). (A named tuple: made two or three times per request, it
+    costs a third of a frozen attrs class.)"""
 
     replies: list[Reply]
     closed: bool = False
@@ -159,13 +161,14 @@ class ServerConnection:
     #: When the bytes completing the current batch arrived (for the
     #: request-latency metric only).
     _received_at: float = attrs.field(default=0.0, init=False)
+    #: When the current wait between requests began: accept, or the last response.
+    _idle_since: float = attrs.field(factory=trio.current_time, init=False)
     #: Until when a connection that has had nothing answered yet counts as
     #: just accepted: a graceful shutdown then waits for its first request.
     _fresh_until: float = attrs.field(
-        factory=lambda: trio.current_time() + FIRST_REQUEST_GRACE, init=False
+        default=attrs.Factory(lambda self: self._idle_since + FIRST_REQUEST_GRACE, takes_self=True),
+        init=False,
     )
-    #: When the current wait between requests began: accept, or the last response.
-    _idle_since: float = attrs.field(factory=trio.current_time, init=False)
     #: When the request being received must be complete.
     _request_deadline: float = attrs.field(default=math.inf, init=False)
     #: How bytes move, chosen once (see trio_search._transport).
@@ -190,7 +193,7 @@ class ServerConnection:
             # Accepted just now (as a shutdown began, say) and nothing
             # answered yet: its first request is probably on its way.
             if self._timer.waiting_for is Waiting.IDLE:
-                self._timer.wait_for(Waiting.IDLE, self._fresh_until)
+                self._timer.wait_idle(self._fresh_until)
             return
         self._timer.cancel_if_waiting_for(Waiting.IDLE)
 
@@ -248,18 +251,34 @@ class ServerConnection:
                 self._transport = transport_for(self.stream)
             elif after_header:
                 protocol.receive_data(after_header)
-        if isinstance(self.stream, trio.SSLStream) and not await self._tls_handshake():
+        if (
+            type(self.stream) is not TcpStream
+            and isinstance(self.stream, trio.SSLStream)
+            and not await self._tls_handshake()
+        ):
             return
+        timer = self._timer
         while True:
-            with self._timer.scope() as scope:
+            # The idle deadline (a shutdown's shorter one is set by the
+            # first wait for a request, after what is buffered is answered).
+            with timer.scope(self._idle_since + self.settings.idle_timeout) as scope:
                 outcome = await self._serve_requests(protocol)
-            self._timer.done()
+            timer.done()
             if scope.cancelled_caught:
+                if timer.fired_early and not self._closing:
+                    continue  # before the real idle deadline: wait on
                 await self._timed_out()
                 return
             if outcome is _Outcome.ENDED:
                 return
             # The timer was spent by a race with arriving bytes: a new one.
+
+    def _idle_deadline(self) -> float:
+        """Until when the connection may wait for its next request."""
+        deadline = self._idle_since + self.settings.idle_timeout
+        if self._closing:
+            deadline = min(deadline, self._fresh_until)
+        return deadline
 
     async def _serve_requests(self, protocol: MessageProtocol) -> _Outcome:
         """Serve until the connection ends, or the timer is spent by bytes
@@ -394,10 +413,7 @@ class ServerConnection:
         answered), so an unfinished request's time starts now.
         """
         if not mid_message:
-            deadline = self._idle_since + self.settings.idle_timeout
-            if self._closing:
-                deadline = min(deadline, self._fresh_until)
-            self._timer.wait_for(Waiting.IDLE, deadline)
+            self._timer.wait_idle(self._idle_deadline())
             self.idle.waiting(self)
             return
         if request_began:

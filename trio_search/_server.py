@@ -391,10 +391,15 @@ class SearchServer:
         """
         stats = self.stats
         settings = self.settings
-        address = address_of(peer)
         per_address = settings.max_connections_per_ip
+        # Connections are counted per address only under a per-address limit.
+        address = None if per_address is None else address_of(peer)
         metrics = self.metrics
-        if per_address is not None and self._per_address[address] >= per_address:
+        if (
+            per_address is not None
+            and address is not None
+            and self._per_address[address] >= per_address
+        ):
             stats.connections_refused_busy += 1
             stats.count_error(codes.BUSY)
             if metrics is not None:
@@ -430,7 +435,8 @@ class SearchServer:
         stats.connections_total += 1
         if metrics is not None:
             metrics.connection_opened()
-        self._per_address[address] += 1
+        if address is not None:
+            self._per_address[address] += 1
         self._connections.add(connection)
         logger.debug("%s: connected", peer)
         try:
@@ -442,9 +448,10 @@ class SearchServer:
             stats.connections_open -= 1
             if metrics is not None:
                 metrics.connection_closed()
-            self._per_address[address] -= 1
-            if not self._per_address[address]:
-                del self._per_address[address]
+            if address is not None:
+                self._per_address[address] -= 1
+                if not self._per_address[address]:
+                    del self._per_address[address]
 
 
 def _one_at_a_time(
