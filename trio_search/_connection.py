@@ -224,9 +224,10 @@ class ServerConnection:
             self.stats.count_error(codes.INTERNAL_ERROR)
         finally:
             self.idle.busy(self)
-            self.budget.adjust(-self._charged)
+            if self._charged:
+                self.budget.adjust(-self._charged)
+                self._charged = 0
             self.budget.request_done(self)
-            self._charged = 0
             await self._transport.aclose()
 
     async def _serve(self) -> None:

@@ -303,9 +303,13 @@ def _accept_ready(listening: socket.socket, most: int) -> list[trio.abc.Stream]:
             the next call.
     """
     streams: list[trio.abc.Stream] = []
+    # The C-level accept: (descriptor, address). socket.accept() would also
+    # convert the listener's family and type to enums, per connection.
+    accept = listening._accept  # type: ignore[attr-defined]
+    family, type_ = int(listening.family), int(listening.type)
     while len(streams) < most:
         try:
-            sock, address = listening.accept()
+            fd, address = accept()
         except BlockingIOError:
             break
         except OSError as exc:
@@ -314,6 +318,7 @@ def _accept_ready(listening: socket.socket, most: int) -> list[trio.abc.Stream]:
             if streams:
                 break
             raise
+        sock = socket.socket(family, type_, 0, fd)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         streams.append(TcpStream(sock, address))

@@ -357,13 +357,13 @@ class SearchServer:
                 )
                 while True:
                     for stream in await accept_batch():
-                        connections.start_soon(self._serve_accepted, stream)
+                        connections.start_soon(self.handle_stream, stream, _peer_of(stream))
             finally:
                 if drain_backlog and self._closing and isinstance(listener, RetryingListener):
                     # Clients already in the backlog sent their requests
                     # before the shutdown: serve them, as if accepted in time.
                     for stream in listener.accept_waiting(self._wrap_accepted()):
-                        connections.start_soon(self._serve_accepted, stream)
+                        connections.start_soon(self.handle_stream, stream, _peer_of(stream))
 
     def _wrap_accepted(self) -> Callable[[trio.SocketStream], trio.abc.Stream]:
         """What :meth:`open_listeners`' listeners make of an accepted TCP stream."""
@@ -373,14 +373,6 @@ class SearchServer:
         return lambda stream: trio.SSLStream(
             stream, context, server_side=True, https_compatible=True
         )
-
-    async def _serve_accepted(self, stream: trio.abc.Stream) -> None:
-        if type(stream) is TcpStream:
-            # The address accept() returned: no getpeername() call.
-            peer = format_address(stream.peer_address)
-        else:
-            peer = peer_name(stream)
-        await self.handle_stream(stream, peer)
 
     async def handle_stream(self, stream: trio.abc.Stream, peer: str = "?") -> None:
         """Serve one connection on any Trio stream, then close it.
@@ -463,3 +455,11 @@ def _one_at_a_time(
         return [await listener.accept()]
 
     return accept_one
+
+
+def _peer_of(stream: trio.abc.Stream) -> str:
+    """The peer's name for logs: for a TcpStream, the address accept()
+    returned (no getpeername() call)."""
+    if type(stream) is TcpStream:
+        return format_address(stream.peer_address)
+    return peer_name(stream)
