@@ -174,13 +174,9 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
     _failures: int = attrs.field(default=0, init=False)
     _error_name: str = attrs.field(default="", init=False)
     #: For a plain ``trio.SocketListener``: a standard-library duplicate of
-    #: its socket, to accept on without Trio's wrappers (see accept_batch).
+    #: its socket, to accept on without Trio's wrappers, made by the first
+    #: accept_batch and closed by aclose.
     _raw: socket.socket | None = attrs.field(default=None, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        if type(self.transport_listener) is trio.SocketListener:
-            listening = self.transport_listener.socket
-            self._raw = socket.fromfd(listening.fileno(), listening.family, listening.type)
 
     async def accept_batch(self) -> list[trio.abc.Stream]:
         """Wait for a connection, then accept every one already waiting (up
@@ -192,13 +188,15 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
         arrived meanwhile). Other listeners return what their ``accept``
         does, one at a time.
         """
-        raw = self._raw
-        if raw is None:
+        if type(self.transport_listener) is not trio.SocketListener:
             return [await self.accept()]
+        listening = self.transport_listener.socket
         while True:
-            await trio.lowlevel.wait_readable(raw)
             try:
-                streams = _accept_ready(raw, ACCEPT_BATCH)
+                if self._raw is None:
+                    self._raw = socket.fromfd(listening.fileno(), listening.family, listening.type)
+                await trio.lowlevel.wait_readable(self._raw)
+                streams = _accept_ready(self._raw, ACCEPT_BATCH)
             except OSError as exc:
                 if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
                     raise
