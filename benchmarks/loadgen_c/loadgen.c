@@ -633,8 +633,9 @@ static double own_cpu(void) {
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
-/* Parent pid and utime+stime+cutime+cstime of a /proc entry; 0 if read. */
-static int proc_stat(const char *pid, long *ppid, long long *ticks) {
+/* Parent pid, and user (utime + cutime) and system (stime + cstime) clock
+ * ticks, of a /proc entry; 0 if read. */
+static int proc_stat(const char *pid, long *ppid, long long *user, long long *system) {
     char path[64], text[1024];
     snprintf(path, sizeof path, "/proc/%s/stat", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -656,50 +657,50 @@ static int proc_stat(const char *pid, long *ppid, long long *ticks) {
                &fields[5], &fields[6], &fields[7], &fields[8], &fields[9], &fields[10],
                &fields[11], &fields[12]) != 15)
         return -1;
-    *ticks = fields[9] + fields[10] + fields[11] + fields[12];
+    *user = fields[9] + fields[11];
+    *system = fields[10] + fields[12];
     return 0;
 }
 
 /* CPU seconds of pid and its descendants (as trio-search-bench counts
- * them), or -1 if pid is gone. */
-static double tree_cpu(long pid) {
+ * them), user and system apart; 0, or -1 if pid is gone. */
+static int tree_cpu(long pid, double *user_seconds, double *system_seconds) {
+    static long members[MAX_PROCS], pids[MAX_PROCS], parents[MAX_PROCS];
+    static long long users[MAX_PROCS], systems[MAX_PROCS];
     char name[32];
     long ppid;
-    long long ticks;
+    long long user, system;
     snprintf(name, sizeof name, "%ld", pid);
-    if (proc_stat(name, &ppid, &ticks) < 0)
+    if (proc_stat(name, &ppid, &user, &system) < 0)
         return -1;
-    long long total = ticks;
-    /* Descendants: a few passes over /proc, each adding children of known
-     * members (a server's tree is one or two levels deep). */
-    static long members[MAX_PROCS];
-    int count = 1;
-    members[0] = pid;
-    DIR *dir = opendir("/proc");
-    if (!dir)
-        return (double)total / sysconf(_SC_CLK_TCK);
-    static long pids[MAX_PROCS], parents[MAX_PROCS];
-    static long long times[MAX_PROCS];
     int entries = 0;
+    DIR *dir = opendir("/proc");
     struct dirent *entry;
-    while ((entry = readdir(dir)) && entries < MAX_PROCS) {
+    while (dir && (entry = readdir(dir)) && entries < MAX_PROCS) {
         if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
             continue;
         long child = atol(entry->d_name);
-        if (child == pid || proc_stat(entry->d_name, &ppid, &ticks) < 0)
+        if (child == pid || proc_stat(entry->d_name, &parents[entries], &users[entries],
+                                      &systems[entries]) < 0)
             continue;
-        pids[entries] = child;
-        parents[entries] = ppid;
-        times[entries++] = ticks;
+        pids[entries++] = child;
     }
-    closedir(dir);
+    if (dir)
+        closedir(dir);
+    /* Descendants: children of known members, breadth first. */
+    int count = 1;
+    members[0] = pid;
     for (int i = 0; i < count; i++)
         for (int j = 0; j < entries && count < MAX_PROCS; j++)
             if (parents[j] == members[i]) {
                 members[count++] = pids[j];
-                total += times[j];
+                user += users[j];
+                system += systems[j];
             }
-    return (double)total / sysconf(_SC_CLK_TCK);
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    *user_seconds = (double)user / tick;
+    *system_seconds = (double)system / tick;
+    return 0;
 }
 
 /* ---- report ------------------------------------------------------------- */
@@ -741,7 +742,7 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
-static void report(double elapsed, double client_cpu, double server_cpu) {
+static void report(double elapsed, double client_cpu, double server_cpu, double server_user) {
     qsort(latencies, latency_count, sizeof *latencies, compare_float);
     long long failed = 0;
     for (int k = 0; k < KINDS; k++)
@@ -753,6 +754,7 @@ static void report(double elapsed, double client_cpu, double server_cpu) {
     double rps = elapsed > 0 ? (double)ok_count / elapsed : 0;
     double client_us = ok_count ? client_cpu / (double)ok_count * 1e6 : -1;
     double server_us = ok_count && server_cpu >= 0 ? server_cpu / (double)ok_count * 1e6 : -1;
+    double user_us = ok_count && server_cpu >= 0 ? server_user / (double)ok_count * 1e6 : -1;
     if (!opt_json) {
         printf("%lld right answers in %.2f s: %.0f requests/s, %lld failed\n", ok_count,
                elapsed, rps, failed);
@@ -763,7 +765,8 @@ static void report(double elapsed, double client_cpu, double server_cpu) {
                 printf("  %s: %lld (first: %s)\n", KIND_NAMES[k], errors[k], first_error[k]);
         printf("load generator CPU: %.2f µs/request\n", client_us);
         if (server_us >= 0)
-            printf("server CPU: %.2f µs/request\n", server_us);
+            printf("server CPU: %.2f µs/request (%.2f user, %.2f system)\n", server_us, user_us,
+                   server_us - user_us);
         return;
     }
     printf("{\"load_generator\": \"c\", \"host\": ");
@@ -804,7 +807,10 @@ static void report(double elapsed, double client_cpu, double server_cpu) {
     else
         printf("\"server_pid\": null, ");
     print_number("server_cpu_seconds", server_cpu, ", ");
-    print_number("server_cpu_us_per_request", server_us, "}\n");
+    print_number("server_cpu_us_per_request", server_us, ", ");
+    print_number("server_user_us_per_request", user_us, ", ");
+    print_number("server_system_us_per_request", server_us >= 0 ? server_us - user_us : -1,
+                 "}\n");
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -942,7 +948,9 @@ int main(int argc, char **argv) {
     if (opt_keepalive)
         connect_all(conns);
 
-    double server_start = opt_server_pid >= 0 ? tree_cpu(opt_server_pid) : -1;
+    double user_start = 0, system_start = 0;
+    int server_known = opt_server_pid >= 0 && tree_cpu(opt_server_pid, &user_start,
+                                                        &system_start) == 0;
     double client_start = own_cpu();
     double started = now();
     double end = opt_duration > 0 ? started + opt_duration : 0;
@@ -986,13 +994,12 @@ int main(int argc, char **argv) {
     if (end && !interrupted && elapsed > opt_duration)
         elapsed = opt_duration;
     double client_cpu = own_cpu() - client_start;
-    double server_cpu = -1;
-    if (server_start >= 0) {
-        double server_end = tree_cpu(opt_server_pid);
-        if (server_end >= 0)
-            server_cpu = server_end - server_start;
+    double server_cpu = -1, server_user = -1, user_end, system_end;
+    if (server_known && tree_cpu(opt_server_pid, &user_end, &system_end) == 0) {
+        server_user = user_end - user_start;
+        server_cpu = server_user + system_end - system_start;
     }
-    report(elapsed, client_cpu, server_cpu);
+    report(elapsed, client_cpu, server_cpu, server_user);
     for (int i = 0; i < opt_connections; i++)
         close_conn(&conns[i]);
     long long failed = 0;
