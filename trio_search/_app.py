@@ -171,7 +171,11 @@ class SearchApp:
             # Decoding a large request could stall the other connections.
             return Deferred(functools.partial(self._decode, request), self._answer_decoded)
         if request.content_encoding in _UTF8_NAMES:
-            cache = self._reply_cache()
+            index = self.index
+            if self._replies_index is index and self._replies_generation == index.generation:
+                cache = self._search_replies  # current: the usual case, inline
+            else:
+                cache = self._reply_cache()
             reply = cache.get(request.content)
             if reply is not None:
                 return reply
@@ -186,7 +190,7 @@ class SearchApp:
             if type(body) is dict and body.get("action") == "search":
                 value = body.get("value")
                 if type(value) is str:
-                    index, generation = self._replies_index, self._replies_generation
+                    generation = self._replies_generation  # of ``index``, checked above
                     reply = self._search(value)
                     # Kept only if the data did not change while answering.
                     if (

@@ -358,6 +358,7 @@ class ServerConnection:
         up to one whose answer needs a worker thread, a broken frame, or the
         end of what has arrived."""
         respond = self.app.respond
+        stats = self.stats
         replies: list[Reply] = []
         while True:
             try:
@@ -371,7 +372,11 @@ class ServerConnection:
             answer = respond(request)
             if isinstance(answer, Deferred):
                 return _Batch(replies, work=answer)
-            replies.append(self._counted(answer))
+            if answer.error is None and stats.metrics is None:
+                stats.requests += 1  # what _counted does for a success, inline
+                replies.append(answer)
+            else:
+                replies.append(self._counted(answer))
 
     async def _wait_for_room(self, protocol: MessageProtocol) -> bool:
         """Wait for room in the budget (backpressure), or for the client to
