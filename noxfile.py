@@ -93,15 +93,23 @@ def bench(session: nox.Session) -> None:
     """trio_search against the peer servers; writes benchmarks/RESULTS.md.
 
     Runs benchmarks/run.py (about 5 minutes with the defaults; its options
-    pass through, e.g. ``nox -s bench -- --duration 10 --repeats 5``), then
+    pass through, e.g. ``nox -s bench -- --duration 10 --repeats 5``), which
+    first compiles the C load generator (benchmarks/loadgen_c/loadgen.c) with
+    ``$CC``, ``cc`` or ``gcc``; without a C compiler it says so and falls back
+    to the Python one, whose CPU per request is as high as the servers'. Then
     the search benchmark (benchmarks/search/bench.py, about 15 minutes the
     first time, which generates and caches a 1,000,000-document corpus).
-    ``nox -s bench -- --quick`` runs both briefly (100,000 generated documents).
+    ``nox -s bench -- --quick`` runs both briefly (100,000 generated documents);
+    ``nox -s bench -- --no-search`` runs only benchmarks/run.py (the
+    per-connection workloads, about 5 minutes).
     """
     session.install(".", "orjson", "uvloop")
     quick = "--quick" in session.posargs
     options = [arg for arg in session.posargs if arg != "--quick"]
     session.run("python", "benchmarks/run.py", *(QUICK_RUN_OPTIONS if quick else []), *options)
+    if "--no-search" in options:
+        session.log("--no-search: the search benchmark is skipped (RESULTS.md keeps its section)")
+        return
     session.run("python", "benchmarks/search/bench.py", *(["--quick"] if quick else []))
 
 

@@ -2,15 +2,20 @@
 
 Each server (trio_search, trio_search_2w, which is trio_search with
 ``--workers 2``, and every script in peers/) is started in turn on
-127.0.0.1 and driven by the same load generator, ``trio-search-bench``, run
-as a subprocess with ``--json``, for each workload:
+127.0.0.1 and driven by the same load generator, run as a subprocess with
+``--json``, for each workload:
 
 - oneshot-16: a new connection per request, 16 at a time (the tutorial's
   pattern);
 - keepalive-64: 64 kept-alive connections, one request in flight on each;
 - pipelined-64x16: 64 kept-alive connections, 16 requests pipelined on each.
 
-The load generator verifies every answer and reads the server's CPU time
+The load generator is benchmarks/loadgen_c/loadgen.c, compiled here with the
+system's C compiler (``$CC``, else ``cc`` or ``gcc``), which spends less CPU
+per request than the servers it measures; ``--loadgen python`` (and a
+machine without a C compiler, said so in the log and in RESULTS.md) uses
+``trio-search-bench`` instead, which spends about as much as they do. Either
+verifies every answer and reads the server's CPU time
 (user + system of the process and its descendants, so of all workers) from
 /proc just before and after its measured window, so "server CPU per request"
 excludes start-up. Every cell is repeated ``--repeats`` times, servers
@@ -19,7 +24,7 @@ Results go to RESULTS.md (and the raw runs to results.json) beside this file;
 a full run (all servers and workloads) also rewrites the results section of
 docs/performance.md.
 
-Usage: python benchmarks/run.py [--duration 5] [--repeats 3]
+Usage: python benchmarks/run.py [--duration 5] [--repeats 3] [--loadgen c|python]
 (``nox -s bench -- --duration 5 --repeats 3`` installs what it needs first.)
 Linux only (it reads /proc).
 """
@@ -144,7 +149,12 @@ TARGETS = [
     ("oneshot-16", "selectors_oneshot"),
 ]
 
-BENCH = [sys.executable, "-m", "trio_search._loadgen._cli"]
+#: The Python load generator (``trio-search-bench``).
+PYTHON_BENCH = [sys.executable, "-m", "trio_search._loadgen._cli"]
+#: The C load generator's source; compiled into NEUTRAL_CWD at each run.
+C_LOADGEN_SOURCE = HERE / "loadgen_c" / "loadgen.c"
+#: Seconds the C compiler gets.
+COMPILE_TIMEOUT = 120.0
 
 #: The working directory of every server and load generator: an empty one,
 #: so that ``python -m trio_search...`` imports the installed package (in
@@ -156,6 +166,37 @@ atexit.register(shutil.rmtree, NEUTRAL_CWD, ignore_errors=True)
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def c_compiler() -> str | None:
+    """The C compiler to build the load generator with: ``$CC``, else ``cc``
+    or ``gcc`` on PATH; ``None`` if there is none."""
+    for name in (os.environ.get("CC"), "cc", "gcc"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def build_c_loadgen() -> tuple[list[str] | None, str]:
+    """Compile the C load generator into NEUTRAL_CWD.
+
+    Returns its command (``None`` if it cannot be built) and a sentence for
+    the report saying which load generator runs and, if not the C one, why.
+    """
+    compiler = c_compiler()
+    if compiler is None:
+        return None, "no C compiler found ($CC, cc, gcc)"
+    binary = Path(NEUTRAL_CWD) / "trio-search-loadgen-c"
+    completed = subprocess.run(
+        [compiler, "-O2", "-o", str(binary), str(C_LOADGEN_SOURCE)],
+        capture_output=True,
+        text=True,
+        timeout=COMPILE_TIMEOUT,
+        check=False,
+    )
+    if completed.returncode != 0:
+        return None, f"{compiler} failed on {C_LOADGEN_SOURCE.name}: {completed.stderr[-500:]}"
+    return [str(binary)], f"compiled with {compiler}"
 
 
 def free_port() -> int:
@@ -218,10 +259,12 @@ class Server:
             log(f"run.py: {self.name} wrote {len(lines)} line(s) on stderr; the last: {lines[-1]}")
 
 
-def run_bench(server: Server, options: list[str], duration: float | None) -> dict[str, Any]:
+def run_bench(
+    bench: list[str], server: Server, options: list[str], duration: float | None
+) -> dict[str, Any]:
     amount = ["--duration", str(duration)] if duration else ["--requests", str(WARMUP_REQUESTS)]
     argv = [
-        *BENCH,
+        *bench,
         HOST,
         str(server.port),
         *amount,
@@ -354,6 +397,7 @@ def render(
         f"- date: {info['date']}, trio_search commit {info['commit']}",
         f"- trio_search measured from {info['package']}",
         f"- load average before / after: {info['loadavg']} / {info['loadavg_after']}",
+        f"- load generator: {info['loadgen']}",
         f"- each cell: {args.duration:g} s, median of {args.repeats} run(s); load generator "
         "and server share the machine's cores",
         "",
@@ -412,22 +456,36 @@ def render(
 
 
 def render_targets(medians: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """The targets table. A verdict holds only if the load generator spent
+    less CPU per request than the server in both cells: a load generator
+    that needs more CPU than the server changes what the server sees (the
+    batches it reads, how often it sleeps)."""
     lines = [
-        "| workload | peer | trio_search µs/req | peer µs/req | trio_search / peer | target |",
-        "|---|---|--:|--:|--:|---|",
+        "| workload | peer | trio_search µs/req | peer µs/req | trio_search / peer "
+        "| load generator µs/req (trio_search, peer) | target |",
+        "|---|---|--:|--:|--:|--:|---|",
     ]
     for workload, peer in TARGETS:
-        ours = medians.get((REFERENCE, workload), {}).get("cpu")
-        theirs = medians.get((peer, workload), {}).get("cpu")
+        ours_cell = medians.get((REFERENCE, workload), {})
+        theirs_cell = medians.get((peer, workload), {})
+        ours, theirs = ours_cell.get("cpu"), theirs_cell.get("cpu")
+        bench = f"{fmt(ours_cell.get('bench_cpu'), 1)}, {fmt(theirs_cell.get('bench_cpu'), 1)}"
         if ours is None or theirs is None:
             lines.append(
-                f"| {workload} | {peer} | {fmt(ours, 1)} | {fmt(theirs, 1)} | - | not run |"
+                f"| {workload} | {peer} | {fmt(ours, 1)} | {fmt(theirs, 1)} | - | {bench} "
+                "| not run |"
             )
             continue
         share = ours / theirs
         verdict = "met" if share <= 1.0 else f"missed by {(share - 1) * 100:.0f} %"
+        if not all(
+            cell.get("bench_cpu") is not None and cell["bench_cpu"] < cell["cpu"]
+            for cell in (ours_cell, theirs_cell)
+        ):
+            verdict += " (not verified: the load generator spent more CPU than a server)"
         lines.append(
-            f"| {workload} | {peer} | {fmt(ours, 1)} | {fmt(theirs, 1)} | {share:.2f} | {verdict} |"
+            f"| {workload} | {peer} | {fmt(ours, 1)} | {fmt(theirs, 1)} | {share:.2f} "
+            f"| {bench} | {verdict} |"
         )
     return lines
 
@@ -448,7 +506,8 @@ def render_summary(
         f"{info['date']}, {info['cpu']} ({info['cores']} cores), {info['python']}, "
         f"trio_search {info['commit']}; {args.duration:g} s per run, median of "
         f"{args.repeats}; load average {info['loadavg']} before, {info['loadavg_after']} "
-        "after. Ratios to trio_search in parentheses. Full tables, latencies and errors: "
+        f"after; load generator: {info['loadgen']}. Ratios to trio_search in parentheses. "
+        "Full tables, latencies and errors: "
         "[benchmarks/RESULTS.md](../benchmarks/RESULTS.md).",
         "",
         header,
@@ -523,6 +582,18 @@ def main() -> int:
         help=f"comma-separated workloads (default all: {','.join(WORKLOADS)})",
     )
     parser.add_argument(
+        "--loadgen",
+        choices=("c", "python"),
+        default="c",
+        help="c: benchmarks/loadgen_c, compiled here (the Python one if no C compiler "
+        "is found); python: trio-search-bench (default c)",
+    )
+    parser.add_argument(
+        "--no-search",
+        action="store_true",
+        help="ignored here: tells nox -s bench not to run the search benchmark after this",
+    )
+    parser.add_argument(
         "--output", type=Path, default=HERE / "RESULTS.md", help="where to write the table"
     )
     args = parser.parse_args()
@@ -540,6 +611,21 @@ def main() -> int:
         parser.error("--repeats must be at least 1 and --duration more than 0")
 
     info = machine()
+    bench = PYTHON_BENCH
+    info["loadgen"] = "Python, trio-search-bench (--loadgen python)"
+    if args.loadgen == "c":
+        command, how = build_c_loadgen()
+        if command is None:
+            info["loadgen"] = f"Python, trio-search-bench, because {how}"
+            log(
+                f"run.py: {how}: the C load generator is skipped; trio-search-bench "
+                "runs instead and spends about as much CPU per request as the servers, "
+                "so the targets cannot be verified"
+            )
+        else:
+            bench = command
+            info["loadgen"] = f"C, benchmarks/loadgen_c/loadgen.c ({how})"
+    log(f"run.py: load generator: {info['loadgen']}")
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     cells = [
         (server, workload)
@@ -567,9 +653,9 @@ def main() -> int:
                 done += len(mine)
                 continue
             try:
-                run_bench(server, WORKLOADS[mine[0]][1], None)  # warm-up, not measured
+                run_bench(bench, server, WORKLOADS[mine[0]][1], None)  # warm-up, not measured
                 for workload in mine:
-                    result = run_bench(server, WORKLOADS[workload][1], args.duration)
+                    result = run_bench(bench, server, WORKLOADS[workload][1], args.duration)
                     runs.setdefault((name, workload), []).append(result)
                     done += 1
                     log(
@@ -577,6 +663,7 @@ def main() -> int:
                         f"{result['requests_per_second']:>10,.0f} req/s  "
                         f"p99 {fmt(result['latency_ms']['p99'], 2):>7} ms  "
                         f"server {fmt(result['server_cpu_us_per_request'], 1):>6} µs/req  "
+                        f"bench {fmt(result['client_cpu_us_per_request'], 1):>6} µs/req  "
                         f"{result['failed']} failed"
                     )
             finally:

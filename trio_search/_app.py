@@ -150,20 +150,25 @@ class SearchApp:
     # whenever the data changes (another index, or a new generation of this
     # one). Bounded in entries and content length, whatever clients send.
     _search_replies: dict[bytes, Reply] = attrs.field(factory=dict, init=False)
-    _replies_of: tuple[SearchIndex, int] | None = attrs.field(default=None, init=False)
+    #: The index, and its generation, that ``_search_replies`` answer from.
+    _replies_index: SearchIndex | None = attrs.field(default=None, init=False)
+    _replies_generation: int = attrs.field(default=-1, init=False)
 
     def replace_index(self, index: SearchIndex) -> None:
         """Answer from ``index`` from now on; requests already being answered
         finish on the old one."""
         self.index = index
 
-    def _reply_cache(self) -> tuple[dict[bytes, Reply], tuple[SearchIndex, int]]:
+    def _reply_cache(self) -> dict[bytes, Reply]:
+        """The kept replies, emptied first if the data changed since they were
+        made. (Two comparisons per request: no tuple is built.)"""
         index = self.index
-        version = (index, index.generation)
-        if self._replies_of != version:
+        generation = index.generation
+        if self._replies_index is not index or self._replies_generation != generation:
             self._search_replies = {}
-            self._replies_of = version
-        return self._search_replies, version
+            self._replies_index = index
+            self._replies_generation = generation
+        return self._search_replies
 
     def respond(self, request: Message) -> Reply | Deferred:
         """Return the reply to one well-framed request, or the work that makes
@@ -177,7 +182,11 @@ class SearchApp:
             # Decoding a large request could stall the other connections.
             return Deferred(functools.partial(self._decode, request), self._answer_decoded)
         if request.content_encoding in _UTF8_NAMES:
-            cache, version = self._reply_cache()
+            index = self.index
+            if self._replies_index is index and self._replies_generation == index.generation:
+                cache = self._search_replies  # current: the usual case, inline
+            else:
+                cache = self._reply_cache()
             reply = cache.get(request.content)
             if reply is not None:
                 return reply
@@ -192,12 +201,14 @@ class SearchApp:
             if type(body) is dict and body.get("action") == "search":
                 value = body.get("value")
                 if type(value) is str:
+                    generation = self._replies_generation  # of ``index``, checked above
                     reply = self._search(value)
                     # Kept only if the data did not change while answering.
                     if (
                         len(request.content) <= REPLY_CACHE_MAX_CONTENT_LENGTH
-                        and self._replies_of == version
-                        and version[0].generation == version[1]
+                        and self._search_replies is cache
+                        and self.index is index
+                        and index.generation == generation
                     ):
                         remember(cache, request.content, reply, REPLY_CACHE_ENTRIES)
                     return reply

@@ -112,6 +112,12 @@ BUSY_LINGER_TIMEOUT = 0.5
 #: Bytes discarded at most while lingering, after which the close is abrupt.
 LINGER_BYTES = 1024 * 1024
 
+#: Connections accepted at most per wake-up of the accept loop, before it
+#: lets them (and everyone else) run: enough to take what arrives while 16
+#: to 64 clients connect at once, few enough that a flood of connects cannot
+#: keep the other tasks waiting long.
+ACCEPT_BATCH = 64
+
 #: Seconds between accept attempts while the process is out of file
 #: descriptors or socket memory (EMFILE, ENFILE, ENOMEM, ENOBUFS): the same
 #: pause as ``trio.serve_listeners``; short enough to recover at once when a

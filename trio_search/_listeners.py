@@ -22,13 +22,39 @@ from typing import Any
 import attrs
 import trio
 
-from ._limits import ACCEPT_RETRY_DELAY, SAME_PORT_ATTEMPTS
+from ._limits import ACCEPT_BATCH, ACCEPT_RETRY_DELAY, SAME_PORT_ATTEMPTS
 from ._net import ACCEPT_CAPACITY_ERRNOS
+from ._transport import TcpStream
 
 logger = logging.getLogger("trio_search")
 
 #: Listen backlog: the system's maximum, as ``trio.open_tcp_listeners`` asks.
 LISTEN_BACKLOG = 0xFFFF
+
+#: accept() errors about one connection that was gone before it was taken
+#: (reset, refused by a firewall, ...): skipped, as ``trio.SocketListener``
+#: skips them.
+IGNORED_ACCEPT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EPERM",
+        "ECONNABORTED",
+        "EPROTO",
+        "ENETDOWN",
+        "ENOPROTOOPT",
+        "EHOSTDOWN",
+        "ENONET",
+        "EHOSTUNREACH",
+        "EOPNOTSUPP",
+        "ENETUNREACH",
+        "ENOSR",
+        "ESOCKTNOSUPPORT",
+        "EPROTONOSUPPORT",
+        "ETIMEDOUT",
+        "ECONNRESET",
+    )
+    if hasattr(errno, name)
+)
 
 
 async def _bind_once(host: str | None, port: int, reuse_port: bool) -> list[trio.socket.SocketType]:
@@ -147,6 +173,39 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
     _failing_since: float | None = attrs.field(default=None, init=False)
     _failures: int = attrs.field(default=0, init=False)
     _error_name: str = attrs.field(default="", init=False)
+    #: For a plain ``trio.SocketListener``: a standard-library duplicate of
+    #: its socket, to accept on without Trio's wrappers, made by the first
+    #: accept_batch and closed by aclose.
+    _raw: socket.socket | None = attrs.field(default=None, init=False)
+
+    async def accept_batch(self) -> list[trio.abc.Stream]:
+        """Wait for a connection, then accept every one already waiting (up
+        to :data:`ACCEPT_BATCH`); at least one.
+
+        On a plain TCP listener, connections come as :class:`TcpStream`,
+        accepted with one system call each and no checkpoint between them
+        (a wait, then a batch: one trip through the scheduler for all that
+        arrived meanwhile). Other listeners return what their ``accept``
+        does, one at a time.
+        """
+        if type(self.transport_listener) is not trio.SocketListener:
+            return [await self.accept()]
+        listening = self.transport_listener.socket
+        while True:
+            try:
+                if self._raw is None:
+                    self._raw = socket.fromfd(listening.fileno(), listening.family, listening.type)
+                await trio.lowlevel.wait_readable(self._raw)
+                streams = _accept_ready(self._raw, ACCEPT_BATCH)
+            except OSError as exc:
+                if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                self._note_failure(exc.errno)
+                await trio.sleep(ACCEPT_RETRY_DELAY)
+                continue
+            if streams:
+                self._note_success()
+                return streams
 
     def accept_waiting(
         self, wrap: Callable[[trio.SocketStream], trio.abc.Stream] | None
@@ -196,16 +255,19 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
                 self._note_failure(exc.errno)
                 await trio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            if self._failing_since is not None:
-                logger.info(
-                    "accepting again after %s for %.1f s (%d failed attempts)",
-                    self._error_name,
-                    trio.current_time() - self._failing_since,
-                    self._failures,
-                )
-                self._failing_since = None
-                self._failures = 0
+            self._note_success()
             return stream
+
+    def _note_success(self) -> None:
+        if self._failing_since is not None:
+            logger.info(
+                "accepting again after %s for %.1f s (%d failed attempts)",
+                self._error_name,
+                trio.current_time() - self._failing_since,
+                self._failures,
+            )
+            self._failing_since = None
+            self._failures = 0
 
     def _note_failure(self, code: int) -> None:
         self._failures += 1
@@ -224,4 +286,38 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
 
     async def aclose(self) -> None:
         """Close the wrapped listener."""
+        if self._raw is not None:
+            self._raw.close()
         await self.transport_listener.aclose()
+
+
+def _accept_ready(listening: socket.socket, most: int) -> list[trio.abc.Stream]:
+    """Accept up to ``most`` connections without waiting, as
+    :class:`TcpStream`; fewer (maybe none) when the backlog empties.
+
+    Raises:
+        OSError: one of :data:`ACCEPT_CAPACITY_ERRNOS` (or worse) before
+            any connection was accepted; after one, the error is left for
+            the next call.
+    """
+    streams: list[trio.abc.Stream] = []
+    # The C-level accept: (descriptor, address). socket.accept() would also
+    # convert the listener's family and type to enums, per connection.
+    accept = listening._accept  # type: ignore[attr-defined]
+    family, type_ = int(listening.family), int(listening.type)
+    while len(streams) < most:
+        try:
+            fd, address = accept()
+        except BlockingIOError:
+            break
+        except OSError as exc:
+            if exc.errno in IGNORED_ACCEPT_ERRNOS:
+                continue
+            if streams:
+                break
+            raise
+        sock = socket.socket(family, type_, 0, fd)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        streams.append(TcpStream(sock, address))
+    return streams

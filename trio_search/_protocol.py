@@ -111,6 +111,11 @@ class MessageProtocol:
     _header: _Header | None = attrs.field(default=None, init=False)
     _eof: bool = attrs.field(default=False, init=False)
     _error: RemoteProtocolError | None = attrs.field(default=None, init=False)
+    #: The last header parsed, as bytes and parsed: a client's next request
+    #: usually has the same header bytes, recognised in place in the buffer
+    #: (no slice, no lookup).
+    _last_raw: bytes = attrs.field(default=b"", init=False)
+    _last_header: _Header | None = attrs.field(default=None, init=False)
 
     @property
     def mid_message(self) -> bool:
@@ -186,10 +191,18 @@ class MessageProtocol:
             header_end = offset + PREFIX_LENGTH + header_length
             if size < header_end:
                 return self._ran_dry()
-            raw = bytes(buffer[offset + PREFIX_LENGTH : header_end])
-            header = _known_headers.get(raw)
-            if header is None or header.content_length > self.max_content_length:
-                header = self._parse_header(raw)
+            last_raw = self._last_raw
+            if len(last_raw) == header_length and buffer.startswith(
+                last_raw, offset + PREFIX_LENGTH
+            ):
+                header = self._last_header
+                assert header is not None
+            else:
+                raw = bytes(buffer[offset + PREFIX_LENGTH : header_end])
+                header = _known_headers.get(raw)
+                if header is None or header.content_length > self.max_content_length:
+                    header = self._parse_header(raw)
+                self._last_raw, self._last_header = raw, header
             offset = header_end
         content_length, content_type, content_encoding, byteorder, extra = header
         content_end = offset + content_length

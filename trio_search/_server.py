@@ -27,7 +27,7 @@ import collections
 import gc
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -53,6 +53,7 @@ from ._metrics import Metrics
 from ._net import format_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
+from ._transport import TcpStream
 
 logger = logging.getLogger("trio_search")
 
@@ -349,15 +350,20 @@ class SearchServer:
         async with listener:
             task_status.started()
             try:
+                accept_batch = (
+                    listener.accept_batch
+                    if isinstance(listener, RetryingListener)
+                    else _one_at_a_time(listener)
+                )
                 while True:
-                    stream = await listener.accept()
-                    connections.start_soon(self._serve_accepted, stream)
+                    for stream in await accept_batch():
+                        connections.start_soon(self.handle_stream, stream, _peer_of(stream))
             finally:
                 if drain_backlog and self._closing and isinstance(listener, RetryingListener):
                     # Clients already in the backlog sent their requests
                     # before the shutdown: serve them, as if accepted in time.
                     for stream in listener.accept_waiting(self._wrap_accepted()):
-                        connections.start_soon(self._serve_accepted, stream)
+                        connections.start_soon(self.handle_stream, stream, _peer_of(stream))
 
     def _wrap_accepted(self) -> Callable[[trio.SocketStream], trio.abc.Stream]:
         """What :meth:`open_listeners`' listeners make of an accepted TCP stream."""
@@ -368,9 +374,6 @@ class SearchServer:
             stream, context, server_side=True, https_compatible=True
         )
 
-    async def _serve_accepted(self, stream: trio.abc.Stream) -> None:
-        await self.handle_stream(stream, peer_name(stream))
-
     async def handle_stream(self, stream: trio.abc.Stream, peer: str = "?") -> None:
         """Serve one connection on any Trio stream, then close it.
 
@@ -380,10 +383,15 @@ class SearchServer:
         """
         stats = self.stats
         settings = self.settings
-        address = address_of(peer)
         per_address = settings.max_connections_per_ip
+        # Connections are counted per address only under a per-address limit.
+        address = None if per_address is None else address_of(peer)
         metrics = self.metrics
-        if per_address is not None and self._per_address[address] >= per_address:
+        if (
+            per_address is not None
+            and address is not None
+            and self._per_address[address] >= per_address
+        ):
             stats.connections_refused_busy += 1
             stats.count_error(codes.BUSY)
             if metrics is not None:
@@ -419,7 +427,8 @@ class SearchServer:
         stats.connections_total += 1
         if metrics is not None:
             metrics.connection_opened()
-        self._per_address[address] += 1
+        if address is not None:
+            self._per_address[address] += 1
         self._connections.add(connection)
         logger.debug("%s: connected", peer)
         try:
@@ -431,6 +440,26 @@ class SearchServer:
             stats.connections_open -= 1
             if metrics is not None:
                 metrics.connection_closed()
-            self._per_address[address] -= 1
-            if not self._per_address[address]:
-                del self._per_address[address]
+            if address is not None:
+                self._per_address[address] -= 1
+                if not self._per_address[address]:
+                    del self._per_address[address]
+
+
+def _one_at_a_time(
+    listener: trio.abc.Listener[trio.abc.Stream],
+) -> Callable[[], Awaitable[list[trio.abc.Stream]]]:
+    """``accept_batch`` for a listener without one: a batch of one."""
+
+    async def accept_one() -> list[trio.abc.Stream]:
+        return [await listener.accept()]
+
+    return accept_one
+
+
+def _peer_of(stream: trio.abc.Stream) -> str:
+    """The peer's name for logs: for a TcpStream, the address accept()
+    returned (no getpeername() call)."""
+    if type(stream) is TcpStream:
+        return format_address(stream.peer_address)
+    return peer_name(stream)

@@ -8,6 +8,14 @@ Rather than a cancel scope per wait, which costs more than moving a
 deadline, the connection has one :class:`ConnectionTimer`, and
 :meth:`ConnectionTimer.wait_for` sets what is awaited and its deadline
 together, so the two can never disagree.
+
+Moving a deadline still costs (Trio re-files it in its deadline heap), and
+the idle deadline moves after every response. So :meth:`ConnectionTimer.wait_idle`
+only ever moves it *earlier*: a scope whose deadline is already earlier
+keeps it, and if it fires before the real idle deadline,
+:attr:`ConnectionTimer.fired_early` says so and the connection simply waits
+on under a new scope. A busy keep-alive connection thus re-files no deadline
+per request, and pays for one early firing per idle timeout at most.
 """
 
 from __future__ import annotations
@@ -39,20 +47,49 @@ class ConnectionTimer:
 
     #: What the connection waits for now.
     waiting_for: Waiting = Waiting.IDLE
+    #: While waiting for the next request: the real idle deadline, which the
+    #: scope's may precede (see the module's docstring).
+    idle_until: float = math.inf
     _scope: trio.CancelScope | None = attrs.field(default=None, init=False)
+    #: Whether the scope was cancelled by :meth:`cancel_if_waiting_for`,
+    #: rather than by its deadline.
+    _cancelled: bool = attrs.field(default=False, init=False)
 
-    def scope(self) -> trio.CancelScope:
-        """A new cancel scope, waiting for the next request until told otherwise."""
-        self._scope = trio.CancelScope()
+    def scope(self, idle_until: float = math.inf) -> trio.CancelScope:
+        """A new cancel scope, waiting for the next request until
+        ``idle_until`` (``trio.current_time()`` clock) unless told otherwise."""
+        self._scope = trio.CancelScope(deadline=idle_until)
         self.waiting_for = Waiting.IDLE
+        self.idle_until = idle_until
+        self._cancelled = False
         return self._scope
 
     def wait_for(self, what: Waiting, deadline: float = math.inf) -> None:
         """From now on the connection waits for ``what``, until ``deadline``
         (``trio.current_time()`` clock)."""
         self.waiting_for = what
-        if self._scope is not None:
-            self._scope.deadline = deadline
+        scope = self._scope
+        if scope is not None and scope.deadline != deadline:
+            scope.deadline = deadline
+
+    def wait_idle(self, deadline: float) -> None:
+        """From now on the connection waits for its next request, until
+        ``deadline``; the scope's deadline only moves if that is earlier."""
+        self.waiting_for = Waiting.IDLE
+        self.idle_until = deadline
+        scope = self._scope
+        if scope is not None and scope.deadline > deadline:
+            scope.deadline = deadline
+
+    @property
+    def fired_early(self) -> bool:
+        """Whether the scope fired while waiting for a request, before the
+        real idle deadline: nothing has timed out, wait on."""
+        return (
+            self.waiting_for is Waiting.IDLE
+            and not self._cancelled
+            and trio.current_time() < self.idle_until
+        )
 
     @property
     def spent(self) -> bool:
@@ -63,6 +100,7 @@ class ConnectionTimer:
         """Cancel the wait now if it is for ``what``; return whether it was."""
         if self._scope is None or self.waiting_for is not what:
             return False
+        self._cancelled = True
         self._scope.cancel()
         return True
 

@@ -20,6 +20,13 @@ descriptor directly when the kernel is ready and waits with Trio's own
 - a write takes what the kernel accepts at once (:meth:`send_now`); the
   caller waits (with :meth:`send_all`, under its timeout) only for the rest.
 
+A connection the server accepts itself on a plain TCP listener is a
+:class:`TcpStream`: the accepted socket with no Trio socket object and no
+``SocketStream`` around it (building both, with their socket options and
+checks, was a tenth of the CPU a one-shot connection cost). It is a full
+Trio stream for the code that needs one (lingering, refusing, PROXY headers),
+and gets a :class:`SocketTransport` like ``SocketStream``.
+
 Every other stream (TLS, memory, anything with buffers of its own) gets a
 :class:`StreamTransport` over the stream's own methods. Both raise
 ``trio.BrokenResourceError`` for a broken connection, so the code that
@@ -30,9 +37,11 @@ one they have. The socket under any stream is found one way,
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import select
+import socket
 import sys
 import termios
 from typing import Any, Protocol
@@ -40,8 +49,12 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+#: A socket as :func:`socket_of` finds it: Trio's, or the standard library's
+#: under a :class:`TcpStream`.
+AnySocket = trio.socket.SocketType | socket.socket
 
-def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+
+def socket_of(stream: trio.abc.Stream) -> AnySocket | None:
     """The socket under ``stream``, looking through TLS and similar wrappers
     (``transport_stream``); ``None`` for a stream with no socket."""
     inner: Any = stream
@@ -59,7 +72,7 @@ def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
 _CLOSED_EVENTS = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
 
 
-def _poll(sock: trio.socket.SocketType | None) -> int:
+def _poll(sock: AnySocket | None) -> int:
     """The ``poll`` events ready on ``sock`` now (0 for none or no socket)."""
     if sock is None:
         return 0
@@ -90,7 +103,7 @@ def _tls_has_pending_input(stream: trio.SSLStream[Any]) -> bool:
 def pending_bytes(stream: trio.abc.Stream) -> int | None:
     """Bytes waiting unread in the kernel for a plain socket stream
     (FIONREAD); ``None`` when that cannot be known (TLS, memory streams)."""
-    if type(stream) is not trio.SocketStream:
+    if type(stream) is not trio.SocketStream and type(stream) is not TcpStream:
         return None
     try:
         raw = fcntl.ioctl(stream.socket.fileno(), termios.FIONREAD, b"\0\0\0\0")
@@ -160,10 +173,82 @@ class Transport(Protocol):
 
 
 @attrs.define(eq=False)
+class TcpStream(trio.abc.HalfCloseableStream):
+    """An accepted TCP connection on a plain, non-blocking standard-library
+    socket (see the theory of operation).
+
+    Like every Trio stream, it must not be closed by one task while another
+    waits on it. Unlike ``SocketStream`` it does not wake such a waiter (that
+    costs an ``epoll_ctl`` per connection): the server's one task per
+    connection reads, writes and closes it.
+
+    Args:
+        socket: The accepted socket, non-blocking.
+        peer_address: The peer's address, as ``accept`` returned it.
+    """
+
+    socket: socket.socket
+    peer_address: Any = None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                data = self.socket.recv(max_bytes or _RECEIVE_SOME_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.socket)
+                continue
+            except OSError as exc:
+                raise _broken("read", exc) from exc
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        with memoryview(data) as view:
+            sent = 0
+            while sent < len(view):
+                try:
+                    sent += self.socket.send(view[sent:])
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self.socket)
+                except OSError as exc:
+                    raise _broken("write", exc) from exc
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.wait_writable(self.socket)
+
+    async def send_eof(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise _broken("shutdown", exc) from exc
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def aclose(self) -> None:
+        self.socket.close()
+        await trio.lowlevel.checkpoint()
+
+
+#: Bytes :meth:`TcpStream.receive_some` asks for when not told (as Trio's
+#: ``SocketStream``).
+_RECEIVE_SOME_SIZE = 64 * 1024
+
+
+def _broken(what: str, exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+    """The Trio error for a failed socket call, as ``SocketStream`` raises."""
+    if exc.errno == errno.EBADF:
+        return trio.ClosedResourceError("this stream was already closed")
+    return trio.BrokenResourceError(f"socket {what} failed: {exc}")
+
+
+@attrs.define(eq=False)
 class SocketTransport:
     """A plain TCP stream, read and written on its file descriptor."""
 
-    stream: trio.SocketStream
+    stream: trio.SocketStream | TcpStream
     _fd: int = attrs.field(init=False)
     #: Whether a read may skip its yield: only the first (see the theory).
     _fresh: bool = attrs.field(default=True, init=False)
@@ -215,7 +300,9 @@ class SocketTransport:
 
     async def aclose(self) -> None:
         # Nothing to flush: closed without a checkpoint, a cost otherwise
-        # paid on every connection.
+        # paid on every connection. (A TcpStream's socket closes without
+        # Trio's notify_closing: this transport's task is the only one that
+        # waits on it, and it is not waiting now.)
         self.stream.socket.close()
 
 
@@ -292,10 +379,11 @@ class PrefixedStream(trio.abc.Stream):
 
 
 def transport_for(stream: trio.abc.Stream) -> Transport:
-    """The transport for ``stream``: direct socket I/O for exactly a plain
-    ``trio.SocketStream`` (not a subclass, which may buffer), the stream's
+    """The transport for ``stream``: direct socket I/O for a
+    :class:`TcpStream` and exactly a plain ``trio.SocketStream`` (not a
+    subclass, which may buffer), the stream's
     own methods for anything else."""
-    if type(stream) is trio.SocketStream:
+    if type(stream) is TcpStream or type(stream) is trio.SocketStream:
         return SocketTransport(stream)
     return StreamTransport(stream)
 
