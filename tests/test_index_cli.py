@@ -15,6 +15,7 @@ import pytest
 import tantivy
 
 from trio_search import QueryOptions, RequestError, SearchIndex
+from trio_search._engine import ONE_WRITER_THREAD_MAX_BYTES, writer_threads
 from trio_search._index_cli import ProgressBar, main
 from trio_search._index_writer import Progress, build_index
 
@@ -164,6 +165,20 @@ def test_field_queries_are_an_option_of_build(
     assert "field queries:     yes" in out
     _status, out, _err = run(capsys, "info", "--index", plain, "--json")
     assert json.loads(out)["field_queries"] is False
+
+
+def test_a_small_file_builds_one_segment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every query pays a fixed cost per segment: two writer threads (two
+    # segments) only for files of ONE_WRITER_THREAD_MAX_BYTES and more.
+    records = [{"key": f"k{n}", "answer": f"answer number {n} of many"} for n in range(3000)]
+    data = write_jsonl(tmp_path / "many.jsonl", records)
+    assert run(capsys, "build", data, "--index", tmp_path / "idx")[0] == 0
+    _status, out, _err = run(capsys, "info", "--index", tmp_path / "idx", "--json")
+    assert json.loads(out)["segments"] == 1
+    assert writer_threads(data.stat().st_size) == 1
+    assert writer_threads(ONE_WRITER_THREAD_MAX_BYTES) == 2
 
 
 def test_rebuild_replaces_the_index(

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from . import _codes as codes
 from ._documents import DocumentReader, FieldMapping, documents_from_mapping
-from ._engine import IndexMeta, SearchIndex
+from ._engine import IndexMeta, SearchIndex, writer_threads
 from ._errors import ConfigurationError
 
 #: The tutorial's data, exactly (``request_search`` in its libserver.py).
@@ -114,7 +114,7 @@ def index_of_file(
             mapping.search_fields,
             field_queries=field_queries,
         )
-        index = SearchIndex.from_documents(reader, meta)
+        index = SearchIndex.from_documents(reader, meta, threads=writer_threads(reader.size))
     logging.getLogger("trio_search").info(
         "indexed %d documents from %s in %.2f s",
         index.documents,

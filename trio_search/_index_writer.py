@@ -44,7 +44,6 @@ from ._engine import (
     INDEX_FORMAT,
     META_FILE,
     WRITER_HEAP_BYTES,
-    WRITER_THREADS,
     IndexMeta,
     _generation_of,
     add_document,
@@ -52,6 +51,7 @@ from ._engine import (
     open_tantivy_index,
     read_meta,
     write_meta,
+    writer_threads,
 )
 from ._errors import ConfigurationError
 
@@ -247,15 +247,15 @@ def _translated(what: str, directory: Path) -> Iterator[None]:
         raise _tantivy_error(what, exc, directory) from exc
 
 
-def _open_writer(index: tantivy.Index, path: Path) -> tantivy.IndexWriter:
-    """The index's one writer.
+def _open_writer(index: tantivy.Index, path: Path, threads: int = 1) -> tantivy.IndexWriter:
+    """The index's one writer, with ``threads`` indexing threads.
 
     Raises:
         IndexBusyError: another process (or object) holds the lock.
         ConfigurationError: anything else tantivy refused.
     """
     try:
-        return index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=WRITER_THREADS)
+        return index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=threads)
     except ValueError as exc:
         if "LockBusy" in str(exc):
             raise IndexBusyError(
@@ -515,7 +515,7 @@ def _write_new_index(
         index = create_index(path)
     except ValueError as exc:
         raise _tantivy_error(f"cannot create an index in {_show(path)}", exc, path) from exc
-    writer = _open_writer(index, path)
+    writer = _open_writer(index, path, writer_threads(reader.size))
     try:
         names: set[str] = set()
         reading = _Reading(reader, progress, started)
