@@ -35,8 +35,8 @@ from trio_search._engine import (
     open_tantivy_index,
     tantivy_document,
     tokens,
-    write_meta,
 )
+from trio_search._index_meta import write_meta
 from trio_search._query import (
     DEFAULT_QUERY_LIMIT,
     HIGHLIGHT_END,

@@ -26,7 +26,8 @@ from trio_search import (
     ServerSettings,
     open_client,
 )
-from trio_search._engine import create_index, tantivy_document, write_meta
+from trio_search._engine import create_index, tantivy_document
+from trio_search._index_meta import write_meta
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from ._documents import (
     documents_from_mapping,
     read_documents,
 )
-from ._engine import IndexMeta, SearchIndex
+from ._engine import SearchIndex
 from ._errors import (
     ConfigurationError,
     ErrorResponse,
@@ -31,6 +31,7 @@ from ._errors import (
     TrioSearchError,
 )
 from ._index import BUILTIN_INDEX, load_index, parse_index
+from ._index_meta import IndexMeta
 from ._json import decode_json, encode_json
 from ._limits import (
     DEFAULT_IDLE_TIMEOUT,

@@ -49,13 +49,11 @@ worker thread, and they are safe to call from several threads at once.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 import orjson
@@ -63,6 +61,7 @@ import tantivy
 
 from . import _codes as codes
 from ._errors import ConfigurationError, RequestError
+from ._index_meta import IndexMeta, commit_stamp, generation_of, read_meta
 from ._query import (
     Hit,
     QueryOptions,
@@ -93,10 +92,6 @@ MAX_WORD_BYTES = 64
 TEXT_ANALYZER = "trio_search_text"
 KEY_ANALYZER = "trio_search_key"
 STORED_ONLY_ANALYZER = "trio_search_stored_only"
-#: Our own description of an index, beside tantivy's files.
-META_FILE = "trio_search.json"
-#: Version of the layout above; an index of another version is refused.
-INDEX_FORMAT = 1
 #: Memory tantivy may use to buffer documents before writing a segment, in
 #: bytes per writer thread (used as documents come, not reserved): more means
 #: fewer, larger segments, and every query pays a fixed cost per segment (a
@@ -216,101 +211,6 @@ def _register_analyzers(index: tantivy.Index) -> tantivy.Index:
     return index
 
 
-@attrs.frozen
-class IndexMeta:
-    """What an index holds, kept in ``trio_search.json`` (``META_FILE``) beside tantivy's files.
-
-    Attributes:
-        key_field: The data field the keys came from.
-        answer_field: The data field the answers came from.
-        search_fields: The fields chosen as searchable, or ``None`` for every
-            string field.
-        fields: Every searchable field seen in the documents: what a query's
-            ``fields`` may name.
-        generation_base: Added to tantivy's commit counter to make the
-            index's generation, so that an index rebuilt in place (whose
-            counter starts again) still numbers its data after the old one's.
-        field_queries: Each field's words are also indexed on their own
-            (the ``f`` field), so that a query's ``fields`` may pick some
-            of them. Off by default: it indexes every word twice, which
-            halves the speed of building.
-    """
-
-    key_field: str = "key"
-    answer_field: str = "answer"
-    search_fields: tuple[str, ...] | None = None
-    fields: frozenset[str] = frozenset()
-    generation_base: int = 0
-    field_queries: bool = False
-
-    def with_fields(self, names: Iterable[str]) -> IndexMeta:
-        return attrs.evolve(self, fields=self.fields | frozenset(names))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": INDEX_FORMAT,
-            "key_field": self.key_field,
-            "answer_field": self.answer_field,
-            "search_fields": None if self.search_fields is None else list(self.search_fields),
-            "fields": sorted(self.fields),
-            "generation_base": self.generation_base,
-            "field_queries": self.field_queries,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any, source: str) -> IndexMeta:
-        try:
-            if data["format"] != INDEX_FORMAT:
-                raise ConfigurationError(
-                    f"{source}: index format {data['format']!r}; this trio_search reads "
-                    f"format {INDEX_FORMAT}: build the index again",
-                    code=codes.BAD_INDEX,
-                )
-            search_fields = data["search_fields"]
-            return cls(
-                key_field=str(data["key_field"]),
-                answer_field=str(data["answer_field"]),
-                search_fields=None if search_fields is None else tuple(search_fields),
-                fields=frozenset(data["fields"]),
-                generation_base=int(data.get("generation_base", 0)),
-                # Indexes written before the option existed all have them.
-                field_queries=bool(data.get("field_queries", True)),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ConfigurationError(
-                f"{source}: not a trio_search index", code=codes.BAD_INDEX
-            ) from exc
-
-
-def read_meta(path: Path) -> IndexMeta:
-    """The :class:`IndexMeta` of the index in directory ``path``.
-
-    Raises:
-        ConfigurationError: ``path`` holds no trio_search index.
-    """
-    meta_path = path / META_FILE
-    try:
-        data = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigurationError(
-            f"{str(path)!r} holds no trio_search index (no {META_FILE}); "
-            "create one with 'trio-search-index build'",
-            code=codes.BAD_INDEX,
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(
-            f"cannot read {str(meta_path)!r}: {exc}", code=codes.BAD_INDEX
-        ) from exc
-    return IndexMeta.from_json(data, str(meta_path))
-
-
-def write_meta(path: Path, meta: IndexMeta) -> None:
-    """Write ``meta`` into index directory ``path`` atomically."""
-    temporary = path / (META_FILE + ".tmp")
-    temporary.write_text(json.dumps(meta.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path / META_FILE)
-
-
 def tantivy_document(document: DocumentLike, field_queries: bool = False) -> tantivy.Document:
     """The tantivy document that indexes ``document`` (see the theory of
     operation); with ``field_queries``, each field's words also on their own."""
@@ -384,39 +284,6 @@ def open_tantivy_index(path: Path) -> tantivy.Index:
     return _register_analyzers(index)
 
 
-def _generation_of(path: Path) -> int:
-    """The index's generation: tantivy's commit counter (its opstamp, which
-    grows with every commit) plus our ``generation_base`` (which grows with
-    every rebuild), so it names a version of the data and never goes back."""
-    try:
-        opstamp = int(json.loads((path / "meta.json").read_text(encoding="utf-8"))["opstamp"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-    try:
-        base = read_meta(path).generation_base
-    except ConfigurationError:
-        base = 0
-    return opstamp + base
-
-
-def _stamp(path: Path) -> tuple[int, ...]:
-    """What changes when a commit lands: tantivy replaces meta.json whole,
-    and :func:`write_meta` replaces :data:`META_FILE` (new fields), which a
-    writer may do after its commit."""
-    try:
-        directory = path.stat()
-        meta = (path / "meta.json").stat()
-    except OSError:
-        return ()
-    try:
-        ours = (path / META_FILE).stat()
-    except OSError:
-        described: tuple[int, ...] = (0, 0, 0)
-    else:
-        described = (ours.st_ino, ours.st_mtime_ns, ours.st_size)
-    return (directory.st_ino, meta.st_ino, meta.st_mtime_ns, meta.st_size, *described)
-
-
 @attrs.frozen
 class _Snapshot:
     searcher: tantivy.Searcher
@@ -444,7 +311,7 @@ class SearchIndex:
     def __attrs_post_init__(self) -> None:
         self._index.config_reader("Manual")
         if self.path is not None:
-            self._stamp = _stamp(self.path)
+            self._stamp = commit_stamp(self.path)
         self._snapshot = self._take_snapshot(self._generation())
 
     @classmethod
@@ -491,7 +358,7 @@ class SearchIndex:
     def _generation(self) -> int:
         if self.path is None:
             return 1
-        return _generation_of(self.path)
+        return generation_of(self.path)
 
     def _take_snapshot(self, generation: int) -> _Snapshot:
         self._index.reload()
@@ -517,11 +384,11 @@ class SearchIndex:
         """
         if self.path is None:
             return False
-        stamp = _stamp(self.path)
+        stamp = commit_stamp(self.path)
         if stamp == self._stamp:
             return False
         self._stamp = stamp
-        generation = _generation_of(self.path)
+        generation = generation_of(self.path)
         try:
             meta = read_meta(self.path)
         except ConfigurationError:
@@ -535,7 +402,7 @@ class SearchIndex:
         """Whether the directory was swapped for another (a rebuilt index)."""
         if self.path is None:
             return False
-        stamp = _stamp(self.path)
+        stamp = commit_stamp(self.path)
         return bool(stamp) and bool(self._stamp) and stamp[0] != self._stamp[0]
 
     def lookup(self, key: str) -> str | None:

@@ -12,8 +12,9 @@ from types import MappingProxyType
 
 from . import _codes as codes
 from ._documents import DocumentReader, FieldMapping, documents_from_mapping
-from ._engine import IndexMeta, SearchIndex, writer_threads
+from ._engine import SearchIndex, writer_threads
 from ._errors import ConfigurationError
+from ._index_meta import IndexMeta
 
 #: The tutorial's data, exactly (``request_search`` in its libserver.py).
 BUILTIN_INDEX: Mapping[str, str] = MappingProxyType(
@@ -97,7 +98,7 @@ def index_of_file(
     """Read a data file (JSON, JSON Lines or CSV) into an in-memory index,
     logging the file, the number of documents and the time it took.
     ``field_queries`` indexes each field on its own too (see
-    :attr:`~trio_search._engine.IndexMeta.field_queries`).
+    :attr:`~trio_search._index_meta.IndexMeta.field_queries`).
 
     Blocks: call it before the event loop starts or in a worker thread.
 

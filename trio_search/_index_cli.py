@@ -23,8 +23,8 @@ from ._cli_common import (
     field_mapping,
 )
 from ._documents import FieldMapping
-from ._engine import read_meta
 from ._errors import ConfigurationError
+from ._index_meta import read_meta
 from ._index_writer import (
     AddResult,
     BuildResult,

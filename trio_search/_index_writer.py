@@ -41,19 +41,21 @@ import tantivy
 from . import _codes as codes
 from ._documents import Document, DocumentReader, FieldMapping
 from ._engine import (
-    INDEX_FORMAT,
-    META_FILE,
     WRITER_HEAP_BYTES,
-    IndexMeta,
-    _generation_of,
     add_document,
     create_index,
     open_tantivy_index,
-    read_meta,
-    write_meta,
     writer_threads,
 )
 from ._errors import ConfigurationError
+from ._index_meta import (
+    INDEX_FORMAT,
+    META_FILE,
+    IndexMeta,
+    generation_of,
+    read_meta,
+    write_meta,
+)
 
 #: Least time between two progress reports, in seconds (10 a second).
 PROGRESS_INTERVAL = 0.1
@@ -177,7 +179,7 @@ class IndexInfo:
         segments: tantivy segments (fewer is faster to search).
         size: Bytes on disk.
         meta: The fields: key, answer, searchable.
-        format: The layout version (:data:`trio_search._engine.INDEX_FORMAT`).
+        format: The layout version (:data:`trio_search._index_meta.INDEX_FORMAT`).
     """
 
     index: Path
@@ -468,10 +470,10 @@ def build_index(
                     meta = _meta_of(mapping, field_queries)
                     count, names = _write_new_index(reader, meta, building, progress, started)
                     # Number the new data after the old index's, if any.
-                    base = _generation_of(target) + 1 if replacing and _is_index(target) else 0
+                    base = generation_of(target) + 1 if replacing and _is_index(target) else 0
                     meta = attrs.evolve(meta, generation_base=base)
                     write_meta(building, meta.with_fields(names))
-                    generation = _generation_of(building)
+                    generation = generation_of(building)
                     size = directory_size(building)
                     aside = _swap_into_place(building, target)
             finally:
@@ -609,7 +611,7 @@ def add_documents(
         documents=reading.documents,
         replaced=replaced,
         index=path,
-        generation=_generation_of(path),
+        generation=generation_of(path),
         new_fields=tuple(sorted(names - meta.fields)),
         seconds=time.monotonic() - started,
     )
@@ -663,7 +665,7 @@ def _delete(index: tantivy.Index, path: Path, keys: Iterable[str]) -> DeleteResu
         _finish(writer)
     else:
         _abandon(writer)
-    return DeleteResult(tuple(deleted), tuple(not_found), path, _generation_of(path))
+    return DeleteResult(tuple(deleted), tuple(not_found), path, generation_of(path))
 
 
 def index_info(index_dir: str | Path) -> IndexInfo:
@@ -681,7 +683,7 @@ def index_info(index_dir: str | Path) -> IndexInfo:
     return IndexInfo(
         index=path,
         documents=searcher.num_docs,
-        generation=_generation_of(path),
+        generation=generation_of(path),
         segments=searcher.num_segments,
         size=size,
         meta=meta,

@@ -30,10 +30,11 @@ from ._cli_common import (
     positive_int,
     seconds,
 )
-from ._engine import SearchIndex, read_meta
+from ._engine import SearchIndex
 from ._errors import ConfigurationError
 from ._http_metrics import open_metrics_listeners, parse_metrics_address, serve_metrics
 from ._index import builtin_search_index, check_data_file, index_of_file
+from ._index_meta import read_meta
 from ._limits import (
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
