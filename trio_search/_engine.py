@@ -324,7 +324,7 @@ class SearchIndex:
     ) -> SearchIndex:
         """An index in memory holding ``documents`` (later keys replace
         earlier ones), written by ``threads`` writer threads (see
-        :func:`writer_threads`)."""
+        ``writer_threads()``)."""
         meta = meta or IndexMeta()
         index = create_index(None)
         writer = index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=threads)
