@@ -458,25 +458,7 @@ class SearchIndex:
         # for a one-word query).
         keys = self._key_matches(searcher, text, fields)
         wanted = options.offset + options.limit
-        exact = self._words_query(searcher, words, paths, loose=False)
-        ranked: list[tuple[float, tantivy.DocAddress]] = []
-        seen = {(address.segment_ord, address.doc) for address in keys}
-        total = 0
-        counted = exact
-        if exact is not None:
-            # Words as typed first; typos and completions only when those
-            # do not fill the page, since their matches would rank below
-            # them (see the theory of operation).
-            result = searcher.search(exact, wanted + len(keys), count=True)
-            total = _count(result)
-            ranked = _unseen(result.hits, seen)
-            if total < wanted and any(word.typos or word.prefix for word in words):
-                tolerant = self._words_query(searcher, words, paths, loose=True)
-                assert tolerant is not None
-                result = searcher.search(tolerant, wanted + len(keys) + total, count=True)
-                total = _count(result)
-                ranked += _unseen(result.hits, seen)
-                counted = tolerant
+        ranked, total, counted = self._passes(searcher, words, paths, keys, wanted)
         key_ranked = []
         for address in keys:
             score = 0.0
@@ -486,7 +468,7 @@ class SearchIndex:
                 )
                 found = searcher.search(both, 1, count=False).hits
                 score = found[0][0] if found else 0.0
-                total -= bool(found)  # counted above
+                total -= bool(found)  # counted by the passes
             key_ranked.append((score, address))
             total += 1
         ranked = key_ranked + ranked
@@ -504,6 +486,35 @@ class SearchIndex:
                 )
             )
         return QueryResult(hits, max(total, len(hits)))
+
+    def _passes(
+        self,
+        searcher: tantivy.Searcher,
+        words: Sequence[Word],
+        paths: Sequence[str],
+        keys: Sequence[tantivy.DocAddress],
+        wanted: int,
+    ) -> tuple[list[tuple[float, tantivy.DocAddress]], int, tantivy.Query | None]:
+        """The best ``wanted`` matches of the words (the key matches aside),
+        best first; how many match; and the query that counted them.
+
+        Words as typed first; typos and completions only when those do not
+        fill the page, since their matches rank below them (see the theory
+        of operation).
+        """
+        exact = self._words_query(searcher, words, paths, loose=False)
+        if exact is None:
+            return [], 0, None
+        seen = {(address.segment_ord, address.doc) for address in keys}
+        result = searcher.search(exact, wanted + len(keys), count=True)
+        total = _count(result)
+        ranked = _unseen(result.hits, seen)
+        if total >= wanted or not any(word.typos or word.prefix for word in words):
+            return ranked, total, exact
+        tolerant = self._words_query(searcher, words, paths, loose=True)
+        assert tolerant is not None
+        result = searcher.search(tolerant, wanted + len(keys) + total, count=True)
+        return ranked + _unseen(result.hits, seen), _count(result), tolerant
 
     def _paths(self, fields: tuple[str, ...] | None) -> list[str]:
         """The tantivy fields (or JSON paths) a query over ``fields`` reads.
