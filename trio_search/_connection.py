@@ -37,7 +37,6 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import attrs
@@ -51,7 +50,6 @@ from ._limits import (
     BUSY_LINGER_TIMEOUT,
     CLOSING_SEND_TIMEOUT,
     FIRST_REQUEST_GRACE,
-    LINGER_BYTES,
     LINGER_TIMEOUT,
     MAX_LOGGED_REASON,
     PARKED_CHECK_INTERVAL,
@@ -69,6 +67,7 @@ from ._transport import (
     TcpStream,
     Transport,
     close_stream,
+    linger_close,
     pending_bytes,
     socket_of,
     transport_for,
@@ -587,28 +586,6 @@ class ServerConnection:
             reason = reason[:MAX_LOGGED_REASON] + "..."
         self.warnings.warning(self.peer, "%s (%s); closing", reason, error.code)
         self.stats.count_error(error.code)
-
-
-async def linger_close(stream: trio.abc.Stream, linger_s: float) -> None:
-    """Half-close, then discard what the peer still sends, for at most
-    ``linger_s`` seconds and :data:`LINGER_BYTES` bytes; the caller closes.
-
-    Closing a TCP socket with unread input makes the kernel send a reset,
-    which can destroy an error response before the client reads it (and
-    turns the client's clean end of file into "connection reset"). Streams
-    without ``send_eof`` (TLS) are left alone.
-    """
-    send_eof: Callable[[], object] | None = getattr(stream, "send_eof", None)
-    if send_eof is None:
-        return
-    with trio.move_on_after(linger_s):
-        await stream.send_eof()  # type: ignore[attr-defined]
-        discarded = 0
-        while discarded < LINGER_BYTES:
-            chunk = await stream.receive_some(RECEIVE_SIZE)
-            if not chunk:
-                break
-            discarded += len(chunk)
 
 
 async def refuse_busy(

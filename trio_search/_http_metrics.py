@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from . import _codes as codes
 from ._errors import ConfigurationError
 from ._listeners import RetryingListener, listener_address
+from ._transport import linger_close
 
 logger = logging.getLogger("trio_search")
 
@@ -217,20 +218,6 @@ async def _next_reply(stream: trio.abc.ReceiveStream, connection: MetricsHTTP) -
         connection.receive_data(await stream.receive_some(METRICS_RECEIVE_SIZE))
 
 
-async def _linger(stream: trio.abc.Stream) -> None:
-    """Shut our sending side, then discard input until the client closes,
-    for :data:`METRICS_LINGER_TIMEOUT` seconds at most."""
-    with trio.move_on_after(METRICS_LINGER_TIMEOUT):
-        if isinstance(stream, trio.abc.HalfCloseableStream):
-            await stream.send_eof()
-        discarded = 0
-        while discarded < METRICS_LINGER_BYTES:
-            chunk = await stream.receive_some(METRICS_RECEIVE_SIZE)
-            if not chunk:
-                break
-            discarded += len(chunk)
-
-
 async def handle_metrics_connection(
     stream: trio.abc.Stream, exposition: Callable[[], bytes]
 ) -> None:
@@ -257,7 +244,9 @@ async def handle_metrics_connection(
                 if sending.cancelled_caught:
                     return
                 if not reply.keep_alive:
-                    await _linger(stream)
+                    await linger_close(
+                        stream, METRICS_LINGER_TIMEOUT, METRICS_LINGER_BYTES, METRICS_RECEIVE_SIZE
+                    )
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return  # the client reset the connection

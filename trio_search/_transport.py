@@ -44,10 +44,13 @@ import select
 import socket
 import sys
 import termios
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
 import trio
+
+from ._limits import LINGER_BYTES, RECEIVE_SIZE
 
 #: A socket as :func:`socket_of` finds it: Trio's, or the standard library's
 #: under a :class:`TcpStream`.
@@ -391,3 +394,30 @@ def transport_for(stream: trio.abc.Stream) -> Transport:
 async def close_stream(stream: trio.abc.Stream) -> None:
     """Close ``stream`` now, whatever state it is in (see :meth:`Transport.aclose`)."""
     await transport_for(stream).aclose()
+
+
+async def linger_close(
+    stream: trio.abc.Stream,
+    linger_s: float,
+    max_bytes: int = LINGER_BYTES,
+    receive_size: int = RECEIVE_SIZE,
+) -> None:
+    """Half-close, then discard what the peer still sends, for at most
+    ``linger_s`` seconds and ``max_bytes`` bytes; the caller closes.
+
+    Closing a TCP socket with unread input makes the kernel send a reset,
+    which can destroy an answer before the client reads it (and turns the
+    client's clean end of file into "connection reset"). Streams without
+    ``send_eof`` (TLS) are left alone.
+    """
+    send_eof: Callable[[], object] | None = getattr(stream, "send_eof", None)
+    if send_eof is None:
+        return
+    with trio.move_on_after(linger_s):
+        await stream.send_eof()  # type: ignore[attr-defined]
+        discarded = 0
+        while discarded < max_bytes:
+            chunk = await stream.receive_some(receive_size)
+            if not chunk:
+                break
+            discarded += len(chunk)
