@@ -198,10 +198,7 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
                 await trio.lowlevel.wait_readable(self._raw)
                 streams = _accept_ready(self._raw, ACCEPT_BATCH)
             except OSError as exc:
-                if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
-                    raise
-                self._note_failure(exc.errno)
-                await trio.sleep(ACCEPT_RETRY_DELAY)
+                await self._wait_out(exc)
                 continue
             if streams:
                 self._note_success()
@@ -250,13 +247,18 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
             try:
                 stream: trio.abc.Stream = await self.transport_listener.accept()
             except OSError as exc:
-                if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
-                    raise
-                self._note_failure(exc.errno)
-                await trio.sleep(ACCEPT_RETRY_DELAY)
+                await self._wait_out(exc)
                 continue
             self._note_success()
             return stream
+
+    async def _wait_out(self, error: OSError) -> None:
+        """Wait before accepting again after a shortage of resources
+        (``ACCEPT_CAPACITY_ERRNOS``); any other error is raised."""
+        if error.errno not in ACCEPT_CAPACITY_ERRNOS:
+            raise error
+        self._note_failure(error.errno)
+        await trio.sleep(ACCEPT_RETRY_DELAY)
 
     def _note_success(self) -> None:
         if self._failing_since is not None:
