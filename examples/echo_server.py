@@ -62,7 +62,10 @@ def main(argv: list[str]) -> int:
         return 1
     host, port = (argv[1], int(argv[2])) if len(argv) == 3 else (HOST, PORT)
     try:
-        trio.run(serve, host, port)
+        # Ctrl-C is raised at the next await, never between two lines of
+        # plain Python (where it could leave a coroutine made but never
+        # awaited, and Python would print a warning on the way out).
+        trio.run(serve, host, port, restrict_keyboard_interrupt_to_checkpoints=True)
     except* KeyboardInterrupt:  # Ctrl-C: Trio has already closed every connection
         print("Caught keyboard interrupt, exiting", flush=True)
     return 0

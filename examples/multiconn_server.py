@@ -63,7 +63,10 @@ def main(argv: list[str]) -> int:
         return 1
     host, port = argv[1], int(argv[2])
     try:
-        trio.run(serve, host, port)
+        # Ctrl-C is raised at the next await, never between two lines of
+        # plain Python (where it could leave a coroutine made but never
+        # awaited, and Python would print a warning on the way out).
+        trio.run(serve, host, port, restrict_keyboard_interrupt_to_checkpoints=True)
     except* KeyboardInterrupt:
         print("Caught keyboard interrupt, exiting", flush=True)
     return 0
