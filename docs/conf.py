@@ -88,6 +88,9 @@ nitpick_ignore = [
     # (docs/protocol.md).
     ("py:class", "trio_search._metrics.Metrics"),
     ("py:class", "trio_search._trusted_proxies.TrustedProxies"),
+    # SearchIndex.ranking_cache_counts: two counters, also in the stats
+    # action (docs/search.md, "The query cache").
+    ("py:class", "trio_search._ranking_cache.CacheCounts"),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -160,6 +161,7 @@ async def test_unusable_data_file(tmp_path: Path, content: bytes | str | None) -
         ["--port", "abc"],
         ["--port", "70000"],
         ["--max-content-length", "-1"],
+        ["--query-cache-hits", "-5"],
         ["--log-level", "LOUD"],
         ["--no-such-option"],
     ],
@@ -389,6 +391,21 @@ async def test_server_field_queries_option(tmp_path: Path) -> None:
     result = await run([*server_command(), "--index", str(tmp_path), "--field-queries"])
     assert result.returncode == 2
     assert b"--field-queries apply to --data" in result.stderr
+
+
+async def test_server_query_cache_option(tmp_path: Path) -> None:
+    data = tmp_path / "index.json"
+    data.write_text(json.dumps(QUERY_DATA), encoding="utf-8")
+    for options, kept in [((), 1), (("--query-cache-hits", "0"), 0)]:
+        async with server_subprocess("--data", str(data), *options) as server:
+            port = port_of(server)
+            # A typo: the costly second pass runs, and its ranking is kept.
+            first = await query(port, "spelld", "--json")
+            again = await query(port, "spelld", "--json")
+            result = await run([*client_command(), "127.0.0.1", str(port), "stats"])
+            stats = ast.literal_eval(result.stdout.decode().removeprefix("Got result: "))
+        assert json.loads(first)["result"] and first == again
+        assert (stats["query_cache_stored"], stats["query_cache_hits"]) == (kept, kept)
 
 
 async def test_client_sends_query_options(nursery: trio.Nursery) -> None:

@@ -63,9 +63,13 @@ FILMS = {
 VOCABULARY = sorted({word.lower() for answer in FILMS.values() for word in answer.split()})
 
 
-def index_of(data: Mapping[str, str], *, field_queries: bool = False) -> SearchIndex:
+def index_of(
+    data: Mapping[str, str], *, field_queries: bool = False, ranking_cache_hits: int = 100_000
+) -> SearchIndex:
     return SearchIndex.from_documents(
-        documents_from_mapping(data), IndexMeta(field_queries=field_queries)
+        documents_from_mapping(data),
+        IndexMeta(field_queries=field_queries),
+        ranking_cache_hits=ranking_cache_hits,
     )
 
 
@@ -584,16 +588,21 @@ def test_any_query_gets_hits_or_an_error_answer(
     describe(check_query_answer(small_app, text, options, ascii))
 
 
-@pytest.fixture(scope="module")
-def big_app() -> SearchApp:
-    """An app over more documents than it queries inline: queries are Deferred."""
+def big_data() -> dict[str, str]:
     rng = random.Random(20_000)
     data = {
         f"doc{n}": " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(3, 12)))
         for n in range(20_000)
     }
     data.update(FILMS)
-    app = SearchApp(index_of(data))
+    return data
+
+
+@pytest.fixture(scope="module")
+def big_app() -> SearchApp:
+    """An app over more documents than it queries inline: queries are
+    Deferred. (No ranking cache, which would answer repeated ones inline.)"""
+    app = SearchApp(index_of(big_data(), ranking_cache_hits=0))
     assert app.index.documents > app.inline_documents
     return app
 

@@ -31,6 +31,8 @@ KEYS = {
     "index_documents",
     "index_generation",
     "index_loaded_at",
+    "query_cache_hits",
+    "query_cache_stored",
     "buffered_bytes",
     "buffered_bytes_peak",
 }
@@ -57,6 +59,9 @@ async def test_counters_follow_what_happens(
         assert stats.pop("index_loaded_at").endswith("+00:00")
         assert stats.pop("buffered_bytes") == len(STATS)  # this request itself
         assert stats.pop("buffered_bytes_peak") > 0
+        # (The built-in index is shared by every test of the process.)
+        assert stats.pop("query_cache_hits") >= 0
+        assert stats.pop("query_cache_stored") >= 0
         assert stats == {
             "index_documents": 3,
             "index_generation": 1,

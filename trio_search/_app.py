@@ -263,8 +263,9 @@ class SearchApp:
             # Cheap enough for the event loop: a small index, and no word
             # whose two-typo automaton alone takes about half a millisecond;
             # or, on a large one, a query reading few postings and no automaton.
+            # Or a query whose ranking is kept.
             small = index.documents <= self.inline_documents and all(w.typos < 2 for w in words)
-            if small or index.is_cheap(words, options):
+            if small or index.has_ranking(text, options) or index.is_cheap(words, options):
                 return self._query(index, text, options)
             return Deferred(functools.partial(self._query, index, text, options))
         if action == "health":
@@ -292,4 +293,6 @@ class SearchApp:
             "index_documents": index.documents,
             "index_generation": index.generation,
             "index_loaded_at": loaded.isoformat(timespec="seconds"),
+            "query_cache_hits": index.ranking_cache_counts.hits,
+            "query_cache_stored": index.ranking_cache_counts.stored,
         }

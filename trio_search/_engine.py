@@ -43,7 +43,9 @@ A :class:`SearchIndex` reads through one *snapshot*, a tantivy searcher over
 a fixed set of segments, replaced whole by :meth:`SearchIndex.refresh` when
 another process (``trio-search-index add``) has committed. Every query reads
 the snapshot once, so a query in flight during a refresh finishes on the old
-one. All methods block (disk, CPU): the server calls the slow ones in a
+one. Each snapshot keeps the rankings of the costly queries it answered
+(``trio_search._ranking_cache``), so they go with it. All methods block
+(disk, CPU): the server calls the slow ones in a
 worker thread, and they are safe to call from several threads at once.
 """
 
@@ -51,9 +53,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import attrs
 import orjson
@@ -71,6 +73,7 @@ from ._query import (
     query_words,
     word_matcher,
 )
+from ._ranking_cache import RANKING_CACHE_HITS, CacheCounts, Ranking, RankingCache
 
 #: Longest list of words a query's last word expands to as a prefix (the
 #: most frequent ones): each is one more term to read.
@@ -289,6 +292,8 @@ class _Snapshot:
     searcher: tantivy.Searcher
     generation: int
     documents: int
+    #: Costly queries' rankings, for this searcher only.
+    rankings: RankingCache
 
 
 @attrs.define(eq=False)
@@ -305,7 +310,11 @@ class SearchIndex:
     path: Path | None = None
     #: When this index was loaded or last refreshed, as ``time.time()``.
     loaded_at: float = attrs.field(factory=time.time)
+    #: Hits of costly queries' rankings kept per snapshot (see
+    #: ``trio_search._ranking_cache``); 0 keeps none.
+    ranking_cache_hits: int = attrs.field(default=RANKING_CACHE_HITS, kw_only=True)
     _snapshot: _Snapshot = attrs.field(init=False)
+    _cache_counts: CacheCounts = attrs.field(factory=CacheCounts, init=False)
     _stamp: tuple[int, ...] = attrs.field(default=(), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -321,6 +330,7 @@ class SearchIndex:
         meta: IndexMeta | None = None,
         *,
         threads: int = 1,
+        ranking_cache_hits: int = RANKING_CACHE_HITS,
     ) -> SearchIndex:
         """An index in memory holding ``documents`` (later keys replace
         earlier ones), written by ``threads`` writer threads (see
@@ -336,10 +346,10 @@ class SearchIndex:
             names.update(document.fields)
         writer.commit()
         writer.wait_merging_threads()
-        return cls(index, meta.with_fields(names))
+        return cls(index, meta.with_fields(names), ranking_cache_hits=ranking_cache_hits)
 
     @classmethod
-    def open(cls, path: str | Path) -> SearchIndex:
+    def open(cls, path: str | Path, *, ranking_cache_hits: int = RANKING_CACHE_HITS) -> SearchIndex:
         """The index in directory ``path``, as ``trio-search-index build`` made it.
 
         Raises:
@@ -347,7 +357,9 @@ class SearchIndex:
         """
         directory = Path(path)
         meta = read_meta(directory)
-        return cls(open_tantivy_index(directory), meta, directory)
+        return cls(
+            open_tantivy_index(directory), meta, directory, ranking_cache_hits=ranking_cache_hits
+        )
 
     def number_after(self, previous: SearchIndex) -> None:
         """Number an in-memory index's data as the generation after
@@ -363,7 +375,8 @@ class SearchIndex:
     def _take_snapshot(self, generation: int) -> _Snapshot:
         self._index.reload()
         searcher = self._index.searcher()
-        return _Snapshot(searcher, generation, searcher.num_docs)
+        rankings = RankingCache(self._cache_counts, self.ranking_cache_hits)
+        return _Snapshot(searcher, generation, searcher.num_docs, rankings)
 
     @property
     def generation(self) -> int:
@@ -424,6 +437,17 @@ class SearchIndex:
         """
         return query_words(text, options, analyze)
 
+    def has_ranking(self, text: str, options: QueryOptions) -> bool:
+        """Whether the ranking of this query is kept (see
+        ``trio_search._ranking_cache``): then answering costs reading and
+        highlighting one page of documents, cheap enough for the event loop."""
+        return _ranking_key(text, options) in self._snapshot.rankings
+
+    @property
+    def ranking_cache_counts(self) -> CacheCounts:
+        """How the cache of costly queries' rankings served, over every snapshot."""
+        return self._cache_counts
+
     def is_cheap(self, words: Sequence[Word], options: QueryOptions) -> bool:
         """Whether a query of ``words`` reads few postings and no fuzzy
         automaton: cheap enough for the event loop (see
@@ -449,29 +473,16 @@ class SearchIndex:
         """
         options = options or QueryOptions()
         words = self.words(text, options)
-        fields = options.fields
-        paths = self._paths(fields)
-        searcher = self._snapshot.searcher
-        # The exact-key tier is looked up on its own, not as a clause of the
-        # words' query: a clause nested beside them costs tantivy its fast
-        # top-k path (measured on 1,000,000 documents: 6.2 ms against 2.7 ms
-        # for a one-word query).
-        keys = self._key_matches(searcher, text, fields)
+        snapshot = self._snapshot
+        searcher = snapshot.searcher
         wanted = options.offset + options.limit
-        ranked, total, counted = self._passes(searcher, words, paths, keys, wanted)
-        key_ranked = []
-        for address in keys:
-            score = 0.0
-            if counted is not None:
-                both = _Q.boolean_query(
-                    [(_MUST, counted), (_MUST, _doc_query(self, searcher, address))]
-                )
-                found = searcher.search(both, 1, count=False).hits
-                score = found[0][0] if found else 0.0
-                total -= bool(found)  # counted by the passes
-            key_ranked.append((score, address))
-            total += 1
-        ranked = key_ranked + ranked
+        cache_key = _ranking_key(text, options)
+        ranking = snapshot.rankings.get(cache_key)
+        if ranking is None:
+            ranking, costly = self._rank(searcher, text, words, options.fields, wanted)
+            if costly:
+                snapshot.rankings.put(cache_key, ranking)
+        ranked, total = ranking
         hits = []
         matches = word_matcher(words)
         for score, address in ranked[options.offset : wanted]:
@@ -487,6 +498,41 @@ class SearchIndex:
             )
         return QueryResult(hits, max(total, len(hits)))
 
+    def _rank(
+        self,
+        searcher: tantivy.Searcher,
+        text: str,
+        words: Sequence[Word],
+        fields: tuple[str, ...] | None,
+        wanted: int,
+    ) -> tuple[Ranking, bool]:
+        """The best ``wanted`` documents for a query and how many match;
+        and whether that was costly to find (worth keeping, see
+        ``trio_search._ranking_cache``)."""
+        paths = self._paths(fields)
+        # The exact-key tier is looked up on its own, not as a clause of the
+        # words' query: a clause nested beside them costs tantivy its fast
+        # top-k path (measured on 1,000,000 documents: 6.2 ms against 2.7 ms
+        # for a one-word query).
+        keys = self._key_matches(searcher, text, fields)
+        ranked, total, counted = self._passes(searcher, words, paths, keys, wanted)
+        # Costly: many postings scored, or a second pass (a fuzzy automaton
+        # run over the dictionary, completions read).
+        costly = total > CHEAP_QUERY_POSTINGS or (counted is not None and counted.tolerant)
+        key_ranked = []
+        for address in keys:
+            score = 0.0
+            if counted is not None:
+                both = _Q.boolean_query(
+                    [(_MUST, counted.query), (_MUST, _doc_query(self, searcher, address))]
+                )
+                found = searcher.search(both, 1, count=False).hits
+                score = found[0][0] if found else 0.0
+                total -= bool(found)  # counted by the passes
+            key_ranked.append((score, address))
+            total += 1
+        return Ranking(key_ranked + ranked, total), costly
+
     def _passes(
         self,
         searcher: tantivy.Searcher,
@@ -494,7 +540,7 @@ class SearchIndex:
         paths: Sequence[str],
         keys: Sequence[tantivy.DocAddress],
         wanted: int,
-    ) -> tuple[list[tuple[float, tantivy.DocAddress]], int, tantivy.Query | None]:
+    ) -> tuple[list[tuple[float, tantivy.DocAddress]], int, _Counted | None]:
         """The best ``wanted`` matches of the words (the key matches aside),
         best first; how many match; and the query that counted them.
 
@@ -510,11 +556,12 @@ class SearchIndex:
         total = _count(result)
         ranked = _unseen(result.hits, seen)
         if total >= wanted or not any(word.typos or word.prefix for word in words):
-            return ranked, total, exact
+            return ranked, total, _Counted(exact, tolerant=False)
         tolerant = self._words_query(searcher, words, paths, loose=True)
         assert tolerant is not None
         result = searcher.search(tolerant, wanted + len(keys) + total, count=True)
-        return ranked + _unseen(result.hits, seen), _count(result), tolerant
+        counted = _Counted(tolerant, tolerant=True)
+        return ranked + _unseen(result.hits, seen), _count(result), counted
 
     def _paths(self, fields: tuple[str, ...] | None) -> list[str]:
         """The tantivy fields (or JSON paths) a query over ``fields`` reads.
@@ -600,6 +647,21 @@ class SearchIndex:
         if len(per_word) == 1:
             return per_word[0]
         return _Q.boolean_query([(_MUST, q) for q in per_word])
+
+
+class _Counted(NamedTuple):
+    """The query that counted a query's matches, and whether it was the
+    second, tolerant pass (typos and completions)."""
+
+    query: tantivy.Query
+    tolerant: bool
+
+
+def _ranking_key(text: str, options: QueryOptions) -> Hashable:
+    """What a query's ranking depends on, besides the data: its text and
+    every option but where the page starts within the ranking."""
+    fields = None if options.fields is None else tuple(options.fields)
+    return (text, fields, options.typos, options.prefix, options.offset + options.limit)
 
 
 def _count(result: tantivy.SearchResult) -> int:

@@ -15,6 +15,7 @@ from ._documents import DocumentReader, FieldMapping, documents_from_mapping
 from ._engine import SearchIndex, writer_threads
 from ._errors import ConfigurationError
 from ._index_meta import IndexMeta
+from ._ranking_cache import RANKING_CACHE_HITS
 
 #: The tutorial's data, exactly (``request_search`` in its libserver.py).
 BUILTIN_INDEX: Mapping[str, str] = MappingProxyType(
@@ -72,12 +73,20 @@ def load_index(path: str | Path) -> Mapping[str, str]:
     return parse_index(text, source=str(path))
 
 
-def index_of_mapping(data: Mapping[str, str], *, field_queries: bool = False) -> SearchIndex:
+def index_of_mapping(
+    data: Mapping[str, str],
+    *,
+    field_queries: bool = False,
+    ranking_cache_hits: int = RANKING_CACHE_HITS,
+) -> SearchIndex:
     """An in-memory search index of key -> answer pairs: each pair is a
     document whose ``key`` and ``answer`` fields are searchable (each on its
-    own too with ``field_queries``)."""
+    own too with ``field_queries``). ``ranking_cache_hits``: see
+    :class:`SearchIndex`."""
     return SearchIndex.from_documents(
-        documents_from_mapping(data), IndexMeta(field_queries=field_queries)
+        documents_from_mapping(data),
+        IndexMeta(field_queries=field_queries),
+        ranking_cache_hits=ranking_cache_hits,
     )
 
 
@@ -94,11 +103,13 @@ def index_of_file(
     *,
     format: str | None = None,
     field_queries: bool = False,
+    ranking_cache_hits: int = RANKING_CACHE_HITS,
 ) -> SearchIndex:
     """Read a data file (JSON, JSON Lines or CSV) into an in-memory index,
     logging the file, the number of documents and the time it took.
     ``field_queries`` indexes each field on its own too (see
-    :attr:`~trio_search._index_meta.IndexMeta.field_queries`).
+    :attr:`~trio_search._index_meta.IndexMeta.field_queries`);
+    ``ranking_cache_hits``: see :class:`SearchIndex`.
 
     Blocks: call it before the event loop starts or in a worker thread.
 
@@ -115,7 +126,12 @@ def index_of_file(
             mapping.search_fields,
             field_queries=field_queries,
         )
-        index = SearchIndex.from_documents(reader, meta, threads=writer_threads(reader.size))
+        index = SearchIndex.from_documents(
+            reader,
+            meta,
+            threads=writer_threads(reader.size),
+            ranking_cache_hits=ranking_cache_hits,
+        )
     logging.getLogger("trio_search").info(
         "indexed %d documents from %s in %.2f s",
         index.documents,

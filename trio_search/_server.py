@@ -24,6 +24,7 @@ data anew (SIGHUP in ``trio-search-server``) and swaps it in whole.
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import logging
 import time
@@ -183,7 +184,13 @@ class SearchServer:
                     if index.replaced_on_disk():
                         # A new directory in its place: open it whole.
                         assert index.path is not None
-                        new = await trio.to_thread.run_sync(SearchIndex.open, index.path)
+                        new = await trio.to_thread.run_sync(
+                            functools.partial(
+                                SearchIndex.open,
+                                index.path,
+                                ranking_cache_hits=index.ranking_cache_hits,
+                            )
+                        )
                         app.replace_index(new)
                         index = new
                         changed = True

@@ -33,7 +33,13 @@ from ._cli_common import (
 from ._engine import SearchIndex
 from ._errors import ConfigurationError
 from ._http_metrics import open_metrics_listeners, parse_metrics_address, serve_metrics
-from ._index import builtin_search_index, check_data_file, index_of_file
+from ._index import (
+    BUILTIN_INDEX,
+    builtin_search_index,
+    check_data_file,
+    index_of_file,
+    index_of_mapping,
+)
 from ._index_meta import read_meta
 from ._limits import (
     DEFAULT_HOST,
@@ -52,6 +58,7 @@ from ._memory import return_freed_memory
 from ._metrics import Metrics
 from ._metrics_aggregate import SNAPSHOT_INTERVAL, totals, write_snapshots
 from ._net import format_address
+from ._ranking_cache import RANKING_CACHE_HITS
 from ._server import SearchServer
 from ._settings import ServerSettings
 from ._trusted_proxies import TrustedProxies
@@ -111,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_field_mapping_options(data)
     data.add_argument("--field-queries", action="store_true", help=FIELD_QUERIES_HELP)
+    data.add_argument(
+        "--query-cache-hits",
+        type=non_negative_int,
+        default=RANKING_CACHE_HITS,
+        metavar="N",
+        help=(
+            "hits (a document's address and score, about 100 bytes) of costly queries' "
+            "rankings kept for the next time they are asked: queries of words in many "
+            "documents, or needing typos or completions. Emptied whenever the data "
+            "changes; 0 turns the cache off"
+        ),
+    )
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--max-content-length",
@@ -311,12 +330,13 @@ def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
             index (checked at once, before any worker starts).
     """
     logger = logging.getLogger("trio_search")
+    cache_hits = args.query_cache_hits
     if args.index is not None:
         directory = args.index
         read_meta(Path(directory))
 
         def open_index() -> SearchIndex:
-            index = SearchIndex.open(directory)
+            index = SearchIndex.open(directory, ranking_cache_hits=cache_hits)
             logger.info(
                 "serving index %s: %d documents, generation %d",
                 directory,
@@ -329,7 +349,15 @@ def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
     if args.data is not None:
         mapping = field_mapping(args)
         path, data_format, field_queries = args.data, args.format, args.field_queries
-        return lambda: index_of_file(path, mapping, format=data_format, field_queries=field_queries)
+        return lambda: index_of_file(
+            path,
+            mapping,
+            format=data_format,
+            field_queries=field_queries,
+            ranking_cache_hits=cache_hits,
+        )
+    if cache_hits != RANKING_CACHE_HITS:
+        return lambda: index_of_mapping(BUILTIN_INDEX, ranking_cache_hits=cache_hits)
     return builtin_search_index
 
 

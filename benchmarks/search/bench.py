@@ -32,6 +32,7 @@ bench`` runs it after benchmarks/run.py. Linux only (it reads /proc).
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import json
 import os
@@ -77,6 +78,15 @@ CONNECTIONS = (1, 64)
 OPEN_LOOP_CONNECTIONS = 64
 #: Seconds the open loop waits for replies still due after its schedule.
 OPEN_LOOP_DRAIN = 15.0
+#: The open loop's query list is this much longer than it sends, so that
+#: no request is sent twice.
+OPEN_LOOP_LIST_MARGIN = 1.1
+#: The closed-loop cells and the in-process floor run with trio_search's
+#: query cache off: each cell replays its list from the start on the same
+#: server, so a cache would answer the second cell from the first. The open
+#: loop, which sends a list once, measures the server both ways.
+NO_QUERY_CACHE = ["--query-cache-hits", "0"]
+TRIO_NO_CACHE = "trio_search, query cache off"
 #: The workloads: exact-key lookups, then each query type.
 WORKLOADS = ("search", *queries.QUERY_TYPES)
 
@@ -495,6 +505,7 @@ def run_corpus(name: str, path: Path, settings: dict[str, Any], args: argparse.N
         "trio_search": [
             *TRIO_SERVER,
             *(["--index", str(index_dir)] if has_index_command() else ["--data", str(path)]),
+            *NO_QUERY_CACHE,
         ],
         "sqlite_fts5": [sys.executable, str(PEER), "--db", str(database)],
     }
@@ -529,28 +540,79 @@ def run_corpus(name: str, path: Path, settings: dict[str, Any], args: argparse.N
                 )
                 settle(server, result)
         if name == "generated":
-            for server_name, server in servers.items():
-                loadavg = load_average()
-                result = loadgen(
-                    server,
-                    files["mixed"],
-                    OPEN_LOOP_CONNECTIONS,
-                    "list",
-                    duration=settings["open_duration"],
-                    warmup=settings["open_warmup"],
-                    rate=settings["rate"],
-                    timeout=OPEN_LOOP_DRAIN,
+            # A list long enough never to be sent twice: a repeated stretch
+            # would measure the query cache, not the server.
+            sent = settings["rate"] * (settings["open_duration"] + settings["open_warmup"])
+            per_type = int(sent * OPEN_LOOP_LIST_MARGIN / len(queries.QUERY_TYPES)) + 1
+            open_values = mixed(queries.corpus_queries(f"{name}-open", path, per_type))
+            open_file = write_requests(
+                work / "open.jsonl", [queries.query_request(value) for value in open_values]
+            )
+            # trio_search's closed-loop server has the query cache off; the
+            # open loop measures that, then the default configuration.
+            for server_name, server in list(servers.items()):
+                label = TRIO_NO_CACHE if server_name == "trio_search" else server_name
+                out["open_loop"][label] = open_loop(
+                    server, open_file, open_values, in_process[server_name], settings
                 )
-                check_samples(result, in_process[server_name], values["mixed"], False)
-                result["loadavg"] = loadavg
-                out["open_loop"][server_name] = result
-                log(f"{name}: {server_name} open loop: {result['latency_ms']}")
+                log(f"{name}: {label} open loop: {out['open_loop'][label]['latency_ms']}")
                 # The backlog it leaves must not weigh on the next server's run.
                 server.stop()
+                if server_name == "trio_search":
+                    assert server.argv[-len(NO_QUERY_CACHE) :] == NO_QUERY_CACHE
+                    argv = server.argv[: -len(NO_QUERY_CACHE)]
+                    cached = servers["trio_search_cached"] = ServerProcess("cached", argv, work)
+                    result = open_loop(
+                        cached, open_file, open_values, in_process[server_name], settings
+                    )
+                    result["query_cache"] = query_cache_stats(cached)
+                    out["open_loop"]["trio_search"] = result
+                    log(f"{name}: trio_search open loop: {result['latency_ms']}")
+                    cached.stop()
     finally:
         for server in servers.values():
             server.stop()
     return out
+
+
+def open_loop(
+    server: ServerProcess,
+    requests: Path,
+    values: list[str],
+    engine: engines.Engine,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """The open-loop run: ``requests`` (the queries ``values``) sent at the
+    offered rate over ``OPEN_LOOP_CONNECTIONS``, whether or not replies
+    come; replies checked against ``engine``."""
+    loadavg = load_average()
+    result = loadgen(
+        server,
+        requests,
+        OPEN_LOOP_CONNECTIONS,
+        "list",
+        duration=settings["open_duration"],
+        warmup=settings["open_warmup"],
+        rate=settings["rate"],
+        timeout=OPEN_LOOP_DRAIN,
+    )
+    check_samples(result, engine, values, False)
+    result["loadavg"] = loadavg
+    return result
+
+
+def query_cache_stats(server: ServerProcess) -> dict[str, int]:
+    """How trio_search's query cache served: its ``stats`` counters."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "trio_search._client_cli", HOST, str(server.port), "stats"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=30,
+        check=True,
+    )
+    stats = ast.literal_eval(completed.stdout.removeprefix("Got result: "))
+    return {"hits": stats["query_cache_hits"], "stored": stats["query_cache_stored"]}
 
 
 # --- Main --------------------------------------------------------------------

@@ -268,7 +268,12 @@ def _render_open_loop(results: dict[str, Any]) -> list[str]:
                     "fixed schedule over 64 connections whether or not replies came back; "
                     "latency from each request's scheduled send time. `achieved` is "
                     "replies received during the measured window per second; `send lag` is how "
-                    "late the load generator itself sent (its own share of the latency).",
+                    "late the load generator itself sent (its own share of the latency). "
+                    "The list is never sent twice: a query recurs only as its words recur "
+                    "in the corpus (they are drawn by frequency, as a query log's are). "
+                    "`trio_search` runs as configured by default, with its query cache "
+                    "(costly queries' rankings kept until the data changes); the row "
+                    "without it is the same server with `--query-cache-hits 0`.",
                     "",
                     "| corpus | server | offered q/s | achieved q/s | p50 ms | p99 ms | max ms "
                     "| unanswered at end | send lag p99 ms | server µs/q | errors |",
@@ -285,6 +290,16 @@ def _render_open_loop(results: dict[str, Any]) -> list[str]:
                 f"| {fmt(ms['max'], 2)} | {run['unanswered_at_end']:,} | {fmt(lag.get('p99'), 2)} "
                 f"| {fmt(run['server_cpu_us_per_query'], 1)} | {sum(run['errors'].values())} |"
             )
+    for name, corpus in results["corpora"].items():
+        cache = corpus.get("open_loop", {}).get("trio_search", {}).get("query_cache")
+        if cache:
+            sent = corpus["open_loop"]["trio_search"].get("sent") or 0
+            lines += [
+                "",
+                f"trio_search's query cache on {name}: {cache['hits']:,} queries answered "
+                f"from a kept ranking, {cache['stored']:,} rankings kept"
+                + (f", of {sent:,} queries sent." if sent else "."),
+            ]
     return [*lines, ""] if lines else []
 
 

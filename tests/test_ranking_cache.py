@@ -1,0 +1,169 @@
+"""The rankings of costly queries are kept per snapshot of the index: the
+same query again is answered alike, at once, and never from changed data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_engine import FILMS, VOCABULARY, big_data, index_of, write_documents
+from trio_search import Deferred, Reply, SearchApp, SearchIndex, documents_from_mapping
+from trio_search._engine import CHEAP_QUERY_POSTINGS
+from trio_search._protocol import Message
+from trio_search._query import QueryOptions
+from trio_search._ranking_cache import Ranking, RankingCache
+
+
+def hits(index: SearchIndex, text: str, **options: object) -> list[tuple[str, float, str]]:
+    result = index.query(text, QueryOptions(**options))  # type: ignore[arg-type]
+    return [(hit.key, hit.score, hit.highlight) for hit in result.hits] + [
+        ("total", result.total, "")
+    ]
+
+
+def test_a_typo_query_is_kept_and_answered_alike() -> None:
+    index = index_of(FILMS)
+    first = hits(index, "rabit")  # a typo: the second pass runs
+    assert index.ranking_cache_counts.stored == 1
+    assert index.ranking_cache_counts.hits == 0
+    assert hits(index, "rabit") == first
+    assert index.ranking_cache_counts.hits == 1
+    assert first[0][0] in {"morpheus", "alice"}
+
+
+def test_cheap_queries_are_not_kept() -> None:
+    index = index_of(FILMS)
+    hits(index, "rabbit ", typos=False)  # whole words, few postings
+    hits(index, "rabbit ", typos=False)
+    assert index.ranking_cache_counts.stored == 0
+    assert index.ranking_cache_counts.hits == 0
+
+
+def test_a_query_matching_many_documents_is_kept() -> None:
+    data = {f"doc{n}": f"common word{n % 7}" for n in range(CHEAP_QUERY_POSTINGS + 100)}
+    index = index_of(data)
+    first = hits(index, "common ", typos=False)
+    assert first[-1] == ("total", CHEAP_QUERY_POSTINGS + 100, "")
+    assert index.ranking_cache_counts.stored == 1
+    assert hits(index, "common ", typos=False) == first
+    assert index.ranking_cache_counts.hits == 1
+
+
+def test_every_option_that_changes_the_ranking_is_told_apart() -> None:
+    index = index_of(FILMS)
+    plain = hits(index, "rabit", limit=1)
+    two = hits(index, "rabit", limit=2)
+    assert two[:1] == plain[:1]
+    assert hits(index, "rabit", typos=False) == [("total", 0, "")]
+    assert hits(index, "Rabit", limit=1) == plain
+    assert index.ranking_cache_counts.hits == 0
+    # The second page of one is the ranking of two, kept.
+    assert hits(index, "rabit", limit=1, offset=1) == two[1:]
+    assert index.ranking_cache_counts.hits == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    words=st.lists(st.sampled_from([*VOCABULARY, "rabit", "morph", "whte", "cav"]), max_size=3),
+    typos=st.booleans(),
+    prefix=st.booleans(),
+    limit=st.integers(1, 5),
+    offset=st.integers(0, 3),
+)
+def test_kept_rankings_answer_as_the_engine_does(
+    words: list[str], typos: bool, prefix: bool, limit: int, offset: int
+) -> None:
+    text = " ".join(words)
+    options = dict(typos=typos, prefix=prefix, limit=limit, offset=offset)
+    expected = hits(UNCACHED, text, **options)
+    assert hits(CACHED, text, **options) == expected
+    assert hits(CACHED, text, **options) == expected  # from the cache, if kept
+
+
+CACHED = index_of(FILMS)
+UNCACHED = index_of(FILMS, ranking_cache_hits=0)
+
+
+def test_a_commit_seen_empties_the_cache(tmp_path: Path) -> None:
+    write_documents(tmp_path, documents_from_mapping({"ring": FILMS["ring"]}), new=True)
+    index = SearchIndex.open(tmp_path)
+    assert hits(index, "rabit") == [("total", 0, "")]
+    assert hits(index, "rabit") == [("total", 0, "")]
+    assert index.ranking_cache_counts.hits == 1
+    more = {"morpheus": FILMS["morpheus"]}
+    write_documents(tmp_path, documents_from_mapping(more), new=False)
+    assert index.refresh() is True
+    # The kept "no match" is not served: the data changed.
+    assert [key for key, _, _ in hits(index, "rabit")] == ["morpheus", "total"]
+    assert index.ranking_cache_counts.hits == 1
+
+
+def test_an_index_without_a_cache_keeps_nothing() -> None:
+    index = index_of(FILMS, ranking_cache_hits=0)
+    assert hits(index, "rabit") == hits(index, "rabit")
+    assert index.ranking_cache_counts.stored == 0
+    assert not index.has_ranking("rabit", QueryOptions())
+
+
+def test_the_app_answers_a_kept_ranking_on_the_event_loop() -> None:
+    app = SearchApp(index_of(big_data()))
+    request = Message(
+        json.dumps({"action": "query", "value": "rabit", "limit": 3}).encode(),
+        "text/json",
+        "utf-8",
+    )
+    first = app.respond(request)
+    assert isinstance(first, Deferred)  # a big index, a typo: a worker thread
+    answer = first.finish(first.work())
+    assert isinstance(answer, Reply)
+    again = app.respond(request)
+    assert isinstance(again, Reply)  # kept: no thread
+    assert again.wire == answer.wire
+    stats = app._index_stats()
+    assert (stats["query_cache_hits"], stats["query_cache_stored"]) == (1, 1)
+
+
+# --- The cache itself --------------------------------------------------------
+
+
+def ranking(size: int) -> Ranking:
+    return Ranking([(1.0, None)] * size, size)  # type: ignore[list-item]
+
+
+def test_a_full_cache_is_emptied_before_the_next_ranking() -> None:
+    cache = RankingCache(capacity=25)
+    cache.put("a", ranking(10))
+    cache.put("b", ranking(10))
+    assert len(cache) == 2
+    cache.put("c", ranking(10))  # 30 > 25: emptied first
+    assert len(cache) == 1
+    assert "c" in cache and "a" not in cache
+    assert cache.get("a") is None
+    assert cache.get("c") == ranking(10)
+    assert (cache.counts.hits, cache.counts.stored) == (1, 3)
+
+
+def test_a_ranking_bigger_than_the_cache_is_not_kept() -> None:
+    cache = RankingCache(capacity=5)
+    cache.put("a", ranking(3))
+    cache.put("big", ranking(6))
+    assert "a" in cache and "big" not in cache
+    nothing = RankingCache(capacity=0)
+    nothing.put("empty", ranking(0))
+    assert len(nothing) == 0
+
+
+@pytest.mark.parametrize("size", [0, 1])
+def test_fresh_caches_share_the_counts(size: int) -> None:
+    cache = RankingCache(capacity=10)
+    cache.put("a", ranking(size))
+    cache.get("a")
+    fresh = cache.fresh()
+    assert "a" not in fresh
+    fresh.put("a", ranking(size))
+    assert fresh.counts is cache.counts
+    assert (fresh.counts.hits, fresh.counts.stored) == (1, 2)
