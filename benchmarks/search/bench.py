@@ -87,6 +87,8 @@ OPEN_LOOP_LIST_MARGIN = 1.1
 #: loop, which sends a list once, measures the server both ways.
 NO_QUERY_CACHE = ["--query-cache-hits", "0"]
 TRIO_NO_CACHE = "trio_search, query cache off"
+#: The open loop also runs trio_search with this many worker processes.
+OPEN_LOOP_WORKERS = 2
 #: The workloads: exact-key lookups, then each query type.
 WORKLOADS = ("search", *queries.QUERY_TYPES)
 
@@ -569,6 +571,15 @@ def run_corpus(name: str, path: Path, settings: dict[str, Any], args: argparse.N
                     out["open_loop"]["trio_search"] = result
                     log(f"{name}: trio_search open loop: {result['latency_ms']}")
                     cached.stop()
+                    # One process per core, as docs/deploy.md advises.
+                    argv = [*argv, "--workers", str(OPEN_LOOP_WORKERS)]
+                    workers = servers["trio_search_workers"] = ServerProcess("workers", argv, work)
+                    label = f"trio_search, {OPEN_LOOP_WORKERS} workers"
+                    out["open_loop"][label] = open_loop(
+                        workers, open_file, open_values, in_process[server_name], settings
+                    )
+                    log(f"{name}: {label} open loop: {out['open_loop'][label]['latency_ms']}")
+                    workers.stop()
     finally:
         for server in servers.values():
             server.stop()

@@ -273,7 +273,8 @@ def _render_open_loop(results: dict[str, Any]) -> list[str]:
                     "in the corpus (they are drawn by frequency, as a query log's are). "
                     "`trio_search` runs as configured by default, with its query cache "
                     "(costly queries' rankings kept until the data changes); the row "
-                    "without it is the same server with `--query-cache-hits 0`.",
+                    "without it is the same server with `--query-cache-hits 0`; the row "
+                    "with workers runs one server process per core (`--workers`).",
                     "",
                     "| corpus | server | offered q/s | achieved q/s | p50 ms | p99 ms | max ms "
                     "| unanswered at end | send lag p99 ms | server µs/q | errors |",
