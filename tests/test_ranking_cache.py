@@ -7,12 +7,25 @@ import json
 from pathlib import Path
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import start_server
 from tests.test_engine import FILMS, VOCABULARY, big_data, index_of, write_documents
-from trio_search import Deferred, Reply, SearchApp, SearchIndex, documents_from_mapping
+from tests.test_metrics import parse, value
+from trio_search import (
+    Deferred,
+    Reply,
+    SearchApp,
+    SearchIndex,
+    SearchServer,
+    ServerSettings,
+    documents_from_mapping,
+    open_client,
+)
 from trio_search._engine import CHEAP_QUERY_POSTINGS
+from trio_search._metrics import Metrics
 from trio_search._protocol import Message
 from trio_search._query import QueryOptions
 from trio_search._ranking_cache import Ranking, RankingCache
@@ -167,3 +180,40 @@ def test_fresh_caches_share_the_counts(size: int) -> None:
     fresh.put("a", ranking(size))
     assert fresh.counts is cache.counts
     assert (fresh.counts.hits, fresh.counts.stored) == (1, 2)
+
+
+# --- Served: stats and metrics -----------------------------------------------
+
+
+async def test_served_counts_survive_a_reload(nursery: trio.Nursery) -> None:
+    """``stats`` and the Prometheus counters count the query cache over the
+    server's life: a reload starts an empty cache, not new counters."""
+    metrics = Metrics()
+    server = SearchServer(
+        ServerSettings(port=0),
+        index=index_of(FILMS),
+        loader=lambda: index_of(FILMS),
+        metrics=metrics,
+    )
+    _, (host, port) = await start_server(nursery, server)
+    async with open_client(host, port) as client:
+        first = await client.query("rabit")
+        assert await client.query("rabit") == first
+        assert await server.reload_index()
+        assert await client.query("rabit") == first  # computed anew, then kept
+        assert await client.query("rabit") == first
+        stats = (await client.request_json({"action": "stats"}))["result"]
+    assert (stats["query_cache_hits"], stats["query_cache_stored"]) == (2, 2)
+    samples = parse(server.metrics_exposition())
+    assert value(samples, "trio_search_query_cache_hits_total") == 2
+    assert value(samples, "trio_search_query_cache_stored_total") == 2
+
+
+def test_metrics_add_a_new_count_whole() -> None:
+    metrics = Metrics()
+    metrics.query_cache_counted(5, 3)
+    metrics.query_cache_counted(7, 3)
+    metrics.query_cache_counted(2, 1)  # another index, counting from zero
+    samples = parse(metrics.exposition())
+    assert value(samples, "trio_search_query_cache_hits_total") == 9
+    assert value(samples, "trio_search_query_cache_stored_total") == 4

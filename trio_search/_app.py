@@ -156,7 +156,8 @@ class SearchApp:
 
     def replace_index(self, index: SearchIndex) -> None:
         """Answer from ``index`` from now on; requests already being answered
-        finish on the old one."""
+        finish on the old one. Its query cache counts on from the old one's."""
+        index.continue_counts(self.index)
         self.index = index
 
     def _reply_cache(self) -> dict[bytes, Reply]:

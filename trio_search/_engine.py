@@ -443,6 +443,12 @@ class SearchIndex:
         highlighting one page of documents, cheap enough for the event loop."""
         return _ranking_key(text, options) in self._snapshot.rankings
 
+    def continue_counts(self, previous: SearchIndex) -> None:
+        """Count this index's query cache use on from ``previous``'s totals:
+        for data reloaded in its place, so the counters stay monotonic."""
+        self._cache_counts = previous._cache_counts
+        self._snapshot.rankings.counts = previous._cache_counts
+
     @property
     def ranking_cache_counts(self) -> CacheCounts:
         """How the cache of costly queries' rankings served, over every snapshot."""

@@ -99,6 +99,10 @@ class Metrics:
     index_documents: Gauge = attrs.field(init=False)
     index_generation: Gauge = attrs.field(init=False)
     index_last_reload: Gauge = attrs.field(init=False)
+    query_cache_hits: Counter = attrs.field(init=False)
+    query_cache_stored: Counter = attrs.field(init=False)
+    #: The query cache's totals when last synced (see :meth:`query_cache_counted`).
+    _query_cache_seen: tuple[int, int] = attrs.field(default=(0, 0), init=False)
     _requests_by_action: dict[str, Any] = attrs.field(init=False)
     _other_requests: Any = attrs.field(init=False)
     _errors_by_code: dict[str, Any] = attrs.field(init=False)
@@ -176,6 +180,18 @@ class Metrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.query_cache_hits = Counter(
+            "query_cache_hits",
+            "Queries answered from a kept ranking (the query cache).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.query_cache_stored = Counter(
+            "query_cache_stored",
+            "Rankings of costly queries computed and kept by the query cache.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         # Children bound once: each labels() call costs a lock and a lookup.
         self._requests_by_action = {action: self.requests.labels(action) for action in ACTIONS}
         self._other_requests = self._requests_by_action["other"]
@@ -234,6 +250,15 @@ class Metrics:
         self.index_documents.set(documents)
         self.index_generation.set(generation)
         self.index_last_reload.set(time.time() if loaded_at is None else loaded_at)
+
+    def query_cache_counted(self, hits: int, stored: int) -> None:
+        """Bring the query cache counters up to the index's totals (counted in
+        the engine, read before a scrape or snapshot). A total lower than the
+        last one is a new count (another index) and is added whole."""
+        seen_hits, seen_stored = self._query_cache_seen
+        self.query_cache_hits.inc(hits - seen_hits if hits >= seen_hits else hits)
+        self.query_cache_stored.inc(stored - seen_stored if stored >= seen_stored else stored)
+        self._query_cache_seen = (hits, stored)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format (version 0.0.4, served as

@@ -228,6 +228,8 @@ class SearchServer:
         index = self.search_index
         if self.metrics is not None and index is not None:
             self.metrics.index_loaded(index.documents, index.generation, index.loaded_at)
+            counts = index.ranking_cache_counts
+            self.metrics.query_cache_counted(counts.hits, counts.stored)
 
     def metrics_exposition(self) -> bytes:
         """The server's metrics in Prometheus' text format (``GET /metrics``).
