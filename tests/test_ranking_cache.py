@@ -25,6 +25,7 @@ from trio_search import (
     open_client,
 )
 from trio_search._engine import CHEAP_QUERY_POSTINGS
+from trio_search._limits import INLINE_KEPT_RANKING_HITS
 from trio_search._metrics import Metrics
 from trio_search._protocol import Message
 from trio_search._query import QueryOptions
@@ -136,8 +137,18 @@ def test_the_app_answers_a_kept_ranking_on_the_event_loop() -> None:
     again = app.respond(request)
     assert isinstance(again, Reply)  # kept: no thread
     assert again.wire == answer.wire
+    # A large page of a kept ranking is still read in a worker thread.
+    big_page = {"action": "query", "value": "rabit", "limit": INLINE_KEPT_RANKING_HITS + 1}
+    big = Message(json.dumps(big_page).encode(), "text/json", "utf-8")
+    first_big = app.respond(big)
+    assert isinstance(first_big, Deferred)
+    first_big.finish(first_big.work())
+    assert isinstance(app.respond(big), Deferred)
     stats = app._index_stats()
-    assert (stats["query_cache_hits"], stats["query_cache_stored"]) == (1, 1)
+    assert (stats["query_cache_hits"], stats["query_cache_stored"]) == (
+        1,
+        2,
+    )  # and the big page's ranking
 
 
 # --- The cache itself --------------------------------------------------------

@@ -40,6 +40,12 @@ DECODE_THREADS = 2
 #: about 0.5 ms for each), go to a worker thread, so that no query stalls
 #: the other connections for long.
 INLINE_QUERY_MAX_DOCUMENTS = 10_000
+#: A query whose ranking is kept (the query cache) runs on the event loop
+#: when it asks for at most this many hits: what is left is reading and
+#: highlighting each hit, about 20 us apiece on the million generated
+#: documents, so a page of 10 stays near 0.2 ms; larger pages go to a
+#: worker thread like any costly query.
+INLINE_KEPT_RANKING_HITS = 10
 
 #: Seconds between checks of an on-disk index for commits made by other
 #: processes (``trio-search-index add``): a check is two ``stat`` calls, and
