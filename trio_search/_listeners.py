@@ -173,10 +173,11 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
     _failing_since: float | None = attrs.field(default=None, init=False)
     _failures: int = attrs.field(default=0, init=False)
     _error_name: str = attrs.field(default="", init=False)
-    #: For a plain ``trio.SocketListener``: a standard-library duplicate of
-    #: its socket, to accept on without Trio's wrappers, made by the first
-    #: accept_batch and closed by aclose.
+    #: For a plain ``trio.SocketListener``: the standard-library socket to
+    #: accept on without Trio's wrappers, found by the first accept_batch.
     _raw: socket.socket | None = attrs.field(default=None, init=False)
+    #: Whether ``_raw`` is a duplicate of our own, for aclose to close.
+    _raw_is_duplicate: bool = attrs.field(default=False, init=False)
 
     async def accept_batch(self) -> list[trio.abc.Stream]:
         """Wait for a connection, then accept every one already waiting (up
@@ -194,7 +195,12 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
         while True:
             try:
                 if self._raw is None:
-                    self._raw = socket.fromfd(listening.fileno(), listening.family, listening.type)
+                    self._raw = _stdlib_socket_of(listening)
+                    if self._raw is None:
+                        self._raw = socket.fromfd(
+                            listening.fileno(), listening.family, listening.type
+                        )
+                        self._raw_is_duplicate = True
                 await trio.lowlevel.wait_readable(self._raw)
                 streams = _accept_ready(self._raw, ACCEPT_BATCH)
             except OSError as exc:
@@ -288,9 +294,21 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
 
     async def aclose(self) -> None:
         """Close the wrapped listener."""
-        if self._raw is not None:
+        if self._raw is not None and self._raw_is_duplicate:
             self._raw.close()
+        self._raw = None
         await self.transport_listener.aclose()
+
+
+def _stdlib_socket_of(listening: trio.socket.SocketType) -> socket.socket | None:
+    """The standard-library socket under a Trio socket (it wraps one, as
+    ``_sock``), or ``None`` if this Trio keeps it otherwise: then a
+    duplicate is made, which costs a descriptor (the one a server out of
+    descriptors most misses)."""
+    raw = getattr(listening, "_sock", None)
+    if type(raw) is socket.socket and raw.fileno() == listening.fileno():
+        return raw
+    return None
 
 
 def _accept_ready(listening: socket.socket, most: int) -> list[trio.abc.Stream]:
