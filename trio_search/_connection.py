@@ -57,7 +57,7 @@ from ._limits import (
     RECEIVE_SIZE,
 )
 from ._log_limit import PeerWarnings
-from ._net import format_address
+from ._net import format_address, peer_name
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol
 from ._proxy_protocol import ProxyHeader, ProxyHeaderParser
 from ._settings import ServerSettings
@@ -87,6 +87,19 @@ class _Outcome(enum.Enum):
     #: The timer fired just as bytes arrived: the bytes win, and serving goes
     #: on under a new timer.
     TIMER_SPENT = "timer spent"
+
+
+class _State(enum.Enum):
+    """Who serves a connection now."""
+
+    #: Admitted with a poller, which has not served it yet.
+    NEW = "new"
+    #: Waiting in the poller for its next request (no task, no timer).
+    IN_POLLER = "in the poller"
+    #: Served by a task of its own, to its end, under its timer.
+    TASK = "in a task"
+    #: Closed by the poller (a task's end is its own).
+    CLOSED = "closed"
 
 
 class _Batch(NamedTuple):
@@ -130,9 +143,16 @@ class ServerConnection:
     """Serves one accepted stream until the peer closes, a limit ends it, or
     a shutdown reaches it.
 
+    A connection made with a ``poller`` waits there between requests and is
+    served by it while its requests need no waiting (see
+    trio_search._idle_poller); it moves into a task of its own, which runs
+    :meth:`serve`, for anything else. One made without is served by a task
+    from the start.
+
     Args:
         stream: Any Trio stream: a TCP socket, TLS, or a memory stream.
-        peer: The peer's address, for logs.
+        peer: The peer's address, for logs (``None``: found when first
+            needed, from what ``accept`` returned for a :class:`TcpStream`).
         app: Answers each request.
         settings: Limits and timeouts.
         stats: Counters to update.
@@ -146,7 +166,7 @@ class ServerConnection:
     """
 
     stream: trio.abc.Stream
-    peer: str
+    _peer: str | None = attrs.field(alias="peer")
     app: Application
     settings: ServerSettings
     stats: ServerStats
@@ -159,9 +179,7 @@ class ServerConnection:
     poller: IdlePoller | None = None
     #: The address it counts under in the server's per-address limit.
     counted_as: str | None = attrs.field(default=None, init=False)
-    #: Whether it waits in ``poller`` now (else it has its own task, or
-    #: will have, or has ended).
-    _in_poller: bool = attrs.field(default=False, init=False)
+    _state: _State = attrs.field(default=_State.NEW, init=False)
     #: Parses the requests; made by the first read.
     _protocol: MessageProtocol | None = attrs.field(default=None, init=False)
     #: Answered by the poller but not finished there: the task finishes it.
@@ -173,8 +191,10 @@ class ServerConnection:
     _closing: bool = attrs.field(default=False, init=False)
     #: Closed to make room for a new client at the connection limit.
     _evicted: bool = attrs.field(default=False, init=False)
-    #: Bounds every wait; see the module's theory of operation.
-    _timer: ConnectionTimer = attrs.field(factory=ConnectionTimer, init=False)
+    #: Bounds every wait of its task; see the module's theory of operation.
+    #: Made with the task (a connection the poller serves to its end never
+    #: needs one).
+    _timer: ConnectionTimer = attrs.field(init=False)
     #: When the bytes completing the current batch arrived (for the
     #: request-latency metric only).
     _received_at: float = attrs.field(default=0.0, init=False)
@@ -193,6 +213,26 @@ class ServerConnection:
 
     def __attrs_post_init__(self) -> None:
         self._transport = transport_for(self.stream)
+        if self.poller is None:
+            self._state = _State.TASK
+            self._timer = ConnectionTimer()
+
+    @property
+    def peer(self) -> str:
+        """The peer's address, for logs."""
+        peer = self._peer
+        if peer is None:
+            stream = self.stream
+            peer = self._peer = (
+                format_address(stream.peer_address)
+                if type(stream) is TcpStream
+                else peer_name(stream)
+            )
+        return peer
+
+    @peer.setter
+    def peer(self, peer: str) -> None:
+        self._peer = peer
 
     # -- Waiting in the poller (see trio_search._idle_poller): no task, no
     # timer; every call is synchronous.
@@ -207,7 +247,6 @@ class ServerConnection:
         """Read once without waiting, answer the complete requests read, and
         say where the connection goes next: back to waiting in the poller,
         closed, or into a task of its own for anything that must wait."""
-        self._in_poller = False
         transport = self._transport
         assert isinstance(transport, SocketTransport)
         try:
@@ -218,6 +257,11 @@ class ServerConnection:
         if data is None:
             return self._wait_in_poller()  # woken without data
         protocol = self._protocol
+        if not data and (protocol is None or not protocol.mid_message):
+            # The end of a one-shot client (or any other) between requests.
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s: closed by peer", self.peer)
+            return self._close_now()
         if protocol is None:
             protocol = self._protocol = self._new_protocol()
         self.idle.busy(self)
@@ -231,7 +275,7 @@ class ServerConnection:
         if batch.work is not None or batch.broken is not None:
             self._charge(protocol)
             self._handed_over = batch
-            return Next.TASK
+            return self._to_task()
         self._charge(protocol)
         if batch.replies:
             data = b"".join([reply.wire for reply in batch.replies])
@@ -246,14 +290,15 @@ class ServerConnection:
             self._fresh_until = -math.inf
             if sent < len(data):
                 self._unsent = memoryview(data)[sent:] if sent else data
-                return Next.TASK
+                return self._to_task()
         if batch.closed:
-            logger.debug("%s: closed by peer", self.peer)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s: closed by peer", self.peer)
             return self._close_now()
         if protocol.mid_message:
             # The rest of a request: under the request timeout, from now.
             self._request_deadline = trio.current_time() + self.settings.request_timeout
-            return Next.TASK
+            return self._to_task()
         self.budget.request_done(self)
         if (
             self._closing
@@ -265,9 +310,19 @@ class ServerConnection:
         return self._wait_in_poller()
 
     def _wait_in_poller(self) -> Next:
-        self._in_poller = True
+        self._state = _State.IN_POLLER
         self.idle.waiting(self)
+        if self._closing:
+            # A shorter deadline than the sweeper may know of (see
+            # close_when_idle).
+            assert self.poller is not None
+            self.poller.deadline_moved()
         return Next.WAIT
+
+    def _to_task(self) -> Next:
+        self._state = _State.TASK
+        self._timer = ConnectionTimer()
+        return Next.TASK
 
     def idle_deadline(self) -> float:
         """Until when the connection may wait for its next request."""
@@ -278,7 +333,6 @@ class ServerConnection:
         connection, saying why, as a task's timer would (but first answer
         a request that landed as a shutdown began: see
         :meth:`_request_arrived_as_closed`)."""
-        self._in_poller = False
         if self._closing and not self._evicted and pending_bytes(self.stream):
             # Read at once (it cannot wait), so this cannot repeat without
             # progress; after the answer, the connection closes.
@@ -288,11 +342,11 @@ class ServerConnection:
 
     def abandon(self) -> None:
         """Close now, silently (the server stops, its grace is over)."""
-        self._in_poller = False
         self._close_now()
 
     def _close_now(self) -> Next:
         """Close the stream and give back what the connection holds."""
+        self._state = _State.CLOSED
         self._release()
         transport = self._transport
         assert isinstance(transport, SocketTransport)
@@ -327,13 +381,16 @@ class ServerConnection:
         connection before the client has read those answers.
         """
         self._closing = True
-        if self._in_poller:
+        state = self._state
+        if state is _State.IN_POLLER:
             # Its deadline is now the end of its first request's grace, or
             # past: the poller's sweeper ends it (or serves bytes that have
             # arrived by then, as the task below would).
             assert self.poller is not None
             self.poller.deadline_moved()
             return
+        if state is not _State.TASK:
+            return  # new (the poller's first call sees it) or closed
         if self._transport.has_pending_input():
             return
         if self._fresh_until > trio.current_time():

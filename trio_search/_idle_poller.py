@@ -120,13 +120,9 @@ class IdlePoller:
     _rescan: bool = attrs.field(default=False, init=False)
     _scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
-    _running: bool = attrs.field(default=False, init=False)
-
-    @property
-    def accepting(self) -> bool:
-        """Whether connections may be added: the poller runs and is not
-        about to stop."""
-        return self._running and not (self._scope is not None and self._scope.cancel_called)
+    #: Whether connections may be added: the poller runs and is not about
+    #: to stop.
+    accepting: bool = attrs.field(default=False, init=False)
 
     def __len__(self) -> int:
         return len(self._order)
@@ -181,12 +177,13 @@ class IdlePoller:
 
     def _check_done(self) -> None:
         if self._closing and not self._order and self._scope is not None:
+            self.accepting = False
             self._scope.cancel()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Poll and sweep until :meth:`close` and no connection waits, or
         until cancelled; then end every connection still waiting."""
-        self._running = True
+        self.accepting = True
         try:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
@@ -195,7 +192,7 @@ class IdlePoller:
                 task_status.started()
                 self._check_done()
         finally:
-            self._running = False
+            self.accepting = False
             self._closing = True
             for connection in list(self._order):
                 self._forget(connection, connection.fileno())

@@ -415,24 +415,28 @@ class SearchServer:
     ) -> None:
         """Admit a connection accepted on a plain TCP listener, and hand it
         to the poller, which answers at once the request it may hold."""
-        peer = _peer_of(stream)
-        connection = self._admit(stream, peer, poller)
+        connection = self._admit(stream, None, poller)
         if isinstance(connection, _Refusal):
-            connections.start_soon(refuse_busy, stream, peer, *connection)
+            connections.start_soon(refuse_busy, stream, _peer_of(stream), *connection)
             return
         if self._closing:
             connection.close_when_idle()
         poller.add(connection)
 
     def _admit(
-        self, stream: trio.abc.Stream, peer: str, poller: IdlePoller | None = None
+        self, stream: trio.abc.Stream, peer: str | None, poller: IdlePoller | None = None
     ) -> ServerConnection | _Refusal:
-        """Count a new connection in, or say why it is refused (busy)."""
+        """Count a new connection in, or say why it is refused (busy).
+        ``peer``: as :class:`ServerConnection` takes it."""
         stats = self.stats
         settings = self.settings
         per_address = settings.max_connections_per_ip
         # Connections are counted per address only under a per-address limit.
-        address = None if per_address is None else address_of(peer)
+        address = None
+        if per_address is not None:
+            if peer is None:
+                peer = _peer_of(stream)
+            address = address_of(peer)
         metrics = self.metrics
         if (
             per_address is not None
@@ -477,7 +481,8 @@ class SearchServer:
             self._per_address[address] += 1
             connection.counted_as = address
         self._connections.add(connection)
-        logger.debug("%s: connected", peer)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: connected", connection.peer)
         return connection
 
     async def _run_connection(self, connection: IdleConnection) -> None:
