@@ -7,6 +7,7 @@ the server's TCP listeners accept (see ``SocketPairListener``).
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -24,7 +25,8 @@ from tests.helpers import (
     read_until_eof,
     result_of,
 )
-from trio_search import SearchServer, ServerSettings
+from trio_search import Message, SearchServer, ServerSettings
+from trio_search._app import Deferred, Reply
 from trio_search._limits import FIRST_REQUEST_GRACE, THREAD_DECODE_THRESHOLD
 
 MORPHEUS = json_request({"action": "search", "value": "morpheus"})
@@ -317,3 +319,62 @@ async def test_cancelling_the_server_closes_waiting_connections(
     assert server.stats.connections_open == 0
     with trio.fail_after(1):
         assert await read_until_eof(client) == b""
+
+
+async def test_a_bug_in_the_application_ends_one_connection_not_the_poller(
+    autojump_clock: trio.testing.MockClock,
+    nursery: trio.Nursery,
+    listener: SocketPairListener,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await start(nursery, listener)
+    search_app = server.app
+    assert search_app is not None
+    boom = json_request({"action": "search", "value": "boom"})
+
+    class Buggy:
+        def respond(self, request: Message) -> Reply | Deferred:
+            if request.content == boom[-len(request.content) :]:
+                raise RuntimeError("a bug")
+            assert search_app is not None
+            return search_app.respond(request)
+
+    server.app = Buggy()
+    victim, bystander = listener.connect(), listener.connect()
+    await ask_morpheus(bystander)
+    await victim.send_all(boom)
+    with trio.fail_after(5):
+        assert await read_until_eof(victim) == b""
+        await ask_morpheus(bystander)
+    assert server.stats.errors["internal_error"] == 1
+    assert "internal error" in caplog.text
+
+
+async def test_a_connection_the_poller_cannot_keep_goes_on_in_a_task(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery, listener: SocketPairListener
+) -> None:
+    server = await start(nursery, listener, idle_timeout=10)
+    poller = server._poller
+    assert poller is not None
+    epoll = poller._epoll
+
+    class Full:
+        """The poller's epoll set, refusing new descriptors (ENOSPC)."""
+
+        def register(self, fd: int, events: int) -> None:
+            raise OSError(errno.ENOSPC, "no space left on device")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(epoll, name)
+
+    poller._epoll = Full()  # type: ignore[assignment]
+    client = listener.connect()
+    with trio.fail_after(60):
+        await ask_morpheus(client)
+        await ask_morpheus(client)
+        start_time = trio.current_time()
+        assert await read_until_eof(client) == b""
+    assert trio.current_time() - start_time == pytest.approx(10)
+    assert waiting(server) == 0
+    assert server.stats.errors["idle_timeout"] == 1
+    poller._epoll = epoll

@@ -246,7 +246,23 @@ class ServerConnection:
     def serve_ready(self) -> Next:
         """Read once without waiting, answer the complete requests read, and
         say where the connection goes next: back to waiting in the poller,
-        closed, or into a task of its own for anything that must wait."""
+        closed, or into a task of its own for anything that must wait.
+        Never raises."""
+        try:
+            return self._serve_ready()
+        except Exception:
+            # As in serve(): a bug of ours ends this connection, not the
+            # poller and every connection waiting in it.
+            logger.exception("%s: internal error; closing the connection", self.peer)
+            self.stats.count_error(codes.INTERNAL_ERROR)
+            return self._close_now()
+
+    def move_to_task(self) -> None:
+        """Go on in a task of its own, from where the connection is (the
+        poller cannot keep it)."""
+        self._to_task()
+
+    def _serve_ready(self) -> Next:
         transport = self._transport
         assert isinstance(transport, SocketTransport)
         try:

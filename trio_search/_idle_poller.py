@@ -38,7 +38,9 @@ returns ``None`` and every connection has a task.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import logging
 import math
 import select
 from collections.abc import Callable
@@ -46,6 +48,8 @@ from typing import Protocol
 
 import attrs
 import trio
+
+logger = logging.getLogger("trio_search")
 
 #: Connections the poller serves at most per wake-up, before it lets the
 #: other tasks run: as ``ACCEPT_BATCH``, a burst's worth without starving
@@ -92,6 +96,10 @@ class IdleConnection(Protocol):
         """Close it now, silently: the server is stopping."""
         ...
 
+    def move_to_task(self) -> None:
+        """Be served by a task of its own from now on, whatever it waits for."""
+        ...
+
 
 @attrs.define(eq=False)
 class IdlePoller:
@@ -136,11 +144,19 @@ class IdlePoller:
         """Put ``connection`` where the call that served it says."""
         fd = connection.fileno()
         if where is Next.WAIT:
-            if fd in self._registered:
-                self._epoll.modify(fd, _EVENTS)
-            else:
-                self._epoll.register(fd, _EVENTS)
-                self._registered.add(fd)
+            try:
+                if fd in self._registered:
+                    self._epoll.modify(fd, _EVENTS)
+                else:
+                    self._epoll.register(fd, _EVENTS)
+                    self._registered.add(fd)
+            except OSError as exc:
+                # (Out of kernel memory or epoll watches, say.) Its own
+                # task waits with Trio's epoll instead.
+                logger.warning("cannot wait in the idle poller (%s); in a task instead", exc)
+                connection.move_to_task()
+                where = Next.TASK
+        if where is Next.WAIT:
             self._by_fd[fd] = connection
             self._order.pop(connection, None)
             self._order[connection] = None
@@ -150,7 +166,8 @@ class IdlePoller:
             self._registered.discard(fd)
             if where is Next.TASK:
                 # Its task waits with Trio's own epoll from now on.
-                self._epoll.unregister(fd)
+                with contextlib.suppress(OSError):
+                    self._epoll.unregister(fd)
             # (Closing the socket took it out of the epoll set.)
         if where is Next.TASK:
             self.start_task(connection)
