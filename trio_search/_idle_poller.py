@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import math
 import select
 from collections.abc import Callable
 from typing import Protocol
@@ -49,12 +48,9 @@ from typing import Protocol
 import attrs
 import trio
 
-logger = logging.getLogger("trio_search")
+from ._limits import POLL_BATCH
 
-#: Connections the poller serves at most per wake-up, before it lets the
-#: other tasks run: as ``ACCEPT_BATCH``, a burst's worth without starving
-#: anyone for long.
-POLL_BATCH = 64
+logger = logging.getLogger("trio_search")
 
 #: What the poller waits for: input (an end of file, a reset and a hang-up
 #: are reported with it), once, until the connection is registered again.
@@ -262,6 +258,6 @@ def make_idle_poller(
     idle_timeout: float,
 ) -> IdlePoller | None:
     """An :class:`IdlePoller`, or ``None`` where there is no epoll."""
-    if not hasattr(select, "epoll") or not math.isfinite(idle_timeout):
+    if not hasattr(select, "epoll"):
         return None
     return IdlePoller(start_task, ended, idle_timeout)
