@@ -59,6 +59,18 @@ async def test_oneshot(loadgen: Path, nursery: trio.Nursery) -> None:
     assert server.stats.connections_total == 50
 
 
+async def test_it_takes_the_options_benchmarks_run_py_gives(
+    loadgen: Path, nursery: trio.Nursery
+) -> None:
+    # run.py gives every load generator --no-retry (the C one never retries).
+    _, address = await start_server(nursery)
+    status, result = await run(
+        loadgen, address, "--mode", "oneshot", "-n", "20", "--no-retry", "--quiet"
+    )
+    assert status == 0
+    assert (result["ok"], result["failed"]) == (20, 0)
+
+
 async def test_a_wrong_answer_is_counted(loadgen: Path, nursery: trio.Nursery) -> None:
     _, address = await start_server(nursery)
     status, result = await run(loadgen, address, "-n", "5", "--expect", "something else")

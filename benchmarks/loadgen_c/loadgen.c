@@ -26,6 +26,8 @@
  * Failures count under the kinds of trio-search-bench: wrong_answer,
  * bad_framing (this and the rest of the batch), closed, timeout,
  * connect_error. A failed keep-alive connection is closed and opened again.
+ * Nothing is ever sent again: trio-search-bench's --no-retry behaviour,
+ * which is why --no-retry is accepted (and changes nothing).
  *
  * The run ends after --duration seconds (requests in flight are dropped,
  * neither counted nor failed) or once --requests requests are answered or
@@ -818,7 +820,7 @@ static void report(double elapsed, double client_cpu, double server_cpu, double 
 static void usage(void) {
     fputs("usage: trio-search-loadgen-c [HOST [PORT]] [--mode keepalive|oneshot] [-c N]\n"
           "       [-p DEPTH] [-d SECONDS | -n REQUESTS] [--timeout S] [-q KEY]\n"
-          "       [--expect TEXT] [--server-pid PID] [--json] [--quiet]\n",
+          "       [--expect TEXT] [--server-pid PID] [--json] [--quiet] [--no-retry]\n",
           stderr);
     exit(2);
 }
@@ -862,6 +864,8 @@ static void parse_args(int argc, char **argv) {
             opt_json = 1;
         else if (!strcmp(a, "--quiet"))
             ; /* no progress lines are printed anyway */
+        else if (!strcmp(a, "--no-retry"))
+            ; /* nothing is ever sent again anyway */
         else if (a[0] == '-')
             usage();
         else if (positional == 0)
