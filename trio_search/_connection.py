@@ -3,9 +3,18 @@
 Theory of operation
 -------------------
 
-A connection loops: answer every complete request the protocol object has
-buffered (all of a pipelined batch, written back in one write), then wait
-for more bytes. One cancel scope, the connection's *timer*, bounds every
+A plain TCP connection the server accepted spends its waits between
+requests in the server's poller (trio_search._idle_poller), with no task:
+:meth:`ServerConnection.serve_ready` reads once, answers what is complete
+and says where the connection goes next. Whatever must wait for something
+else moves it, with what it has read or answered so far, into a task of its
+own running :meth:`ServerConnection.serve`, as every other connection (TLS,
+PROXY protocol, streams given to ``handle_stream``) runs from the start.
+Its state (:class:`_State`) says which.
+
+In its task, a connection loops: answer every complete request the
+protocol object has buffered (all of a pipelined batch, written back in one
+write), then wait for more bytes. One cancel scope, the connection's *timer*, bounds every
 wait; its deadline moves with what the connection waits for (moving a
 deadline costs far less than a new scope per wait):
 
@@ -29,7 +38,11 @@ Content errors are answered and the connection goes on; framing errors and
 timeouts are answered where the stream allows, then the connection
 half-closes and lingers briefly (so a TCP reset does not destroy the answer)
 and ends. Every path closes the stream, and no exception leaves
-:meth:`ServerConnection.serve` except Trio's own cancellation.
+:meth:`ServerConnection.serve` except Trio's own cancellation (nor any
+:meth:`ServerConnection.serve_ready`). In the poller, the same limits hold
+without a timer: the idle deadline is the poller's sweeper's, a request
+that does not arrive whole in one read, and anything else with a deadline
+of its own, is finished in the task.
 """
 
 from __future__ import annotations
