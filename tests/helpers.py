@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import attrs
 import trio
 
 from trio_search import CLOSED, NEED_DATA, Message, MessageProtocol, SearchServer, ServerSettings
+from trio_search._transport import TcpStream
 
 
 async def start_server(
@@ -373,3 +375,32 @@ async def server_subprocess(
         with trio.CancelScope(shield=True):
             await process.stdout.aclose()
             await process.stderr.aclose()
+
+
+class SocketPairListener(trio.abc.Listener[trio.abc.Stream]):
+    """Hands the server the server side of socket pairs, as the
+    :class:`TcpStream` its own TCP listeners accept: served through the
+    poller, like every plain TCP connection of a running server."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel[trio.abc.Stream](100)
+        #: The client sides, for :meth:`close_clients`.
+        self.clients: list[trio.SocketStream] = []
+
+    def connect(self) -> trio.SocketStream:
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        self._send.send_nowait(TcpStream(b, ("127.0.0.1", 40000 + b.fileno())))
+        client = trio.SocketStream(trio.socket.from_stdlib_socket(a))
+        self.clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self.clients:
+            client.socket.close()
+
+    async def accept(self) -> trio.abc.Stream:
+        return await self._receive.receive()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()

@@ -4,6 +4,7 @@ a full Trio stream on a standard-library socket, over real loopback sockets."""
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 import trio
@@ -59,6 +60,28 @@ async def test_a_batch_is_bounded() -> None:
         assert (len(first), len(second)) == (ACCEPT_BATCH, 3)
         for stream in [*first, *second, *clients]:
             await stream.aclose()
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["open_listeners", "plain"])
+async def test_accepted_connections_have_tcp_nodelay(ours: bool) -> None:
+    # Our listeners have it, so accepted sockets inherit it (on Linux) and
+    # it is not set again; a listener without it gets it set per connection.
+    if ours:
+        listener, address = await _listener()
+    else:
+        sock = trio.socket.socket()
+        await sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        listener = RetryingListener(trio.SocketListener(sock))
+        address = sock.getsockname()[:2]
+    async with listener:
+        for _ in range(2):  # the first batch finds out, the second relies on it
+            (client,) = await _wait_until_queued(address, 1)
+            (accepted,) = await listener.accept_batch()
+            assert isinstance(accepted, TcpStream)
+            assert accepted.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            await accepted.aclose()
+            await client.aclose()
 
 
 async def test_other_listeners_give_one_at_a_time() -> None:

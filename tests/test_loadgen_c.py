@@ -59,6 +59,18 @@ async def test_oneshot(loadgen: Path, nursery: trio.Nursery) -> None:
     assert server.stats.connections_total == 50
 
 
+async def test_it_takes_the_options_benchmarks_run_py_gives(
+    loadgen: Path, nursery: trio.Nursery
+) -> None:
+    # run.py gives every load generator --no-retry (the C one never retries).
+    _, address = await start_server(nursery)
+    status, result = await run(
+        loadgen, address, "--mode", "oneshot", "-n", "20", "--no-retry", "--quiet"
+    )
+    assert status == 0
+    assert (result["ok"], result["failed"]) == (20, 0)
+
+
 async def test_a_wrong_answer_is_counted(loadgen: Path, nursery: trio.Nursery) -> None:
     _, address = await start_server(nursery)
     status, result = await run(loadgen, address, "-n", "5", "--expect", "something else")
@@ -104,3 +116,26 @@ async def test_a_server_that_closes_fails_as_closed(loadgen: Path, nursery: trio
     status, result = await run(loadgen, address, "--mode", "oneshot", "-n", "3")
     assert status == 1
     assert result["errors"] == {"closed": 3}
+
+
+async def test_one_shot_connections_come_from_many_loopback_addresses(
+    loadgen: Path, nursery: trio.Nursery
+) -> None:
+    # So that ephemeral ports in TIME_WAIT do not cap a one-shot run.
+    sources: set[str] = set()
+
+    async def handler(stream: trio.SocketStream) -> None:
+        async with stream:
+            sources.add(stream.socket.getpeername()[0])
+            length = int.from_bytes(await receive_exactly(stream, 2), "big")
+            header = json.loads(await receive_exactly(stream, length))
+            await receive_exactly(stream, header["content-length"])
+            await stream.send_all(
+                raw_message(b'{"result": "Follow the white rabbit. \\ud83d\\udc30"}')
+            )
+
+    address = await start_fake_server(nursery, handler)
+    status, result = await run(loadgen, address, "--mode", "oneshot", "-c", "2", "-n", "100")
+    assert (status, result["ok"]) == (0, 100)
+    assert len(sources) == 64
+    assert all(source.startswith("127.") for source in sources)

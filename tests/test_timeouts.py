@@ -1,9 +1,12 @@
 """Idle and request timeouts, as a client notices them.
 
 Timing tests run on the autojump clock (so they cost no wall time and are
-exact), each over memory streams and over a real socket pair, where the
-server takes its production path (direct reads and writes on the socket's
-descriptor); two tests check the same over TCP with short real timeouts.
+exact), each over memory streams, over a real socket pair, where the server
+takes its production path (direct reads and writes on the socket's
+descriptor), and over a socket pair accepted as the server accepts plain
+TCP connections, which wait between requests in its poller (see
+trio_search._idle_poller); two tests check the same over TCP with short real
+timeouts.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ import pytest
 import trio
 import trio.testing
 
-from tests.helpers import json_request, read_messages, read_until_eof, result_of, start_server
+from tests.helpers import (
+    SocketPairListener,
+    json_request,
+    read_messages,
+    read_until_eof,
+    result_of,
+    start_server,
+)
 from trio_search import SearchServer, ServerSettings
 
 MORPHEUS = json_request({"action": "search", "value": "morpheus"})
@@ -29,16 +39,24 @@ def make_server(idle: float = 10.0, request: float = 5.0) -> SearchServer:
 Connect = Callable[[trio.Nursery, SearchServer], trio.abc.Stream]
 
 
-@pytest.fixture(params=["memory", "socket"])
+@pytest.fixture(params=["memory", "socket", "poller"])
 async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Connect]:
     """Connects a client the server serves as if accepted: over memory
-    streams, or over a real socket pair, where the server takes the
-    production path (direct reads and writes on the descriptor). A socket
-    pair has no network in between, so the autojump clock stays exact."""
+    streams, over a real socket pair, where the server takes the production
+    path (direct reads and writes on the descriptor), or over a socket pair
+    accepted by the running server, which serves it through its poller. A
+    socket pair has no network in between, so the autojump clock stays
+    exact."""
 
     def make(nursery: trio.Nursery, server: SearchServer) -> trio.abc.Stream:
         client: trio.abc.Stream
         server_side: trio.abc.Stream
+        if request.param == "poller":
+            listener = listeners.get(server)
+            if listener is None:
+                listener = listeners[server] = SocketPairListener()
+                nursery.start_soon(server.serve, [listener])
+            return listener.connect()
         if request.param == "memory":
             client, server_side = trio.testing.memory_stream_pair()
         else:
@@ -49,9 +67,12 @@ async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Connect]:
         return client
 
     sockets: list[trio.socket.SocketType] = []
+    listeners: dict[SearchServer, SocketPairListener] = {}
     yield make
     for sock in sockets:
         sock.close()
+    for listener in listeners.values():
+        listener.close_clients()
 
 
 async def drip(stream: trio.abc.SendStream, data: bytes, interval: float) -> None:

@@ -3,9 +3,18 @@
 Theory of operation
 -------------------
 
-A connection loops: answer every complete request the protocol object has
-buffered (all of a pipelined batch, written back in one write), then wait
-for more bytes. One cancel scope, the connection's *timer*, bounds every
+A plain TCP connection the server accepted spends its waits between
+requests in the server's poller (trio_search._idle_poller), with no task:
+:meth:`ServerConnection.serve_ready` reads once, answers what is complete
+and says where the connection goes next. Whatever must wait for something
+else moves it, with what it has read or answered so far, into a task of its
+own running :meth:`ServerConnection.serve`, as every other connection (TLS,
+PROXY protocol, streams given to ``handle_stream``) runs from the start.
+Its state (:class:`_State`) says which.
+
+In its task, a connection loops: answer every complete request the
+protocol object has buffered (all of a pipelined batch, written back in one
+write), then wait for more bytes. One cancel scope, the connection's *timer*, bounds every
 wait; its deadline moves with what the connection waits for (moving a
 deadline costs far less than a new scope per wait):
 
@@ -29,7 +38,11 @@ Content errors are answered and the connection goes on; framing errors and
 timeouts are answered where the stream allows, then the connection
 half-closes and lingers briefly (so a TCP reset does not destroy the answer)
 and ends. Every path closes the stream, and no exception leaves
-:meth:`ServerConnection.serve` except Trio's own cancellation.
+:meth:`ServerConnection.serve` except Trio's own cancellation (nor any
+:meth:`ServerConnection.serve_ready`). In the poller, the same limits hold
+without a timer: the idle deadline is the poller's sweeper's, a request
+that does not arrive whole in one read, and anything else with a deadline
+of its own, is finished in the task.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ from . import _codes as codes
 from ._app import Application, Deferred, Reply, error_reply
 from ._budget import BufferBudget
 from ._errors import RemoteProtocolError, ServerBusy, TrioSearchError
+from ._idle_poller import IdlePoller, Next
 from ._limits import (
     BUSY_LINGER_TIMEOUT,
     CLOSING_SEND_TIMEOUT,
@@ -56,7 +70,7 @@ from ._limits import (
     RECEIVE_SIZE,
 )
 from ._log_limit import PeerWarnings
-from ._net import format_address
+from ._net import format_address, peer_name
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol
 from ._proxy_protocol import ProxyHeader, ProxyHeaderParser
 from ._settings import ServerSettings
@@ -64,6 +78,7 @@ from ._stats import ServerStats
 from ._timer import ConnectionTimer, Waiting
 from ._transport import (
     PrefixedStream,
+    SocketTransport,
     TcpStream,
     Transport,
     close_stream,
@@ -85,6 +100,19 @@ class _Outcome(enum.Enum):
     #: The timer fired just as bytes arrived: the bytes win, and serving goes
     #: on under a new timer.
     TIMER_SPENT = "timer spent"
+
+
+class _State(enum.Enum):
+    """Who serves a connection now."""
+
+    #: Admitted with a poller, which has not served it yet.
+    NEW = "new"
+    #: Waiting in the poller for its next request (no task, no timer).
+    IN_POLLER = "in the poller"
+    #: Served by a task of its own, to its end, under its timer.
+    TASK = "in a task"
+    #: Closed by the poller (a task's end is its own).
+    CLOSED = "closed"
 
 
 class _Batch(NamedTuple):
@@ -128,9 +156,16 @@ class ServerConnection:
     """Serves one accepted stream until the peer closes, a limit ends it, or
     a shutdown reaches it.
 
+    A connection made with a ``poller`` waits there between requests and is
+    served by it while its requests need no waiting (see
+    trio_search._idle_poller); it moves into a task of its own, which runs
+    :meth:`serve`, for anything else. One made without is served by a task
+    from the start.
+
     Args:
         stream: Any Trio stream: a TCP socket, TLS, or a memory stream.
-        peer: The peer's address, for logs.
+        peer: The peer's address, for logs (``None``: found when first
+            needed, from what ``accept`` returned for a :class:`TcpStream`).
         app: Answers each request.
         settings: Limits and timeouts.
         stats: Counters to update.
@@ -144,7 +179,7 @@ class ServerConnection:
     """
 
     stream: trio.abc.Stream
-    peer: str
+    _peer: str | None = attrs.field(alias="peer")
     app: Application
     settings: ServerSettings
     stats: ServerStats
@@ -152,13 +187,27 @@ class ServerConnection:
     warnings: PeerWarnings = attrs.field(factory=lambda: PeerWarnings(logger, trio.current_time))
     idle: IdleConnections = attrs.field(factory=IdleConnections)
     budget: BufferBudget = attrs.field(factory=lambda: BufferBudget(2**62))
+    #: Where the connection waits between requests, if not in its own task
+    #: (a plain TCP connection the server accepted; see trio_search._idle_poller).
+    poller: IdlePoller | None = None
+    #: The address it counts under in the server's per-address limit.
+    counted_as: str | None = attrs.field(default=None, init=False)
+    _state: _State = attrs.field(default=_State.NEW, init=False)
+    #: Parses the requests; made by the first read.
+    _protocol: MessageProtocol | None = attrs.field(default=None, init=False)
+    #: Answered by the poller but not finished there: the task finishes it.
+    _handed_over: _Batch | None = attrs.field(default=None, init=False)
+    #: Bytes of answers the kernel did not take from the poller.
+    _unsent: bytes | memoryview = attrs.field(default=b"", init=False)
     #: Bytes of this connection counted in ``budget``.
     _charged: int = attrs.field(default=0, init=False)
     _closing: bool = attrs.field(default=False, init=False)
     #: Closed to make room for a new client at the connection limit.
     _evicted: bool = attrs.field(default=False, init=False)
-    #: Bounds every wait; see the module's theory of operation.
-    _timer: ConnectionTimer = attrs.field(factory=ConnectionTimer, init=False)
+    #: Bounds every wait of its task; see the module's theory of operation.
+    #: Made with the task (a connection the poller serves to its end never
+    #: needs one).
+    _timer: ConnectionTimer = attrs.field(init=False)
     #: When the bytes completing the current batch arrived (for the
     #: request-latency metric only).
     _received_at: float = attrs.field(default=0.0, init=False)
@@ -177,6 +226,179 @@ class ServerConnection:
 
     def __attrs_post_init__(self) -> None:
         self._transport = transport_for(self.stream)
+        if self.poller is None:
+            self._state = _State.TASK
+            self._timer = ConnectionTimer()
+
+    @property
+    def peer(self) -> str:
+        """The peer's address, for logs."""
+        peer = self._peer
+        if peer is None:
+            stream = self.stream
+            peer = self._peer = (
+                format_address(stream.peer_address)
+                if type(stream) is TcpStream
+                else peer_name(stream)
+            )
+        return peer
+
+    @peer.setter
+    def peer(self, peer: str) -> None:
+        self._peer = peer
+
+    # -- Waiting in the poller (see trio_search._idle_poller): no task, no
+    # timer; every call is synchronous.
+
+    def fileno(self) -> int:
+        """The socket's descriptor (for the poller)."""
+        transport = self._transport
+        assert isinstance(transport, SocketTransport)
+        return transport.fileno()
+
+    def serve_ready(self) -> Next:
+        """Read once without waiting, answer the complete requests read, and
+        say where the connection goes next: back to waiting in the poller,
+        closed, or into a task of its own for anything that must wait.
+        Never raises."""
+        try:
+            return self._serve_ready()
+        except Exception:
+            # As in serve(): a bug of ours ends this connection, not the
+            # poller and every connection waiting in it.
+            logger.exception("%s: internal error; closing the connection", self.peer)
+            self.stats.count_error(codes.INTERNAL_ERROR)
+            return self._close_now()
+
+    def move_to_task(self) -> None:
+        """Go on in a task of its own, from where the connection is (the
+        poller cannot keep it)."""
+        self._to_task()
+
+    def _serve_ready(self) -> Next:
+        transport = self._transport
+        assert isinstance(transport, SocketTransport)
+        try:
+            data = transport.receive_now(RECEIVE_SIZE)
+        except trio.BrokenResourceError as exc:
+            self._lost(exc)
+            return self._close_now()
+        if data is None:
+            return self._wait_in_poller()  # woken without data
+        protocol = self._protocol
+        if not data and (protocol is None or not protocol.mid_message):
+            # The end of a one-shot client (or any other) between requests.
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s: closed by peer", self.peer)
+            return self._close_now()
+        if protocol is None:
+            protocol = self._protocol = self._new_protocol()
+        self.idle.busy(self)
+        protocol.receive_data(data)
+        stats = self.stats
+        if stats.metrics is not None:
+            stats.metrics.count_bytes(received=len(data))
+            self._received_at = trio.current_time()
+        del data
+        batch = self._answer_ready(protocol)
+        if batch.work is not None or batch.broken is not None:
+            self._charge(protocol)
+            self._handed_over = batch
+            return self._to_task()
+        self._charge(protocol)
+        if batch.replies:
+            data = b"".join([reply.wire for reply in batch.replies])
+            if stats.metrics is not None:
+                stats.metrics.count_bytes(sent=len(data))
+            try:
+                sent = transport.send_now(data)
+            except trio.BrokenResourceError as exc:
+                self._lost(exc)
+                return self._close_now()
+            self._idle_since = trio.current_time()
+            self._fresh_until = -math.inf
+            if sent < len(data):
+                self._unsent = memoryview(data)[sent:] if sent else data
+                return self._to_task()
+        if batch.closed:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s: closed by peer", self.peer)
+            return self._close_now()
+        if protocol.mid_message:
+            # The rest of a request: under the request timeout, from now.
+            self._request_deadline = trio.current_time() + self.settings.request_timeout
+            return self._to_task()
+        self.budget.request_done(self)
+        if (
+            self._closing
+            and not transport.has_pending_input()
+            and self._fresh_until <= trio.current_time()
+        ):
+            logger.debug("%s: closed for shutdown", self.peer)
+            return self._close_now()
+        return self._wait_in_poller()
+
+    def _wait_in_poller(self) -> Next:
+        self._state = _State.IN_POLLER
+        self.idle.waiting(self)
+        if self._closing:
+            # A shorter deadline than the sweeper may know of (see
+            # close_when_idle).
+            assert self.poller is not None
+            self.poller.deadline_moved()
+        return Next.WAIT
+
+    def _to_task(self) -> Next:
+        self._state = _State.TASK
+        self._timer = ConnectionTimer()
+        return Next.TASK
+
+    def idle_deadline(self) -> float:
+        """Until when the connection may wait for its next request."""
+        return self._idle_deadline()
+
+    def expire(self) -> Next:
+        """The deadline of the wait in the poller has passed: end the
+        connection, saying why, as a task's timer would (but first answer
+        a request that landed as a shutdown began: see
+        :meth:`_request_arrived_as_closed`)."""
+        if self._closing and not self._evicted and pending_bytes(self.stream):
+            # Read at once (it cannot wait), so this cannot repeat without
+            # progress; after the answer, the connection closes.
+            return self.serve_ready()
+        self._log_idle_end()
+        return self._close_now()
+
+    def abandon(self) -> None:
+        """Close now, silently (the server stops, its grace is over)."""
+        self._close_now()
+
+    def _close_now(self) -> Next:
+        """Close the stream and give back what the connection holds."""
+        self._state = _State.CLOSED
+        self._release()
+        transport = self._transport
+        assert isinstance(transport, SocketTransport)
+        transport.close_now()
+        return Next.CLOSED
+
+    def _release(self) -> None:
+        self.idle.busy(self)
+        if self._charged:
+            self.budget.adjust(-self._charged)
+            self._charged = 0
+        self.budget.request_done(self)
+
+    def _lost(self, exc: trio.BrokenResourceError | trio.ClosedResourceError) -> None:
+        reason = exc.__cause__ or exc
+        self.warnings.info(self.peer, "connection lost: %s", str(reason) or type(reason).__name__)
+        self.stats.count_error(codes.CONNECTION_LOST)
+
+    def _new_protocol(self) -> MessageProtocol:
+        return MessageProtocol(
+            max_header_length=self.settings.max_header_length,
+            max_content_length=self.settings.max_content_length,
+        )
 
     def close_when_idle(self) -> None:
         """Begin a graceful close: end now if waiting between requests,
@@ -188,6 +410,16 @@ class ServerConnection:
         connection before the client has read those answers.
         """
         self._closing = True
+        state = self._state
+        if state is _State.IN_POLLER:
+            # Its deadline is now the end of its first request's grace, or
+            # past: the poller's sweeper ends it (or serves bytes that have
+            # arrived by then, as the task below would).
+            assert self.poller is not None
+            self.poller.deadline_moved()
+            return
+        if state is not _State.TASK:
+            return  # new (the poller's first call sees it) or closed
         if self._transport.has_pending_input():
             return
         if self._fresh_until > trio.current_time():
@@ -213,52 +445,22 @@ class ServerConnection:
         try:
             await self._serve()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            reason = exc.__cause__ or exc
-            self.warnings.info(
-                self.peer, "connection lost: %s", str(reason) or type(reason).__name__
-            )
-            self.stats.count_error(codes.CONNECTION_LOST)
+            self._lost(exc)
         except Exception:
             # A bug of ours must not escape into the server's nursery and take
             # the other connections down with it.
             logger.exception("%s: internal error; closing the connection", self.peer)
             self.stats.count_error(codes.INTERNAL_ERROR)
         finally:
-            self.idle.busy(self)
-            if self._charged:
-                self.budget.adjust(-self._charged)
-                self._charged = 0
-            self.budget.request_done(self)
+            self._release()
             await self._transport.aclose()
 
     async def _serve(self) -> None:
-        protocol = MessageProtocol(
-            max_header_length=self.settings.max_header_length,
-            max_content_length=self.settings.max_content_length,
-        )
-        if self.settings.proxy_protocol:
-            after_header = await self._read_proxy_header()
-            if after_header is None:
+        protocol = self._protocol
+        if protocol is None:
+            protocol = self._protocol = self._new_protocol()
+            if not await self._begin(protocol):
                 return
-            context = self.settings.ssl_context
-            if context is not None:
-                # TLS starts after the PROXY header: the bytes read past it
-                # are the start of the handshake.
-                self.stream = trio.SSLStream(
-                    PrefixedStream(self.stream, after_header),
-                    context,
-                    server_side=True,
-                    https_compatible=True,
-                )
-                self._transport = transport_for(self.stream)
-            elif after_header:
-                protocol.receive_data(after_header)
-        if (
-            type(self.stream) is not TcpStream
-            and isinstance(self.stream, trio.SSLStream)
-            and not await self._tls_handshake()
-        ):
-            return
         timer = self._timer
         while True:
             # The idle deadline (a shutdown's shorter one is set by the
@@ -277,6 +479,32 @@ class ServerConnection:
                 return
             # The timer was spent by a race with arriving bytes: a new one.
 
+    async def _begin(self, protocol: MessageProtocol) -> bool:
+        """What comes before the first request: a PROXY header, a TLS
+        handshake. Returns whether to go on."""
+        if self.settings.proxy_protocol:
+            after_header = await self._read_proxy_header()
+            if after_header is None:
+                return False
+            context = self.settings.ssl_context
+            if context is not None:
+                # TLS starts after the PROXY header: the bytes read past it
+                # are the start of the handshake.
+                self.stream = trio.SSLStream(
+                    PrefixedStream(self.stream, after_header),
+                    context,
+                    server_side=True,
+                    https_compatible=True,
+                )
+                self._transport = transport_for(self.stream)
+            elif after_header:
+                protocol.receive_data(after_header)
+        return not (
+            type(self.stream) is not TcpStream
+            and isinstance(self.stream, trio.SSLStream)
+            and not await self._tls_handshake()
+        )
+
     def _idle_deadline(self) -> float:
         """Until when the connection may wait for its next request."""
         deadline = self._idle_since + self.settings.idle_timeout
@@ -290,8 +518,16 @@ class ServerConnection:
         raises ``Cancelled``, caught by the timer's scope."""
         transport = self._transport
         request_began = False
+        if self._unsent:
+            # Answers the poller could not write in full.
+            unsent, self._unsent = self._unsent, b""
+            self._timer.wait_for(Waiting.SEND, trio.current_time() + self.settings.request_timeout)
+            await transport.send_all(unsent)
+            del unsent
+            self._idle_since = trio.current_time()
         while True:
-            batch = self._answer_ready(protocol)
+            batch = self._handed_over or self._answer_ready(protocol)
+            self._handed_over = None
             replies = batch.replies
             while batch.work is not None:
                 # An answer that needs blocking work: made in a worker thread,
@@ -449,18 +685,8 @@ class ServerConnection:
     async def _timed_out(self) -> None:
         """Close after the timer fired, telling the client where it can."""
         waiting_for = self._timer.waiting_for
-        if waiting_for is Waiting.IDLE and self._evicted:
-            self.warnings.info(
-                self.peer,
-                "closed after %.1f s idle, to make room for a new client (--max-connections)",
-                trio.current_time() - self._idle_since,
-            )
-            self.stats.count_error(codes.EVICTED_IDLE)
-        elif waiting_for is Waiting.IDLE and self._closing:
-            logger.debug("%s: idle connection closed for shutdown", self.peer)
-        elif waiting_for is Waiting.IDLE:
-            self.warnings.info(self.peer, "idle for %g s; closing", self.settings.idle_timeout)
-            self.stats.count_error(codes.IDLE_TIMEOUT)
+        if waiting_for is Waiting.IDLE:
+            self._log_idle_end()
         elif waiting_for is Waiting.REQUEST:
             error = RemoteProtocolError(
                 f"request not received within {self.settings.request_timeout:g} s",
@@ -486,6 +712,21 @@ class ServerConnection:
                 await self._linger_close()
         else:
             self._log_send_timeout(self.settings.request_timeout)
+
+    def _log_idle_end(self) -> None:
+        """Say why a connection waiting for its next request is closed."""
+        if self._evicted:
+            self.warnings.info(
+                self.peer,
+                "closed after %.1f s idle, to make room for a new client (--max-connections)",
+                trio.current_time() - self._idle_since,
+            )
+            self.stats.count_error(codes.EVICTED_IDLE)
+        elif self._closing:
+            logger.debug("%s: idle connection closed for shutdown", self.peer)
+        else:
+            self.warnings.info(self.peer, "idle for %g s; closing", self.settings.idle_timeout)
+            self.stats.count_error(codes.IDLE_TIMEOUT)
 
     async def _respond_in_worker(self, deferred: Deferred) -> Reply:
         """Run an answer's blocking work in a worker thread, so it never

@@ -124,6 +124,11 @@ LINGER_BYTES = 1024 * 1024
 #: keep the other tasks waiting long.
 ACCEPT_BATCH = 64
 
+#: Connections the idle poller serves at most per wake-up (each one read of
+#: at most RECEIVE_SIZE bytes, answered), before it lets the other tasks
+#: run: as ACCEPT_BATCH, a burst's worth without keeping anyone waiting long.
+POLL_BATCH = 64
+
 #: Seconds between accept attempts while the process is out of file
 #: descriptors or socket memory (EMFILE, ENFILE, ENOMEM, ENOBUFS): the same
 #: pause as ``trio.serve_listeners``; short enough to recover at once when a

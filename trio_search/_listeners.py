@@ -57,6 +57,9 @@ IGNORED_ACCEPT_ERRNOS = frozenset(
 )
 
 
+_TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
 async def _bind_once(host: str | None, port: int, reuse_port: bool) -> list[trio.socket.SocketType]:
     addresses = await trio.socket.getaddrinfo(
         host, port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE
@@ -77,6 +80,10 @@ async def _bind_once(host: str | None, port: int, reuse_port: bool) -> list[trio
             sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
             if reuse_port:
                 sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
+            if type_ == trio.socket.SOCK_STREAM and family in _TCP_FAMILIES:
+                # Accepted sockets inherit it on Linux: no system call per
+                # connection then (see RetryingListener.accept_batch).
+                sock.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
             if family == trio.socket.AF_INET6:
                 sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:
@@ -173,10 +180,15 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
     _failing_since: float | None = attrs.field(default=None, init=False)
     _failures: int = attrs.field(default=0, init=False)
     _error_name: str = attrs.field(default="", init=False)
-    #: For a plain ``trio.SocketListener``: a standard-library duplicate of
-    #: its socket, to accept on without Trio's wrappers, made by the first
-    #: accept_batch and closed by aclose.
+    #: For a plain ``trio.SocketListener``: the standard-library socket to
+    #: accept on without Trio's wrappers, found by the first accept_batch.
     _raw: socket.socket | None = attrs.field(default=None, init=False)
+    #: Whether ``_raw`` is a duplicate of our own, for aclose to close.
+    _raw_is_duplicate: bool = attrs.field(default=False, init=False)
+    #: Whether accepted sockets come with TCP_NODELAY already (inherited
+    #: from the listening socket, as on Linux): then it is not set again
+    #: per connection. ``None`` until the first connection tells.
+    _nodelay_inherited: bool | None = attrs.field(default=None, init=False)
 
     async def accept_batch(self) -> list[trio.abc.Stream]:
         """Wait for a connection, then accept every one already waiting (up
@@ -194,9 +206,20 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
         while True:
             try:
                 if self._raw is None:
-                    self._raw = socket.fromfd(listening.fileno(), listening.family, listening.type)
+                    self._raw = _stdlib_socket_of(listening)
+                    if self._raw is None:
+                        self._raw = socket.fromfd(
+                            listening.fileno(), listening.family, listening.type
+                        )
+                        self._raw_is_duplicate = True
                 await trio.lowlevel.wait_readable(self._raw)
-                streams = _accept_ready(self._raw, ACCEPT_BATCH)
+                inherited = self._nodelay_inherited
+                streams = _accept_ready(self._raw, ACCEPT_BATCH, set_nodelay=inherited is False)
+                if inherited is None and streams:
+                    inherited = self._nodelay_inherited = _has_nodelay(streams[0])
+                    if not inherited:
+                        for stream in streams:
+                            _set_nodelay(stream)
             except OSError as exc:
                 await self._wait_out(exc)
                 continue
@@ -288,12 +311,36 @@ class RetryingListener(trio.abc.Listener[trio.abc.Stream]):
 
     async def aclose(self) -> None:
         """Close the wrapped listener."""
-        if self._raw is not None:
+        if self._raw is not None and self._raw_is_duplicate:
             self._raw.close()
+        self._raw = None
         await self.transport_listener.aclose()
 
 
-def _accept_ready(listening: socket.socket, most: int) -> list[trio.abc.Stream]:
+def _stdlib_socket_of(listening: trio.socket.SocketType) -> socket.socket | None:
+    """The standard-library socket under a Trio socket (it wraps one, as
+    ``_sock``), or ``None`` if this Trio keeps it otherwise: then a
+    duplicate is made, which costs a descriptor (the one a server out of
+    descriptors most misses)."""
+    raw = getattr(listening, "_sock", None)
+    if type(raw) is socket.socket and raw.fileno() == listening.fileno():
+        return raw
+    return None
+
+
+def _has_nodelay(stream: trio.abc.Stream) -> bool:
+    assert isinstance(stream, TcpStream)
+    return stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def _set_nodelay(stream: trio.abc.Stream) -> None:
+    assert isinstance(stream, TcpStream)
+    stream.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _accept_ready(
+    listening: socket.socket, most: int, *, set_nodelay: bool = True
+) -> list[trio.abc.Stream]:
     """Accept up to ``most`` connections without waiting, as
     :class:`TcpStream`; fewer (maybe none) when the backlog empties.
 
@@ -320,6 +367,7 @@ def _accept_ready(listening: socket.socket, most: int) -> list[trio.abc.Stream]:
             raise
         sock = socket.socket(family, type_, 0, fd)
         sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if set_nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         streams.append(TcpStream(sock, address))
     return streams

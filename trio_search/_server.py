@@ -29,7 +29,7 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import trio
@@ -40,6 +40,7 @@ from ._budget import BufferBudget
 from ._connection import IdleConnections, ServerConnection, refuse_busy
 from ._engine import SearchIndex
 from ._errors import TrioSearchError
+from ._idle_poller import IdleConnection, IdlePoller, make_idle_poller
 from ._index import BUILTIN_INDEX
 from ._limits import (
     DECODE_THREADS,
@@ -105,6 +106,10 @@ class SearchServer:
     _connections: set[ServerConnection] = attrs.field(factory=set, init=False)
     _accept_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
+    #: Where accepted plain TCP connections wait between requests (see
+    #: trio_search._idle_poller); ``None`` outside :meth:`serve`, or where
+    #: there is no epoll.
+    _poller: IdlePoller | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.stats.metrics = self.metrics
@@ -292,6 +297,17 @@ class SearchServer:
         ]
         retrying = [RetryingListener(listener, self._connections_open) for listener in listeners]
         async with trio.open_nursery() as connections:
+            if not self.settings.proxy_protocol:
+                # (A PROXY header comes first: such connections start in a task.)
+                self._poller = make_idle_poller(
+                    lambda connection: connections.start_soon(self._run_connection, connection),
+                    self._connection_ended,
+                    self.settings.idle_timeout,
+                )
+            if self._poller is not None:
+                await connections.start(self._poller.run)
+                if self._closing:
+                    self._poller.close()
             async with trio.open_nursery() as acceptor:
                 self._accept_scope = acceptor.cancel_scope
                 if self._closing:
@@ -341,6 +357,8 @@ class SearchServer:
             self._accept_scope.cancel()
         for connection in list(self._connections):
             connection.close_when_idle()
+        if self._poller is not None:
+            self._poller.close()
 
     async def _accept_loop(
         self,
@@ -366,7 +384,11 @@ class SearchServer:
                 )
                 while True:
                     for stream in await accept_batch():
-                        connections.start_soon(self.handle_stream, stream, _peer_of(stream))
+                        poller = self._poller
+                        if type(stream) is TcpStream and poller is not None and poller.accepting:
+                            self._accept_into(poller, stream, connections)
+                        else:
+                            connections.start_soon(self.handle_stream, stream, _peer_of(stream))
             finally:
                 if drain_backlog and self._closing and isinstance(listener, RetryingListener):
                     # Clients already in the backlog sent their requests
@@ -386,15 +408,44 @@ class SearchServer:
     async def handle_stream(self, stream: trio.abc.Stream, peer: str = "?") -> None:
         """Serve one connection on any Trio stream, then close it.
 
-        This is what each accepted TCP connection runs; call it yourself to
+        This is what each accepted TCP connection runs, unless it waits
+        between requests in the server's poller; call it yourself to
         serve memory streams, pipes, or streams you accept elsewhere. It
         counts toward ``max_connections`` and the live counters.
         """
+        connection = self._admit(stream, peer)
+        if isinstance(connection, _Refusal):
+            await refuse_busy(stream, peer, *connection)
+            return
+        await self._run_connection(connection)
+
+    def _accept_into(
+        self, poller: IdlePoller, stream: TcpStream, connections: trio.Nursery
+    ) -> None:
+        """Admit a connection accepted on a plain TCP listener, and hand it
+        to the poller, which answers at once the request it may hold."""
+        connection = self._admit(stream, None, poller)
+        if isinstance(connection, _Refusal):
+            connections.start_soon(refuse_busy, stream, _peer_of(stream), *connection)
+            return
+        if self._closing:
+            connection.close_when_idle()
+        poller.add(connection)
+
+    def _admit(
+        self, stream: trio.abc.Stream, peer: str | None, poller: IdlePoller | None = None
+    ) -> ServerConnection | _Refusal:
+        """Count a new connection in, or say why it is refused (busy).
+        ``peer``: as :class:`ServerConnection` takes it."""
         stats = self.stats
         settings = self.settings
         per_address = settings.max_connections_per_ip
         # Connections are counted per address only under a per-address limit.
-        address = None if per_address is None else address_of(peer)
+        address = None
+        if per_address is not None:
+            if peer is None:
+                peer = _peer_of(stream)
+            address = address_of(peer)
         metrics = self.metrics
         if (
             per_address is not None
@@ -406,8 +457,7 @@ class SearchServer:
             if metrics is not None:
                 metrics.connection_refused("per_ip")
             reason = f"more than {per_address} connections from this address"
-            await refuse_busy(stream, peer, settings.request_timeout, self._warnings, reason)
-            return
+            return _Refusal(settings.request_timeout, self._warnings, reason)
         if stats.connections_open >= settings.max_connections:
             # Make room by closing the connection idle the longest; refuse
             # only when every connection is in the middle of something.
@@ -417,8 +467,7 @@ class SearchServer:
                 stats.count_error(codes.BUSY)
                 if metrics is not None:
                     metrics.connection_refused("busy")
-                await refuse_busy(stream, peer, settings.request_timeout, self._warnings)
-                return
+                return _Refusal(settings.request_timeout, self._warnings)
             victim.evict()
         assert self.app is not None
         connection = ServerConnection(
@@ -431,6 +480,7 @@ class SearchServer:
             self._warnings,
             self._idle,
             self._budget,
+            poller,
         )
         stats.connections_open += 1
         stats.connections_total += 1
@@ -438,21 +488,44 @@ class SearchServer:
             metrics.connection_opened()
         if address is not None:
             self._per_address[address] += 1
+            connection.counted_as = address
         self._connections.add(connection)
-        logger.debug("%s: connected", peer)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: connected", connection.peer)
+        return connection
+
+    async def _run_connection(self, connection: IdleConnection) -> None:
+        """Serve an admitted connection in a task of its own, to its end."""
+        assert isinstance(connection, ServerConnection)
         try:
             if self._closing:
                 connection.close_when_idle()
             await connection.serve()
         finally:
-            self._connections.discard(connection)
-            stats.connections_open -= 1
-            if metrics is not None:
-                metrics.connection_closed()
-            if address is not None:
-                self._per_address[address] -= 1
-                if not self._per_address[address]:
-                    del self._per_address[address]
+            self._connection_ended(connection)
+
+    def _connection_ended(self, connection: IdleConnection) -> None:
+        """Count a connection out (its stream is closed)."""
+        assert isinstance(connection, ServerConnection)
+        self._connections.discard(connection)
+        stats = self.stats
+        stats.connections_open -= 1
+        if self.metrics is not None:
+            self.metrics.connection_closed()
+        address = connection.counted_as
+        if address is not None:
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
+
+
+class _Refusal(NamedTuple):
+    """Why :meth:`SearchServer._admit` refused a connection: the arguments
+    of :func:`refuse_busy` after the stream and peer."""
+
+    send_timeout: float
+    warnings: PeerWarnings
+    per_address: str | None = None
 
 
 def _one_at_a_time(

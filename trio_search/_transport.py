@@ -281,6 +281,24 @@ class SocketTransport:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return data
 
+    def fileno(self) -> int:
+        return self._fd
+
+    def receive_now(self, max_bytes: int) -> bytes | None:
+        """At most ``max_bytes`` without waiting: ``None`` if none are
+        there, ``b""`` at end of file. Raises ``trio.BrokenResourceError``
+        if the connection broke."""
+        try:
+            return os.read(self._fd, max_bytes)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
+
+    def close_now(self) -> None:
+        """Close the socket (see :meth:`aclose`)."""
+        self.stream.socket.close()
+
     def send_now(self, data: bytes) -> int:
         try:
             return os.write(self._fd, data)
