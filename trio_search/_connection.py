@@ -294,31 +294,23 @@ class ServerConnection:
         if protocol is None:
             protocol = self._protocol = self._new_protocol()
         self.idle.busy(self)
-        protocol.receive_data(data)
-        stats = self.stats
-        if stats.metrics is not None:
-            stats.metrics.count_bytes(received=len(data))
-            self._received_at = trio.current_time()
+        self._feed(protocol, data)
         del data
         batch = self._answer_ready(protocol)
+        self._charge(protocol)
         if batch.work is not None or batch.broken is not None:
-            self._charge(protocol)
             self._handed_over = batch
             return self._to_task()
-        self._charge(protocol)
         if batch.replies:
-            data = b"".join([reply.wire for reply in batch.replies])
-            if stats.metrics is not None:
-                stats.metrics.count_bytes(sent=len(data))
             try:
-                sent = transport.send_now(data)
+                unsent = self._write_now(batch.replies)
             except trio.BrokenResourceError as exc:
                 self._lost(exc)
                 return self._close_now()
             self._idle_since = trio.current_time()
             self._fresh_until = -math.inf
-            if sent < len(data):
-                self._unsent = memoryview(data)[sent:] if sent else data
+            if unsent:
+                self._unsent = unsent
                 return self._to_task()
         if batch.closed:
             if logger.isEnabledFor(logging.DEBUG):
@@ -580,10 +572,7 @@ class ServerConnection:
             request_began = not mid_message
             if request_began:
                 self.idle.busy(self)
-            protocol.receive_data(data)
-            if self.stats.metrics is not None:
-                self.stats.metrics.count_bytes(received=len(data))
-                self._received_at = trio.current_time()
+            self._feed(protocol, data)
             del data  # copied into the protocol's buffer
             self._charge(protocol)
             if self._timer.spent:
@@ -751,13 +740,28 @@ class ServerConnection:
     async def _send(self, replies: list[Reply]) -> None:
         """Write ``replies`` in order, in one write: at once if the kernel
         takes them (the usual case), else within the request timeout."""
+        unsent = self._write_now(replies)
+        if unsent:
+            self._timer.wait_for(Waiting.SEND, trio.current_time() + self.settings.request_timeout)
+            await self._transport.send_all(unsent)
+
+    def _write_now(self, replies: list[Reply]) -> bytes | memoryview:
+        """Write ``replies`` in order, in one write, as far as the kernel
+        takes them without waiting (counted); return what is left."""
         data = b"".join([reply.wire for reply in replies])
         if self.stats.metrics is not None:
             self.stats.metrics.count_bytes(sent=len(data))
         sent = self._transport.send_now(data)
-        if sent < len(data):
-            self._timer.wait_for(Waiting.SEND, trio.current_time() + self.settings.request_timeout)
-            await self._transport.send_all(memoryview(data)[sent:] if sent else data)
+        if sent == len(data):
+            return b""
+        return memoryview(data)[sent:] if sent else data
+
+    def _feed(self, protocol: MessageProtocol, data: bytes | bytearray) -> None:
+        """Give bytes read to the protocol object (which copies them), counted."""
+        protocol.receive_data(data)
+        if self.stats.metrics is not None:
+            self.stats.metrics.count_bytes(received=len(data))
+            self._received_at = trio.current_time()
 
     def _log_send_timeout(self, limit: float) -> None:
         self.warnings.warning(self.peer, "response not taken within %g s; closing", limit)

@@ -32,7 +32,6 @@ bench`` runs it after benchmarks/run.py. Linux only (it reads /proc).
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime
 import json
 import os
@@ -614,15 +613,17 @@ def open_loop(
 
 def query_cache_stats(server: ServerProcess) -> dict[str, int]:
     """How trio_search's query cache served: its ``stats`` counters."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "trio_search._client_cli", HOST, str(server.port), "stats"],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        timeout=30,
-        check=True,
-    )
-    stats = ast.literal_eval(completed.stdout.removeprefix("Got result: "))
+    import trio
+
+    from trio_search import open_client
+
+    async def ask() -> dict[str, Any]:
+        async with open_client(HOST, server.port) as client:
+            reply = await client.request_json({"action": "stats"})
+        stats: dict[str, Any] = reply["result"]
+        return stats
+
+    stats = trio.run(ask)
     return {"hits": stats["query_cache_hits"], "stored": stats["query_cache_stored"]}
 
 
