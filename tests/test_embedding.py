@@ -60,3 +60,19 @@ async def test_the_example_answers_any_text_a_client_can_send(nursery: trio.Nurs
         digest = await client.request_json({"action": "sha256", "value": "\ud800"})
         assert digest == {"result": hashlib.sha256(b"\xed\xa0\x80").hexdigest()}
         assert await client.search("ring") == "In the caves beneath the Misty Mountains. \U0001f48d"
+
+
+async def test_the_examples_search_app_answers_stats_once_given_the_counters(
+    nursery: trio.Nursery,
+) -> None:
+    """As docs/embedding.md says: invalid until given, then the server's."""
+    app = hashing_app()
+    server = trio_search.SearchServer(trio_search.ServerSettings(port=0), app=app)
+    _, (host, port) = await start_server(nursery, server)
+    async with trio_search.open_client(host, port) as client:
+        refused = await client.request_json({"action": "stats"})
+        assert refused["error"] == "invalid_action"
+        app.search.stats = lambda: server.stats.snapshot(trio.current_time())
+        counters = (await client.request_json({"action": "stats"}))["result"]
+    assert counters["connections_open"] == 1
+    assert counters["index_documents"] == 3
