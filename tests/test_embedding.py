@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
+from typing import Any
 
 import trio
 
 import trio_search
 from tests.helpers import start_server
-from trio_search import Deferred, Message, Reply, RequestError, SearchApp, json_response
+from trio_search import Message
+
+EMBEDDING_DOC = Path(__file__).parent.parent / "docs" / "embedding.md"
 
 
-class HashingApp:
-    """Answers {"action": "sha256", "value": TEXT}; everything else is search.
-
-    (The example of docs/embedding.md, verbatim.)
-    """
-
-    def __init__(self) -> None:
-        self.search = SearchApp()
-
-    def respond(self, request: Message) -> Reply | Deferred:
-        try:
-            body = trio_search.decode_json(request.content, request.content_encoding)
-        except RequestError:
-            body = None  # not JSON: the search app answers (or reports) it
-        if isinstance(body, dict) and body.get("action") == "sha256":
-            text = str(body.get("value", ""))
-            return Deferred(  # hashing may be slow: a worker thread does it
-                lambda: hashlib.sha256(text.encode()).hexdigest(),
-                lambda digest: Reply(json_response({"result": digest})),
-            )
-        return self.search.respond(request)
+def hashing_app() -> Any:
+    """A new ``HashingApp``: the example of docs/embedding.md, run from the
+    page itself, so that what it shows is what is tested."""
+    blocks = re.findall(r"```python\n(.*?)```", EMBEDDING_DOC.read_text(encoding="utf-8"), re.S)
+    (example,) = [block for block in blocks if "class HashingApp" in block]
+    namespace: dict[str, Any] = {}
+    exec(compile(example, str(EMBEDDING_DOC), "exec"), namespace)
+    return namespace["HashingApp"]()
 
 
 def request(obj: object) -> Message:
@@ -39,7 +31,7 @@ def request(obj: object) -> Message:
 
 
 async def test_an_application_of_ones_own_answers_in_order(nursery: trio.Nursery) -> None:
-    server = trio_search.SearchServer(trio_search.ServerSettings(port=0), app=HashingApp())
+    server = trio_search.SearchServer(trio_search.ServerSettings(port=0), app=hashing_app())
     _, (host, port) = await start_server(nursery, server)
     async with trio_search.open_client(host, port) as client:
         # Pipelined: the deferred answers keep their places among the inline ones.
@@ -57,3 +49,30 @@ async def test_an_application_of_ones_own_answers_in_order(nursery: trio.Nursery
     assert results[2] == hashlib.sha256(b"b").hexdigest()
     assert [hit["key"] for hit in results[3]] == ["morpheus"]
     assert server.search_index is None  # the server serves our app, not its own
+
+
+async def test_the_example_answers_any_text_a_client_can_send(nursery: trio.Nursery) -> None:
+    """A lone surrogate is valid JSON text: the example hashes it rather
+    than failing in its worker thread, which closed the connection unanswered."""
+    server = trio_search.SearchServer(trio_search.ServerSettings(port=0), app=hashing_app())
+    _, (host, port) = await start_server(nursery, server)
+    async with trio_search.open_client(host, port, retry=False) as client:
+        digest = await client.request_json({"action": "sha256", "value": "\ud800"})
+        assert digest == {"result": hashlib.sha256(b"\xed\xa0\x80").hexdigest()}
+        assert await client.search("ring") == "In the caves beneath the Misty Mountains. \U0001f48d"
+
+
+async def test_the_examples_search_app_answers_stats_once_given_the_counters(
+    nursery: trio.Nursery,
+) -> None:
+    """As docs/embedding.md says: invalid until given, then the server's."""
+    app = hashing_app()
+    server = trio_search.SearchServer(trio_search.ServerSettings(port=0), app=app)
+    _, (host, port) = await start_server(nursery, server)
+    async with trio_search.open_client(host, port) as client:
+        refused = await client.request_json({"action": "stats"})
+        assert refused["error"] == "invalid_action"
+        app.search.stats = lambda: server.stats.snapshot(trio.current_time())
+        counters = (await client.request_json({"action": "stats"}))["result"]
+    assert counters["connections_open"] == 1
+    assert counters["index_documents"] == 3

@@ -37,6 +37,7 @@ from trio_search._engine import (
     tokens,
 )
 from trio_search._index_meta import write_meta
+from trio_search._limits import INLINE_QUERY_MAX_HITS
 from trio_search._query import (
     DEFAULT_QUERY_LIMIT,
     HIGHLIGHT_END,
@@ -646,3 +647,30 @@ def test_any_query_on_a_big_index_gets_hits_or_an_error_answer(
     big_app: SearchApp, text: str, options: dict[str, Any], ascii: bool
 ) -> None:
     describe(check_query_answer(big_app, text, options, ascii))
+
+
+def test_costly_queries_on_a_small_index_run_as_deferred_work() -> None:
+    """A small index answers most queries on the event loop, but not a page of
+    many hits (each read and highlighted) nor a query naming ``fields`` (each
+    field multiplies the terms and automata): those took milliseconds of the
+    loop, stalling every other connection."""
+    data = dict(list(big_data().items())[:2_000])
+    app = SearchApp(index_of(data, field_queries=True, ranking_cache_hits=0))
+    assert app.index.documents <= app.inline_documents
+
+    def answer(value: str, **options: Any) -> object:
+        request = {"action": "query", "value": value, **options}
+        return app.respond(Message(json.dumps(request).encode(), "text/json", "utf-8"))
+
+    word = max(VOCABULARY, key=functools.partial(app.index._snapshot.searcher.doc_freq, "all"))
+    assert isinstance(answer(word), Reply)  # a page of 10: cheap
+    assert isinstance(answer(word, limit=INLINE_QUERY_MAX_HITS + 1), Deferred)
+    assert isinstance(answer(word, limit=MAX_QUERY_LIMIT), Deferred)
+    assert isinstance(answer(word, fields=["answer"]), Deferred)
+    # An index smaller than the page cannot return more than it holds.
+    assert isinstance(
+        SearchApp().respond(
+            Message(json.dumps({"action": "query", "value": "rabit", "limit": 100}).encode())
+        ),
+        Reply,
+    )

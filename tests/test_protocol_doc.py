@@ -4,11 +4,13 @@ lists exactly the ones an error answer can carry (``_codes.SENT``)."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
 import trio_search
-from trio_search import _codes
+from tests.test_app import json_message, result
+from trio_search import SearchApp, _codes
 
 PACKAGE = Path(trio_search.__file__).parent
 PROTOCOL_DOC = Path(__file__).parent.parent / "docs" / "protocol.md"
@@ -58,3 +60,14 @@ def test_every_code_constant_is_used() -> None:
 def test_codes_are_unique() -> None:
     values = [value for name, value in vars(_codes).items() if name.isupper() and name != "SENT"]
     assert len(values) == len(set(values))
+
+
+def test_the_query_example_answers_as_shown() -> None:
+    """The request shown under "The `query` action", sent to the tutorial's
+    data, gets the answer shown there."""
+    text = PROTOCOL_DOC.read_text(encoding="utf-8")
+    section = text.split("\n## The `query` action\n", 1)[1].split("\n## ", 1)[0]
+    request, answer = [
+        json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.S)
+    ]
+    assert result(SearchApp().respond(json_message(request))) == answer

@@ -25,7 +25,7 @@ from trio_search import (
     open_client,
 )
 from trio_search._engine import CHEAP_QUERY_POSTINGS
-from trio_search._limits import INLINE_KEPT_RANKING_HITS
+from trio_search._limits import INLINE_QUERY_MAX_HITS
 from trio_search._metrics import Metrics
 from trio_search._protocol import Message
 from trio_search._query import QueryOptions
@@ -138,7 +138,7 @@ def test_the_app_answers_a_kept_ranking_on_the_event_loop() -> None:
     assert isinstance(again, Reply)  # kept: no thread
     assert again.wire == answer.wire
     # A large page of a kept ranking is still read in a worker thread.
-    big_page = {"action": "query", "value": "rabit", "limit": INLINE_KEPT_RANKING_HITS + 1}
+    big_page = {"action": "query", "value": "rabit", "limit": INLINE_QUERY_MAX_HITS + 1}
     big = Message(json.dumps(big_page).encode(), "text/json", "utf-8")
     first_big = app.respond(big)
     assert isinstance(first_big, Deferred)

@@ -3,7 +3,10 @@ pipelining, odd write patterns, many clients, and embedding."""
 
 from __future__ import annotations
 
+import json
+import socket
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -19,7 +22,15 @@ from tests.helpers import (
     result_of,
     start_server,
 )
-from trio_search import SearchServer, ServerSettings
+from trio_search import (
+    Deferred,
+    Message,
+    Reply,
+    SearchApp,
+    SearchServer,
+    ServerSettings,
+    json_response,
+)
 
 RABBIT = "Follow the white rabbit. \U0001f430"
 
@@ -256,3 +267,55 @@ async def test_large_stats_request_is_answered_and_the_connection_stays_open(
     assert [record.getMessage() for record in caplog.records] == []
     assert server.stats.requests == 3
     assert not server.stats.errors
+
+
+class CostlyInlineApp:
+    """``costly`` answers on the event loop after 1 ms of CPU (a query on a
+    small index costs about that), and the first one makes ``other`` send
+    a search while the pipelined batch is being answered; the rest is search.
+    Records which connection's request it answered, in order."""
+
+    def __init__(self, other: socket.socket) -> None:
+        self.other = other
+        self.answered: list[str] = []
+        self.search = SearchApp()
+
+    def respond(self, request: Message) -> Reply | Deferred:
+        body = json.loads(request.content)
+        if body.get("action") != "costly":
+            self.answered.append("other")
+            return self.search.respond(request)
+        if not self.answered:
+            self.other.send(json_request({"action": "search", "value": "ring"}))
+        self.answered.append("pipelined")
+        until = time.perf_counter() + 0.001
+        while time.perf_counter() < until:
+            pass
+        return Reply(json_response({"result": body["value"]}))
+
+
+async def test_a_long_pipelined_batch_lets_other_connections_take_turns(
+    nursery: trio.Nursery,
+) -> None:
+    """A client pipelining many requests answered on the event loop does not
+    hold the other connections until its whole batch is answered (100 such
+    requests held them for 100 ms; a 64 KiB read of queries, 0.5 s)."""
+    other = socket.socket()
+    app = CostlyInlineApp(other)
+    server = SearchServer(ServerSettings(port=0), app=app)
+    _, (host, port) = await start_server(nursery, server)
+    other.connect((host, port))  # completed by the kernel's backlog
+    other_stream = trio.SocketStream(trio.socket.from_stdlib_socket(other))
+    count = 100
+    with trio.fail_after(30):
+        async with await trio.open_tcp_stream(host, port) as client:
+            await client.send_all(
+                b"".join(json_request({"action": "costly", "value": n}) for n in range(count))
+            )
+            answers = await read_messages(client, count)
+        (answer,) = await read_messages(other_stream, 1)
+        await other_stream.aclose()
+    assert [result_of(message)["result"] for message in answers] == list(range(count))
+    assert result_of(answer) == {"result": "In the caves beneath the Misty Mountains. \U0001f48d"}
+    # Answered in the middle of the batch, not after it.
+    assert app.answered.index("other") < count // 2

@@ -30,8 +30,8 @@ from ._errors import RequestError, TrioSearchError, excerpt
 from ._index import BUILTIN_INDEX, builtin_search_index, index_of_mapping
 from ._json import decode_json, encode_json
 from ._limits import (
-    INLINE_KEPT_RANKING_HITS,
     INLINE_QUERY_MAX_DOCUMENTS,
+    INLINE_QUERY_MAX_HITS,
     REPLY_CACHE_ENTRIES,
     REPLY_CACHE_MAX_CONTENT_LENGTH,
     THREAD_DECODE_THRESHOLD,
@@ -262,13 +262,21 @@ class SearchApp:
             text, options = parse_query_request(body)
             index = self.index
             words = index.words(text, options)
-            # Cheap enough for the event loop: a small index, and no word
-            # whose two-typo automaton alone takes about half a millisecond;
-            # or, on a large one, a query reading few postings and no automaton.
-            # Or a page of a ranking kept by the query cache.
-            small = index.documents <= self.inline_documents and all(w.typos < 2 for w in words)
-            kept = options.limit <= INLINE_KEPT_RANKING_HITS and index.has_ranking(text, options)
-            if small or kept or index.is_cheap(words, options):
+            # Cheap enough for the event loop: a page of few hits (each costs
+            # a read and a highlight), and a small index searched whole (each
+            # field named multiplies the terms) with no word whose two-typo
+            # automaton alone takes about half a millisecond; or, on a large
+            # one, a query reading few postings and no automaton. Or a page
+            # of a ranking kept by the query cache.
+            few = min(options.limit, index.documents) <= INLINE_QUERY_MAX_HITS
+            small = (
+                index.documents <= self.inline_documents
+                and options.fields is None
+                and all(w.typos < 2 for w in words)
+            )
+            if few and (
+                small or index.has_ranking(text, options) or index.is_cheap(words, options)
+            ):
                 return self._query(index, text, options)
             return Deferred(functools.partial(self._query, index, text, options))
         if action == "health":

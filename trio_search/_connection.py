@@ -14,9 +14,12 @@ Its state (:class:`_State`) says which.
 
 In its task, a connection loops: answer every complete request the
 protocol object has buffered (all of a pipelined batch, written back in one
-write), then wait for more bytes. One cancel scope, the connection's *timer*, bounds every
-wait; its deadline moves with what the connection waits for (moving a
-deadline costs far less than a new scope per wait):
+write, unless answering it takes longer than one turn on the event loop,
+``INLINE_TURN_SECONDS``: then the answers so far are written and the other
+connections run before the rest), then wait for more bytes. One cancel
+scope, the connection's *timer*, bounds every wait; its deadline moves with
+what the connection waits for (moving a deadline costs far less than a new
+scope per wait):
 
 - between requests, the *idle* timeout, counted from accept (before any TLS
   handshake) and from each response; a graceful shutdown cancels this wait
@@ -50,6 +53,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import time
 from typing import NamedTuple
 
 import attrs
@@ -64,6 +68,7 @@ from ._limits import (
     BUSY_LINGER_TIMEOUT,
     CLOSING_SEND_TIMEOUT,
     FIRST_REQUEST_GRACE,
+    INLINE_TURN_SECONDS,
     LINGER_TIMEOUT,
     MAX_LOGGED_REASON,
     PARKED_CHECK_INTERVAL,
@@ -118,14 +123,16 @@ class _State(enum.Enum):
 class _Batch(NamedTuple):
     """The requests answered from what has arrived, and what ended the batch:
     more bytes needed (the default), the peer's end of file (``closed``),
-    broken framing (``broken``), or an answer that needs a worker thread
-    (``work``). (A named tuple: made two or three times per request, it
-    costs a third of a frozen attrs class.)"""
+    broken framing (``broken``), an answer that needs a worker thread
+    (``work``), or the connection's turn on the event loop used up with
+    requests left to answer (``paused``). (A named tuple: made two or three
+    times per request, it costs a third of a frozen attrs class.)"""
 
     replies: list[Reply]
     closed: bool = False
     broken: RemoteProtocolError | None = None
     work: Deferred | None = None
+    paused: bool = False
 
 
 class IdleConnections:
@@ -298,7 +305,7 @@ class ServerConnection:
         del data
         batch = self._answer_ready(protocol)
         self._charge(protocol)
-        if batch.work is not None or batch.broken is not None:
+        if batch.work is not None or batch.broken is not None or batch.paused:
             self._handed_over = batch
             return self._to_task()
         if batch.replies:
@@ -544,6 +551,10 @@ class ServerConnection:
                 await self._send(replies)
                 self._idle_since = trio.current_time()
                 self._fresh_until = -math.inf
+            if batch.paused:
+                # Let the other connections run, then answer the rest.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                continue
             if batch.closed:
                 logger.debug("%s: closed by peer", self.peer)
                 return _Outcome.ENDED
@@ -583,11 +594,13 @@ class ServerConnection:
 
     def _answer_ready(self, protocol: MessageProtocol) -> _Batch:
         """Answer the complete requests the protocol object holds, in order,
-        up to one whose answer needs a worker thread, a broken frame, or the
-        end of what has arrived."""
+        up to one whose answer needs a worker thread, a broken frame, the
+        end of what has arrived, or the end of this connection's turn
+        (:data:`INLINE_TURN_SECONDS`)."""
         respond = self.app.respond
         stats = self.stats
         replies: list[Reply] = []
+        turn_ends = time.perf_counter() + INLINE_TURN_SECONDS
         while True:
             try:
                 request = protocol.next_message()
@@ -605,6 +618,8 @@ class ServerConnection:
                 replies.append(answer)
             else:
                 replies.append(self._counted(answer))
+            if time.perf_counter() > turn_ends:
+                return _Batch(replies, paused=True)
 
     async def _wait_for_room(self, protocol: MessageProtocol) -> bool:
         """Wait for room in the budget (backpressure), or for the client to

@@ -28,6 +28,13 @@ RECEIVE_SIZE = 64 * 1024
 #: request never stalls the event loop for the other connections.
 THREAD_DECODE_THRESHOLD = 64 * 1024
 
+#: Seconds one connection may spend answering pipelined requests on the
+#: event loop before the other connections get a turn. Each answer made
+#: there is cheap, but a 64 KiB read holds hundreds of requests: 450
+#: one-typo queries on 10,000 documents held every other connection for
+#: 0.48 s. Well above a pipelined batch of searches (16 take about 0.1 ms).
+INLINE_TURN_SECONDS = 0.005
+
 #: Worker threads shared by all connections for large-content decoding and
 #: queries on large indexes: one per core of the 2-core machines we run on
 #: (tantivy releases the GIL while it searches).
@@ -36,16 +43,18 @@ DECODE_THREADS = 2
 #: Queries on an index of at most this many documents run on the event loop
 #: (unless a word allows two typos): measured at 0.1-0.3 ms with highlights,
 #: about what the hand-off to a worker thread costs (0.2-0.6 ms). Larger
-#: indexes, and two-typo words (tantivy builds a Levenshtein automaton of
-#: about 0.5 ms for each), go to a worker thread, so that no query stalls
-#: the other connections for long.
+#: indexes, two-typo words (tantivy builds a Levenshtein automaton of
+#: about 0.5 ms for each), queries naming ``fields`` (each field multiplies
+#: the terms and automata: 16 fields took 2-11 ms on 10,000 documents) and
+#: pages of more than INLINE_QUERY_MAX_HITS go to a worker thread, so that
+#: no query stalls the other connections for long.
 INLINE_QUERY_MAX_DOCUMENTS = 10_000
-#: A query whose ranking is kept (the query cache) runs on the event loop
-#: when it asks for at most this many hits: what is left is reading and
-#: highlighting each hit, about 20 us apiece on the million generated
-#: documents, so a page of 10 stays near 0.2 ms; larger pages go to a
-#: worker thread like any costly query.
-INLINE_KEPT_RANKING_HITS = 10
+#: Most hits a query answered on the event loop may read: reading and
+#: highlighting each hit costs about 20 us (on the million generated
+#: documents, and on 10,000: a page of 100 took 2.2 ms of CPU against 0.4 ms
+#: for 10), so a page of 10 stays near 0.2 ms. Larger pages go to a worker
+#: thread like any costly query, whatever the index (a kept ranking too).
+INLINE_QUERY_MAX_HITS = 10
 
 #: Seconds between checks of an on-disk index for commits made by other
 #: processes (``trio-search-index add``): a check is two ``stat`` calls, and
