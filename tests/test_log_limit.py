@@ -70,3 +70,48 @@ def test_each_address_has_its_own_share() -> None:
         "127.0.0.2: 15 more line(s) like the above not logged in the last 10 s",
         "127.0.0.3: 15 more line(s) like the above not logged in the last 10 s",
     ]
+
+
+def test_lines_below_the_log_level_are_neither_counted_nor_summarized() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("test_log_limit.level")
+    logger.addHandler(Collect())
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)  # as --log-level WARNING sets it
+    warnings = PeerWarnings(logger, lambda: 0.0)
+    for _ in range(20):
+        warnings.info("127.0.0.2:1", "connection reset")
+    warnings.flush()
+    assert records == []  # no WARNING summary of INFO lines nobody saw
+    # The warnings still have their share, then a summary at WARNING.
+    for _ in range(WARNINGS_PER_INTERVAL + 3):
+        warnings.warning("127.0.0.2:1", "bad request")
+    warnings.flush()
+    assert [r.levelno for r in records] == [logging.WARNING] * (WARNINGS_PER_INTERVAL + 1)
+    assert records[-1].getMessage() == (
+        "127.0.0.2: 3 more line(s) like the above not logged in the last 10 s"
+    )
+
+
+def test_a_summary_of_info_lines_is_at_info() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("test_log_limit.info")
+    logger.addHandler(Collect())
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    warnings = PeerWarnings(logger, lambda: 0.0)
+    for _ in range(WARNINGS_PER_INTERVAL + 2):
+        warnings.info("127.0.0.2:1", "connection reset")
+    warnings.flush()
+    assert records[-1].levelno == logging.INFO
+    assert "2 more line(s)" in records[-1].getMessage()

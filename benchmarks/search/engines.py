@@ -48,19 +48,25 @@ class TrioSearchEngine:
 
     name = "trio_search"
 
-    def __init__(self, index_dir: Path | None, data: Path | None = None) -> None:
+    def __init__(
+        self, index_dir: Path | None, data: Path | None = None, *, query_cache: bool = False
+    ) -> None:
         """Open the index in ``index_dir``, or index the file ``data`` in
-        memory as the server's ``--data`` does."""
+        memory as the server's ``--data`` does; with ``query_cache``, keep
+        costly queries' rankings as the server does by default."""
         from trio_search._engine import SearchIndex
         from trio_search._index import index_of_file
         from trio_search._query import QueryOptions
+        from trio_search._ranking_cache import RANKING_CACHE_HITS
 
-        # No query cache: the floor runs each query once (see bench.NO_QUERY_CACHE).
+        # No query cache unless asked: the closed-loop floors replay their
+        # lists (see bench.NO_QUERY_CACHE).
+        hits = RANKING_CACHE_HITS if query_cache else 0
         if index_dir is not None:
-            self._index = SearchIndex.open(index_dir, ranking_cache_hits=0)
+            self._index = SearchIndex.open(index_dir, ranking_cache_hits=hits)
         else:
             assert data is not None
-            self._index = index_of_file(data, ranking_cache_hits=0)
+            self._index = index_of_file(data, ranking_cache_hits=hits)
         self._options = QueryOptions
         self._defaults = QueryOptions(limit=LIMIT)
 
