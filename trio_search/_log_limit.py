@@ -45,7 +45,9 @@ class PeerWarnings:
     clock: Callable[[], float]
     _interval_start: float | None = attrs.field(default=None, init=False)
     _written: dict[str, int] = attrs.field(factory=dict, init=False)
-    _left_out: dict[str, int] = attrs.field(factory=dict, init=False)
+    #: Per address: lines left out this interval, and the highest level
+    #: among them (the summary's level).
+    _left_out: dict[str, tuple[int, int]] = attrs.field(factory=dict, init=False)
 
     def warning(self, peer: str, message: str, *args: Any) -> None:
         """Log ``"{peer}: " + message % args`` at WARNING, unless this
@@ -59,7 +61,12 @@ class PeerWarnings:
         self.log(logging.INFO, peer, message, *args)
 
     def log(self, level: int, peer: str, message: str, *args: Any) -> None:
-        """Log at ``level`` within this client's share of lines."""
+        """Log at ``level`` within this client's share of lines. A line the
+        logger would drop anyway (below its level) is neither counted nor
+        summarized: at ``--log-level WARNING``, a flood of INFO lines must
+        not produce WARNING summaries of lines nobody saw."""
+        if not self.logger.isEnabledFor(level):
+            return
         now = self.clock()
         if self._interval_start is None:
             self._interval_start = now
@@ -73,13 +80,15 @@ class PeerWarnings:
             self._written[address] = written + 1
             self.logger.log(level, "%s: " + message, peer, *args)
         else:
-            self._left_out[address] = self._left_out.get(address, 0) + 1
+            count, highest = self._left_out.get(address, (0, level))
+            self._left_out[address] = (count + 1, max(highest, level))
 
     def flush(self) -> None:
         """Write one summary line per address whose warnings were left out,
         and start a new interval."""
-        for address, count in self._left_out.items():
-            self.logger.warning(
+        for address, (count, level) in self._left_out.items():
+            self.logger.log(
+                level,
                 "%s: %d more line(s) like the above not logged in the last %g s",
                 address,
                 count,
