@@ -159,6 +159,36 @@ def test_exact_word_beats_a_typo_that_bm25_prefers() -> None:
     assert hits[1].score > hits[0].score
 
 
+def test_a_misspelt_query_does_not_score_above_the_words_as_typed() -> None:
+    # "rabit" allows a typo: the second pass runs, and the fuzzy match of a
+    # word counts nothing over the BM25 of the words held as typed.
+    index = index_of(FILMS)
+    right = {hit.key: hit.score for hit in index.query("white rabbit").hits}
+    wrong = {hit.key: hit.score for hit in index.query("white rabit").hits}
+    assert set(right) == set(wrong) == {"morpheus", "alice"}
+    assert all(0 < wrong[key] < right[key] for key in right)
+    assert index.query("rabit").hits[0].score == 0.0  # found by a typo alone
+
+
+def test_a_completion_ranks_above_a_typo() -> None:
+    # "rabbi": the prefix of "rabbit" (no typo), within one typo of "rabbe".
+    data = {"typo": "rabbe " * 5, "completion": "rabbits and more rabbits " * 3}
+    assert keys(index_of(data), "rabbi") == ["completion", "typo"]
+
+
+@pytest.mark.parametrize("text", ["morpheus", "white rabit", "rabbi"])
+def test_a_key_match_scores_the_same_whatever_the_page_size(text: str) -> None:
+    data = {**FILMS, "rabbi": "a rabbit in the white garden", "white rabit": "white rabbit"}
+    index = index_of(data, ranking_cache_hits=0)
+    scores = {
+        limit: {hit.key: hit.score for hit in index.query(text, QueryOptions(limit=limit)).hits}
+        for limit in (1, 2, 5, 10)
+    }
+    first = index.query(text, QueryOptions(limit=1)).hits[0]
+    assert first.key == text  # the key match ranks first...
+    assert {page[text] for page in scores.values()} == {first.score}  # ... scored alike
+
+
 def test_exact_word_beats_typos_for_a_single_word() -> None:
     data = {"typo": "rabbet " * 30, "exact": "a rabbit, among " + "many other words " * 20}
     assert keys(index_of(data), "rabbit") == ["exact", "typo"]

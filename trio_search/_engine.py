@@ -529,12 +529,17 @@ class SearchIndex:
         for address in keys:
             score = 0.0
             if counted is not None:
-                both = _Q.boolean_query(
-                    [(_MUST, counted.query), (_MUST, _doc_query(self, searcher, address))]
-                )
-                found = searcher.search(both, 1, count=False).hits
-                score = found[0][0] if found else 0.0
-                total -= bool(found)  # counted by the passes
+                # Scored as the pass that finds it would score it: by the
+                # words as typed if it holds them, whether or not the second
+                # pass ran (so its score does not depend on the page size).
+                document = _doc_query(self, searcher, address)
+                for query in counted.scoring():
+                    both = _Q.boolean_query([(_MUST, query), (_MUST, document)])
+                    found = searcher.search(both, 1, count=False).hits
+                    if found:
+                        score = found[0][0]
+                        total -= 1  # counted by the passes
+                        break
             key_ranked.append((score, address))
             total += 1
         return Ranking(key_ranked + ranked, total), costly
@@ -562,11 +567,11 @@ class SearchIndex:
         total = _count(result)
         ranked = _unseen(result.hits, seen)
         if total >= wanted or not any(word.typos or word.prefix for word in words):
-            return ranked, total, _Counted(exact, tolerant=False)
+            return ranked, total, _Counted(exact, exact)
         tolerant = self._words_query(searcher, words, paths, loose=True)
         assert tolerant is not None
         result = searcher.search(tolerant, wanted + len(keys) + total, count=True)
-        counted = _Counted(tolerant, tolerant=True)
+        counted = _Counted(tolerant, exact)
         return ranked + _unseen(result.hits, seen), _count(result), counted
 
     def _paths(self, fields: tuple[str, ...] | None) -> list[str]:
@@ -638,12 +643,15 @@ class SearchIndex:
                 if not loose:
                     continue
                 if word.typos:
-                    # A prefix may have typos too (by its own length).
-                    alternatives.append(
-                        _Q.fuzzy_term_query(
-                            schema, path, word.text, distance=word.typos, prefix=word.prefix
-                        )
+                    # A prefix may have typos too (by its own length). tantivy
+                    # scores a fuzzy match as a constant, the same for the
+                    # word as typed: boosted to 0, it adds nothing, so a
+                    # document's score is the BM25 of the words it holds as
+                    # typed or completed, whichever pass found it.
+                    fuzzy = _Q.fuzzy_term_query(
+                        schema, path, word.text, distance=word.typos, prefix=word.prefix
                     )
+                    alternatives.append(_Q.boost_query(fuzzy, 0.0))
                 if word.prefix:
                     alternatives += _completions(searcher, schema, path, word.text)
             if len(alternatives) == 1:
@@ -656,11 +664,21 @@ class SearchIndex:
 
 
 class _Counted(NamedTuple):
-    """The query that counted a query's matches, and whether it was the
-    second, tolerant pass (typos and completions)."""
+    """The query that counted a query's matches, and the first pass's (the
+    words as typed): the same, unless the second, tolerant pass (typos and
+    completions) ran."""
 
     query: tantivy.Query
-    tolerant: bool
+    exact: tantivy.Query
+
+    @property
+    def tolerant(self) -> bool:
+        return self.query is not self.exact
+
+    def scoring(self) -> list[tantivy.Query]:
+        """The queries a document is scored by, first match wins: as typed,
+        then as the second pass finds it."""
+        return [self.exact] if self.query is self.exact else [self.exact, self.query]
 
 
 def _ranking_key(text: str, options: QueryOptions) -> Hashable:
