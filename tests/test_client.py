@@ -535,3 +535,11 @@ async def test_an_answer_cut_in_the_middle_is_not_retried(nursery: trio.Nursery)
             assert info.value.code == "truncated"
             assert client.retried == 0
     assert accepted == 1
+
+
+def test_a_query_to_a_server_without_it_says_what_the_server_answered() -> None:
+    # The tutorial's app-server.py answers an unknown action with a string.
+    with pytest.raises(ServerResponseError) as info:
+        parse_query_answer({"result": "Error: invalid action 'query'."})
+    assert info.value.code == "bad_result"
+    assert "Error: invalid action 'query'." in str(info.value)

@@ -339,6 +339,12 @@ def parse_query_answer(content: Any) -> QueryResult:
             ``highlight`` strings and ``score`` a number (code ``bad_result``).
     """
     result = json_result(content)
+    if isinstance(result, str):
+        # A server without the action (the tutorial's app-server.py answers
+        # "Error: invalid action 'query'."): say what it said.
+        raise _bad_answer(
+            f"the server answered {result[:200]!r} (a server without full-text search?)"
+        )
     if not isinstance(result, list):
         raise _bad_answer(f"'result' is {type(result).__name__}, not a list of hits")
     total = content.get("total")
