@@ -326,6 +326,21 @@ def test_a_failing_add_changes_nothing(
     assert run(capsys, "add", good, "--index", built)[0] == 0
 
 
+def test_a_failing_add_leaves_no_files_behind(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files_before = sorted(path.name for path in built.iterdir())
+    size_before = json.loads(run(capsys, "info", "--index", built, "--json")[1])["size_bytes"]
+    records = [{"key": f"k{number}", "answer": f"answer {number}"} for number in range(100)]
+    bad = write_jsonl(tmp_path / "bad.jsonl", [*records, {"key": "no answer"}])
+    status, _out, err = run(capsys, "add", bad, "--index", built)
+    assert status == 1
+    assert one_error_line(err) == f"trio-search-index: error: {bad}:101: no 'answer' field\n"
+    assert sorted(path.name for path in built.iterdir()) == files_before
+    info = json.loads(run(capsys, "info", "--index", built, "--json")[1])
+    assert info["size_bytes"] == size_before
+
+
 def test_add_to_a_missing_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_data(tmp_path, "jsonl")
     status, _out, err = run(capsys, "add", data, "--index", tmp_path / "nothing")

@@ -274,9 +274,15 @@ def _finish(writer: tantivy.IndexWriter) -> None:
 
 
 def _abandon(writer: tantivy.IndexWriter) -> None:
-    """Drop whatever was written since the last commit; release the lock."""
+    """Drop whatever was written since the last commit; release the lock.
+
+    A rollback leaves the segment files written so far on disk (tantivy
+    deletes unused files only at its next commit), so they are collected
+    here: a failed ``add`` must leave the directory as it was.
+    """
     try:
         writer.rollback()
+        writer.garbage_collect_files()
     finally:
         writer.wait_merging_threads()
 
