@@ -384,6 +384,14 @@ class SearchIndex:
         return self._snapshot.generation
 
     @property
+    def version(self) -> object:
+        """What stands for the data now searched, for caches (compare with
+        ``is``): a new object whenever the searched snapshot changes, even
+        when the generation number does not (an index deleted and built
+        again counts its generation from the start)."""
+        return self._snapshot
+
+    @property
     def documents(self) -> int:
         """Documents now searched."""
         return self._snapshot.documents
