@@ -187,8 +187,20 @@ def test_search_fields_select_in_the_object_form() -> None:
     assert documents_from_mapping({"ring": RING}, mapping) == [doc("ring", RING, answer=RING)]
 
 
+def test_a_null_search_field_is_a_missing_one(tmp_path: Path) -> None:
+    # As JSON exports of a table write an empty cell.
+    path = write(
+        tmp_path,
+        "data.jsonl",
+        '{"key": "a", "answer": "x", "title": "T", "author": null}\n'
+        '{"key": "b", "answer": "y", "title": null, "author": "A"}\n',
+    )
+    mapping = FieldMapping(search_fields=("title", "author"))
+    assert read_documents(path, mapping) == [doc("a", "x", title="T"), doc("b", "y", author="A")]
+
+
 @pytest.mark.parametrize(
-    ("value", "type_name"), [("true", "bool"), ("null", "null"), ("[1]", "list"), ("{}", "object")]
+    ("value", "type_name"), [("true", "bool"), ("[1]", "list"), ("{}", "object")]
 )
 def test_search_field_of_another_type_is_an_error(
     tmp_path: Path, value: str, type_name: str

@@ -157,7 +157,8 @@ class FieldMapping:
             string-valued field of each record (other values are ignored).
             Otherwise exactly these (any iterable of names is stored as a
             tuple); each one a record has must be a string or a number
-            (converted with ``str()``), and a record may lack any of them.
+            (converted with ``str()``), and a record may lack any of them
+            (or hold ``null``, which is the same).
 
     Field names are 1 to 64 (``MAX_FIELD_NAME_LENGTH``) characters, do not
     start with ``_`` or ``$`` and contain no ``.``.
@@ -285,7 +286,9 @@ class _Rules:
                     fields[name] = value
                 elif type(value) is int or type(value) is float:
                     fields[name] = str(value)
-                elif value is not _ABSENT:
+                elif value is not _ABSENT and value is not None:
+                    # null is how JSON exports (SQL, pandas) write a
+                    # missing value: the record just lacks the field.
                     raise _BadRecord(
                         f"{_quote(name)} must be a string or a number, not {_type_name(value)}"
                     )
