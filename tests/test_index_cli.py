@@ -483,6 +483,19 @@ def test_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     assert "trio-search-index" in out
 
 
+def test_add_help_gives_the_index_s_fields_as_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # add reads records the way the index was built, not with key/answer.
+    with pytest.raises(SystemExit):
+        main(["add", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: key)" not in out
+    assert "(default: answer)" not in out
+    assert "(default: every string field)" not in out
+    assert "unique key (default: the index's)" in out
+
+
 def test_progress_bar_draws_and_clears() -> None:
     stream = io.StringIO()
     bar = ProgressBar(stream)
