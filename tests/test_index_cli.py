@@ -553,6 +553,23 @@ def test_the_command_in_a_subprocess(tmp_path: Path) -> None:
     assert "missing.csv: cannot read" in failed.stderr
 
 
+def test_output_to_a_closed_pipe_is_no_traceback(built: Path) -> None:
+    # trio-search-index info --index idx | head -3: the reader may go first.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "trio_search._index_cli", "info", "--index", str(built)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, b"")
+
+
 def test_a_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # tantivy only says its writer thread was killed; the free space tells why.
     from trio_search import _index_writer

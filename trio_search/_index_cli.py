@@ -21,6 +21,7 @@ from ._cli_common import (
     add_field_mapping_options,
     fail,
     field_mapping,
+    stdout_gone,
 )
 from ._documents import FieldMapping
 from ._errors import ConfigurationError
@@ -380,7 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if bar is not None:
             bar.clear()
-    print(output, flush=True)
+    try:
+        print(output, flush=True)
+    except BrokenPipeError:  # e.g. | head: the reader has all it wanted
+        return stdout_gone()
     return 0
 
 
