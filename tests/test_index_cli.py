@@ -221,6 +221,22 @@ def test_build_refuses_a_directory_that_is_not_an_index(
     assert leftovers(tmp_path) == []
 
 
+def test_build_with_the_current_directory_as_the_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mkdir idx && cd idx && trio-search-index build ../data.jsonl --index .
+    data = write_data(tmp_path, "jsonl")
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir()
+    for _ in range(2):  # a new index, then the same rebuilt in place
+        monkeypatch.chdir(index_dir)
+        status, out, err = run(capsys, "build", data, "--index", ".")
+        assert (status, err) == (0, "")
+        assert out.startswith("indexed 3 documents from ")
+    assert SearchIndex.open(index_dir).lookup("ring") == RECORDS[1]["answer"]
+    assert leftovers(tmp_path) == []
+
+
 def test_build_refuses_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "notes.txt"
     target.write_text("keep me")

@@ -461,6 +461,9 @@ def build_index(
     if target.is_symlink():
         # Replace the directory the link points to, and keep the link.
         target = target.resolve()
+    elif target.name in ("", ".."):
+        # "." or "..": the new index is built beside the target, by name.
+        target = Path(os.path.abspath(target))
     replacing = _check_target(target)
     old_lock = _lock_old_index(target) if replacing and _is_index(target) else None
     building = target.with_name(f"{target.name}{BUILDING_SUFFIX}{secrets.token_hex(4)}")
