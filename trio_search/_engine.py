@@ -402,6 +402,10 @@ class SearchIndex:
         Cheap when nothing changed (two ``stat`` calls). Returns whether the
         snapshot was replaced. An index replaced whole (a new directory in
         its place) needs :meth:`open` instead: this only follows commits.
+
+        Raises:
+            ConfigurationError: the directory (or its ``meta.json``) is gone;
+                only on the first look that finds it gone.
         """
         if self.path is None:
             return False
@@ -409,6 +413,11 @@ class SearchIndex:
         if stamp == self._stamp:
             return False
         self._stamp = stamp
+        if not stamp:
+            raise ConfigurationError(
+                "the index is gone (no directory, or no meta.json in it)",
+                code=codes.BAD_INDEX,
+            )
         generation = generation_of(self.path)
         try:
             meta = read_meta(self.path)
