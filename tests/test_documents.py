@@ -125,6 +125,17 @@ def test_csv_with_bom_quotes_and_short_rows(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_cell_longer_than_the_csv_module_s_default_limit(tmp_path: Path) -> None:
+    # A document body of a few hundred KB, as JSON Lines takes it too
+    # (Python's csv module refuses cells over 128 KiB by default).
+    body = "word " * 50_000
+    path = write(tmp_path, "data.csv", f'key,answer,body\na,x,"{body}"\nb,y,z\n')
+    assert read_documents(path) == [
+        doc("a", "x", key="a", answer="x", body=body),
+        doc("b", "y", key="b", answer="y", body="z"),
+    ]
+
+
 def test_csv_header_only_gives_no_documents(tmp_path: Path) -> None:
     assert read_documents(write(tmp_path, "data.csv", "key,answer\n")) == []
 

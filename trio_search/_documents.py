@@ -63,6 +63,11 @@ MAX_KEY_LENGTH = 4096
 #: identifier that users type in options and queries.
 MAX_FIELD_NAME_LENGTH = 64
 
+#: Longest CSV cell, in characters. Python's csv module stops at 128 KiB,
+#: which a document body exceeds where JSON Lines has no such limit; a bound
+#: stays, since an unclosed quote reads the rest of the file into one cell.
+MAX_CSV_CELL_LENGTH = 64 * 1024 * 1024
+
 #: Characters of a value quoted in an error message before it is cut with
 #: "...", so that every message stays one readable line.
 QUOTE_LIMIT = 60
@@ -482,6 +487,9 @@ class DocumentReader:
     def _read_csv(self, file: io.BufferedReader) -> Iterator[Document]:
         mapping = self._mapping
         to_document = _record_rules(mapping).document
+        # The limit is the csv module's, for the whole process: only raised.
+        if csv.field_size_limit() < MAX_CSV_CELL_LENGTH:
+            csv.field_size_limit(MAX_CSV_CELL_LENGTH)
         reader = csv.reader(self._text_lines(file), strict=True)
         start = 1  # the line the record being read starts on
         try:
