@@ -455,6 +455,32 @@ def test_info_json(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert info["format"] == 1
 
 
+@pytest.mark.parametrize(
+    ("what", "why"),
+    [
+        ("missing", "no such directory"),
+        ("file", "it is a file, not a directory: a data file goes to --data or build"),
+        ("empty", "no trio_search.json"),
+    ],
+)
+def test_an_index_option_that_names_no_index_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str, why: str
+) -> None:
+    # trio-search-index info --index books.jsonl: the data file by mistake.
+    index_dir = tmp_path / what
+    if what == "file":
+        index_dir = write_data(tmp_path, "jsonl")
+    elif what == "empty":
+        index_dir.mkdir()
+    for command in (["info"], ["delete", "ring"]):
+        status, _out, err = run(capsys, *command, "--index", index_dir)
+        assert status == 1
+        assert one_error_line(err) == (
+            f"trio-search-index: error: {str(index_dir)!r} holds no trio_search index ({why}); "
+            "create one with 'trio-search-index build'\n"
+        )
+
+
 def test_info_on_a_directory_that_is_not_an_index(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
