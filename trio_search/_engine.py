@@ -604,6 +604,15 @@ class SearchIndex:
                 code=codes.BAD_QUERY,
             )
         if self.meta.field_queries:
+            for name in fields:
+                # tantivy cannot address these in a JSON field: its paths
+                # end at an empty step and use NUL to separate steps.
+                if not name or "\x00" in name:
+                    raise RequestError(
+                        f"the field {name[:40]!r} cannot be searched on its own (its name "
+                        "is empty or holds a NUL); leave 'fields' out to search it with the others",
+                        code=codes.BAD_QUERY,
+                    )
             return [_json_path(name) for name in fields]
         if known <= set(fields):
             return ["all"]
