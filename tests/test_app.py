@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from trio_search import BUILTIN_INDEX, Deferred, Message, Reply, SearchApp, encode_message
+from trio_search import (
+    BUILTIN_INDEX,
+    Deferred,
+    Message,
+    Reply,
+    SearchApp,
+    SearchIndex,
+    TrioSearchError,
+    encode_message,
+)
+from trio_search._index_writer import build_index
 
 
 def json_message(obj: Any, encoding: str = "utf-8", *, ensure_ascii: bool = False) -> Message:
@@ -188,3 +200,30 @@ def test_a_huge_invalid_action_is_quoted_as_a_short_marked_excerpt() -> None:
 def test_a_short_invalid_action_is_quoted_whole_as_the_tutorial_does() -> None:
     answer = result(SearchApp().respond(json_message({"action": "delete"})))
     assert answer == {"result": "Error: invalid action 'delete'.", "error": "invalid_action"}
+
+
+def test_an_index_deleted_and_built_again_is_not_answered_from_kept_replies(
+    tmp_path: Path,
+) -> None:
+    # What the server's poll does when an operator runs `rm -rf idx` and then
+    # `trio-search-index build ... --index idx`: it sees the directory gone
+    # (refresh fails), then a new index in its place, whose generation counts
+    # from the start again and so can equal the old one's.
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"key": "k", "answer": "old"}\n', encoding="utf-8")
+    index_dir = tmp_path / "idx"
+    build_index(data, index_dir)
+    app = SearchApp(SearchIndex.open(index_dir))
+    assert search("k", app) == {"result": "old"}  # the reply is now kept
+    generation = app.index.generation
+    shutil.rmtree(index_dir)
+    with pytest.raises(TrioSearchError) as gone:
+        app.index.refresh()
+    # One readable line for the server's log, not the engine's lock error.
+    assert str(gone.value) == "the index is gone (no directory, or no meta.json in it)"
+    assert not app.index.refresh()  # said once: nothing new since
+    data.write_text('{"key": "k", "answer": "new"}\n', encoding="utf-8")
+    build_index(data, index_dir)
+    assert app.index.refresh()
+    assert app.index.generation == generation
+    assert search("k", app) == {"result": "new"}

@@ -125,6 +125,17 @@ def test_csv_with_bom_quotes_and_short_rows(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_cell_longer_than_the_csv_module_s_default_limit(tmp_path: Path) -> None:
+    # A document body of a few hundred KB, as JSON Lines takes it too
+    # (Python's csv module refuses cells over 128 KiB by default).
+    body = "word " * 50_000
+    path = write(tmp_path, "data.csv", f'key,answer,body\na,x,"{body}"\nb,y,z\n')
+    assert read_documents(path) == [
+        doc("a", "x", key="a", answer="x", body=body),
+        doc("b", "y", key="b", answer="y", body="z"),
+    ]
+
+
 def test_csv_header_only_gives_no_documents(tmp_path: Path) -> None:
     assert read_documents(write(tmp_path, "data.csv", "key,answer\n")) == []
 
@@ -187,8 +198,20 @@ def test_search_fields_select_in_the_object_form() -> None:
     assert documents_from_mapping({"ring": RING}, mapping) == [doc("ring", RING, answer=RING)]
 
 
+def test_a_null_search_field_is_a_missing_one(tmp_path: Path) -> None:
+    # As JSON exports of a table write an empty cell.
+    path = write(
+        tmp_path,
+        "data.jsonl",
+        '{"key": "a", "answer": "x", "title": "T", "author": null}\n'
+        '{"key": "b", "answer": "y", "title": null, "author": "A"}\n',
+    )
+    mapping = FieldMapping(search_fields=("title", "author"))
+    assert read_documents(path, mapping) == [doc("a", "x", title="T"), doc("b", "y", author="A")]
+
+
 @pytest.mark.parametrize(
-    ("value", "type_name"), [("true", "bool"), ("null", "null"), ("[1]", "list"), ("{}", "object")]
+    ("value", "type_name"), [("true", "bool"), ("[1]", "list"), ("{}", "object")]
 )
 def test_search_field_of_another_type_is_an_error(
     tmp_path: Path, value: str, type_name: str

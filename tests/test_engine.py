@@ -292,6 +292,23 @@ def test_field_names_with_dots_and_backslashes_can_be_searched(tmp_path: Path) -
     assert keys(index, "rabbit", fields=["tag\\s"]) == ["alice"]
 
 
+@pytest.mark.parametrize("name", ["", "a\x00b"])
+def test_a_field_name_tantivy_cannot_address_is_bad_query(tmp_path: Path, name: str) -> None:
+    # A data file may name a field "" (or hold a NUL in a name): its words
+    # are searched with the others, but a query cannot pick it on its own.
+    data = tmp_path / "data.jsonl"
+    record = {"key": "k", "answer": "x", name: "hidden", "title": "shown"}
+    data.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    index = SearchIndex.from_documents(read_documents(data), IndexMeta(field_queries=True))
+    assert name in index.meta.fields
+    with pytest.raises(RequestError) as caught:
+        index.query("hidden", QueryOptions(fields=(name, "title")))
+    assert caught.value.code == "bad_query"
+    assert "cannot be searched on its own" in caught.value.message
+    assert keys(index, "hidden") == ["k"]
+    assert keys(index, "shown", fields=["title"]) == ["k"]
+
+
 def test_unknown_field_is_bad_query(films: SearchIndex) -> None:
     with pytest.raises(RequestError) as caught:
         films.query("rabbit", QueryOptions(fields=("answer", "title")))

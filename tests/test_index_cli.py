@@ -221,6 +221,22 @@ def test_build_refuses_a_directory_that_is_not_an_index(
     assert leftovers(tmp_path) == []
 
 
+def test_build_with_the_current_directory_as_the_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mkdir idx && cd idx && trio-search-index build ../data.jsonl --index .
+    data = write_data(tmp_path, "jsonl")
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir()
+    for _ in range(2):  # a new index, then the same rebuilt in place
+        monkeypatch.chdir(index_dir)
+        status, out, err = run(capsys, "build", data, "--index", ".")
+        assert (status, err) == (0, "")
+        assert out.startswith("indexed 3 documents from ")
+    assert SearchIndex.open(index_dir).lookup("ring") == RECORDS[1]["answer"]
+    assert leftovers(tmp_path) == []
+
+
 def test_build_refuses_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
@@ -326,6 +342,21 @@ def test_a_failing_add_changes_nothing(
     assert run(capsys, "add", good, "--index", built)[0] == 0
 
 
+def test_a_failing_add_leaves_no_files_behind(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files_before = sorted(path.name for path in built.iterdir())
+    size_before = json.loads(run(capsys, "info", "--index", built, "--json")[1])["size_bytes"]
+    records = [{"key": f"k{number}", "answer": f"answer {number}"} for number in range(100)]
+    bad = write_jsonl(tmp_path / "bad.jsonl", [*records, {"key": "no answer"}])
+    status, _out, err = run(capsys, "add", bad, "--index", built)
+    assert status == 1
+    assert one_error_line(err) == f"trio-search-index: error: {bad}:101: no 'answer' field\n"
+    assert sorted(path.name for path in built.iterdir()) == files_before
+    info = json.loads(run(capsys, "info", "--index", built, "--json")[1])
+    assert info["size_bytes"] == size_before
+
+
 def test_add_to_a_missing_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = write_data(tmp_path, "jsonl")
     status, _out, err = run(capsys, "add", data, "--index", tmp_path / "nothing")
@@ -424,6 +455,32 @@ def test_info_json(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert info["format"] == 1
 
 
+@pytest.mark.parametrize(
+    ("what", "why"),
+    [
+        ("missing", "no such directory"),
+        ("file", "it is a file, not a directory: a data file goes to --data or build"),
+        ("empty", "no trio_search.json"),
+    ],
+)
+def test_an_index_option_that_names_no_index_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str, why: str
+) -> None:
+    # trio-search-index info --index books.jsonl: the data file by mistake.
+    index_dir = tmp_path / what
+    if what == "file":
+        index_dir = write_data(tmp_path, "jsonl")
+    elif what == "empty":
+        index_dir.mkdir()
+    for command in (["info"], ["delete", "ring"]):
+        status, _out, err = run(capsys, *command, "--index", index_dir)
+        assert status == 1
+        assert one_error_line(err) == (
+            f"trio-search-index: error: {str(index_dir)!r} holds no trio_search index ({why}); "
+            "create one with 'trio-search-index build'\n"
+        )
+
+
 def test_info_on_a_directory_that_is_not_an_index(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -466,6 +523,19 @@ def test_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     out = capsys.readouterr().out
     assert "examples:" in out
     assert "trio-search-index" in out
+
+
+def test_add_help_gives_the_index_s_fields_as_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # add reads records the way the index was built, not with key/answer.
+    with pytest.raises(SystemExit):
+        main(["add", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: key)" not in out
+    assert "(default: answer)" not in out
+    assert "(default: every string field)" not in out
+    assert "unique key (default: the index's)" in out
 
 
 def test_progress_bar_draws_and_clears() -> None:
@@ -523,6 +593,23 @@ def test_the_command_in_a_subprocess(tmp_path: Path) -> None:
     assert failed.stdout == ""
     one_error_line(failed.stderr)
     assert "missing.csv: cannot read" in failed.stderr
+
+
+def test_output_to_a_closed_pipe_is_no_traceback(built: Path) -> None:
+    # trio-search-index info --index idx | head -3: the reader may go first.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "trio_search._index_cli", "info", "--index", str(built)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, b"")
 
 
 def test_a_full_disk_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

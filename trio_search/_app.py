@@ -151,9 +151,10 @@ class SearchApp:
     # whenever the data changes (another index, or a new generation of this
     # one). Bounded in entries and content length, whatever clients send.
     _search_replies: dict[bytes, Reply] = attrs.field(factory=dict, init=False)
-    #: The index, and its generation, that ``_search_replies`` answer from.
+    #: The index, and its version of the data, that ``_search_replies``
+    #: answer from (a version, not the generation number, which can repeat).
     _replies_index: SearchIndex | None = attrs.field(default=None, init=False)
-    _replies_generation: int = attrs.field(default=-1, init=False)
+    _replies_version: object = attrs.field(default=None, init=False)
 
     def replace_index(self, index: SearchIndex) -> None:
         """Answer from ``index`` from now on; requests already being answered
@@ -165,11 +166,11 @@ class SearchApp:
         """The kept replies, emptied first if the data changed since they were
         made. (Two comparisons per request: no tuple is built.)"""
         index = self.index
-        generation = index.generation
-        if self._replies_index is not index or self._replies_generation != generation:
+        version = index.version
+        if self._replies_index is not index or self._replies_version is not version:
             self._search_replies = {}
             self._replies_index = index
-            self._replies_generation = generation
+            self._replies_version = version
         return self._search_replies
 
     def respond(self, request: Message) -> Reply | Deferred:
@@ -185,7 +186,7 @@ class SearchApp:
             return Deferred(functools.partial(self._decode, request), self._answer_decoded)
         if request.content_encoding in _UTF8_NAMES:
             index = self.index
-            if self._replies_index is index and self._replies_generation == index.generation:
+            if self._replies_index is index and self._replies_version is index.version:
                 cache = self._search_replies  # current: the usual case, inline
             else:
                 cache = self._reply_cache()
@@ -203,14 +204,14 @@ class SearchApp:
             if type(body) is dict and body.get("action") == "search":
                 value = body.get("value")
                 if type(value) is str:
-                    generation = self._replies_generation  # of ``index``, checked above
+                    version = self._replies_version  # of ``index``, checked above
                     reply = self._search(value)
                     # Kept only if the data did not change while answering.
                     if (
                         len(request.content) <= REPLY_CACHE_MAX_CONTENT_LENGTH
                         and self._search_replies is cache
                         and self.index is index
-                        and index.generation == generation
+                        and index.version is version
                     ):
                         remember(cache, request.content, reply, REPLY_CACHE_ENTRIES)
                     return reply

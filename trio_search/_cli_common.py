@@ -64,9 +64,16 @@ seconds = option_type(validators.seconds, float)
 header_length = option_type(validators.header_length, int)
 
 
-def add_field_mapping_options(group: argparse._ArgumentGroup) -> None:
+def add_field_mapping_options(
+    group: argparse._ArgumentGroup, *, defaults: tuple[str, str, str] | None = None
+) -> None:
     """``--format``, ``--key-field``, ``--answer-field``, ``--search-fields``:
-    how to read a data file's records (see :func:`field_mapping`)."""
+    how to read a data file's records (see :func:`field_mapping`).
+
+    ``defaults`` is what the help says each of the last three defaults to;
+    ``None`` for :class:`FieldMapping`'s own defaults.
+    """
+    key, answer, search = defaults or ("key", "answer", "every string field")
     group.add_argument(
         "--format",
         choices=FORMATS,
@@ -75,17 +82,17 @@ def add_field_mapping_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--key-field",
         metavar="NAME",
-        help="the record field holding each document's unique key (default: key)",
+        help=f"the record field holding each document's unique key (default: {key})",
     )
     group.add_argument(
         "--answer-field",
         metavar="NAME",
-        help="the record field holding the answer a hit returns (default: answer)",
+        help=f"the record field holding the answer a hit returns (default: {answer})",
     )
     group.add_argument(
         "--search-fields",
         metavar="A,B,...",
-        help="the fields whose text is searchable (default: every string field)",
+        help=f"the fields whose text is searchable (default: {search})",
     )
 
 

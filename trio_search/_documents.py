@@ -63,6 +63,11 @@ MAX_KEY_LENGTH = 4096
 #: identifier that users type in options and queries.
 MAX_FIELD_NAME_LENGTH = 64
 
+#: Longest CSV cell, in characters. Python's csv module stops at 128 KiB,
+#: which a document body exceeds where JSON Lines has no such limit; a bound
+#: stays, since an unclosed quote reads the rest of the file into one cell.
+MAX_CSV_CELL_LENGTH = 64 * 1024 * 1024
+
 #: Characters of a value quoted in an error message before it is cut with
 #: "...", so that every message stays one readable line.
 QUOTE_LIMIT = 60
@@ -157,7 +162,8 @@ class FieldMapping:
             string-valued field of each record (other values are ignored).
             Otherwise exactly these (any iterable of names is stored as a
             tuple); each one a record has must be a string or a number
-            (converted with ``str()``), and a record may lack any of them.
+            (converted with ``str()``), and a record may lack any of them
+            (or hold ``null``, which is the same).
 
     Field names are 1 to 64 (``MAX_FIELD_NAME_LENGTH``) characters, do not
     start with ``_`` or ``$`` and contain no ``.``.
@@ -285,7 +291,9 @@ class _Rules:
                     fields[name] = value
                 elif type(value) is int or type(value) is float:
                     fields[name] = str(value)
-                elif value is not _ABSENT:
+                elif value is not _ABSENT and value is not None:
+                    # null is how JSON exports (SQL, pandas) write a
+                    # missing value: the record just lacks the field.
                     raise _BadRecord(
                         f"{_quote(name)} must be a string or a number, not {_type_name(value)}"
                     )
@@ -479,6 +487,9 @@ class DocumentReader:
     def _read_csv(self, file: io.BufferedReader) -> Iterator[Document]:
         mapping = self._mapping
         to_document = _record_rules(mapping).document
+        # The limit is the csv module's, for the whole process: only raised.
+        if csv.field_size_limit() < MAX_CSV_CELL_LENGTH:
+            csv.field_size_limit(MAX_CSV_CELL_LENGTH)
         reader = csv.reader(self._text_lines(file), strict=True)
         start = 1  # the line the record being read starts on
         try:

@@ -384,6 +384,14 @@ class SearchIndex:
         return self._snapshot.generation
 
     @property
+    def version(self) -> object:
+        """What stands for the data now searched, for caches (compare with
+        ``is``): a new object whenever the searched snapshot changes, even
+        when the generation number does not (an index deleted and built
+        again counts its generation from the start)."""
+        return self._snapshot
+
+    @property
     def documents(self) -> int:
         """Documents now searched."""
         return self._snapshot.documents
@@ -394,6 +402,10 @@ class SearchIndex:
         Cheap when nothing changed (two ``stat`` calls). Returns whether the
         snapshot was replaced. An index replaced whole (a new directory in
         its place) needs :meth:`open` instead: this only follows commits.
+
+        Raises:
+            ConfigurationError: the directory (or its ``meta.json``) is gone;
+                only on the first look that finds it gone.
         """
         if self.path is None:
             return False
@@ -401,6 +413,11 @@ class SearchIndex:
         if stamp == self._stamp:
             return False
         self._stamp = stamp
+        if not stamp:
+            raise ConfigurationError(
+                "the index is gone (no directory, or no meta.json in it)",
+                code=codes.BAD_INDEX,
+            )
         generation = generation_of(self.path)
         try:
             meta = read_meta(self.path)
@@ -592,6 +609,15 @@ class SearchIndex:
                 code=codes.BAD_QUERY,
             )
         if self.meta.field_queries:
+            for name in fields:
+                # tantivy cannot address these in a JSON field: its paths
+                # end at an empty step and use NUL to separate steps.
+                if not name or "\x00" in name:
+                    raise RequestError(
+                        f"the field {name[:40]!r} cannot be searched on its own (its name "
+                        "is empty or holds a NUL); leave 'fields' out to search it with the others",
+                        code=codes.BAD_QUERY,
+                    )
             return [_json_path(name) for name in fields]
         if known <= set(fields):
             return ["all"]

@@ -21,6 +21,7 @@ from ._cli_common import (
     add_field_mapping_options,
     fail,
     field_mapping,
+    stdout_gone,
 )
 from ._documents import FieldMapping
 from ._errors import ConfigurationError
@@ -152,10 +153,14 @@ def _add_index_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", "-i", metavar="DIR", required=True, help="the index directory")
 
 
-def _add_data_options(parser: argparse.ArgumentParser, defaults: str) -> None:
+def _add_data_options(
+    parser: argparse.ArgumentParser, title: str, defaults: tuple[str, str, str] | None = None
+) -> None:
     parser.add_argument("data", metavar="DATA", help="the data file: JSON, JSON Lines or CSV")
     _add_index_option(parser)
-    add_field_mapping_options(parser.add_argument_group(f"data fields ({defaults})"))
+    add_field_mapping_options(
+        parser.add_argument_group(f"data fields ({title})"), defaults=defaults
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_ADD_EXAMPLES,
         formatter_class=_Formatter,
     )
-    _add_data_options(add, "defaults: the ones the index was built with")
+    _add_data_options(add, "defaults: the ones the index was built with", ("the index's",) * 3)
     delete = commands.add_parser(
         "delete",
         help="delete documents by key",
@@ -376,7 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if bar is not None:
             bar.clear()
-    print(output, flush=True)
+    try:
+        print(output, flush=True)
+    except BrokenPipeError:  # e.g. | head: the reader has all it wanted
+        return stdout_gone()
     return 0
 
 

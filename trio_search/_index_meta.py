@@ -103,9 +103,15 @@ def read_meta(path: Path) -> IndexMeta:
     meta_path = path / META_FILE
     try:
         data = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        if path.is_dir():
+            why = f"no {META_FILE}"
+        elif path.exists():
+            why = "it is a file, not a directory: a data file goes to --data or build"
+        else:
+            why = "no such directory"
         raise ConfigurationError(
-            f"{str(path)!r} holds no trio_search index (no {META_FILE}); "
+            f"{str(path)!r} holds no trio_search index ({why}); "
             "create one with 'trio-search-index build'",
             code=codes.BAD_INDEX,
         ) from exc

@@ -274,9 +274,15 @@ def _finish(writer: tantivy.IndexWriter) -> None:
 
 
 def _abandon(writer: tantivy.IndexWriter) -> None:
-    """Drop whatever was written since the last commit; release the lock."""
+    """Drop whatever was written since the last commit; release the lock.
+
+    A rollback leaves the segment files written so far on disk (tantivy
+    deletes unused files only at its next commit), so they are collected
+    here: a failed ``add`` must leave the directory as it was.
+    """
     try:
         writer.rollback()
+        writer.garbage_collect_files()
     finally:
         writer.wait_merging_threads()
 
@@ -455,6 +461,9 @@ def build_index(
     if target.is_symlink():
         # Replace the directory the link points to, and keep the link.
         target = target.resolve()
+    elif target.name in ("", ".."):
+        # "." or "..": the new index is built beside the target, by name.
+        target = Path(os.path.abspath(target))
     replacing = _check_target(target)
     old_lock = _lock_old_index(target) if replacing and _is_index(target) else None
     building = target.with_name(f"{target.name}{BUILDING_SUFFIX}{secrets.token_hex(4)}")
