@@ -49,41 +49,41 @@ async def test_a_client_pipelining_bad_requests_writes_a_few_lines_then_a_summar
     assert len(refused) == WARNINGS_PER_INTERVAL + 1
 
 
-def test_each_address_has_its_own_share() -> None:
-    lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    logger = logging.getLogger("test_log_limit")
-    logger.addHandler(Collect())
-    logger.propagate = False
-    warnings = PeerWarnings(logger, lambda: 0.0)
-    for _ in range(20):
-        warnings.warning("127.0.0.2:1", "bad %s", "thing")
-        warnings.warning("127.0.0.3:2", "bad %s", "thing")
-    assert lines.count("127.0.0.2:1: bad thing") == WARNINGS_PER_INTERVAL
-    assert lines.count("127.0.0.3:2: bad thing") == WARNINGS_PER_INTERVAL
-    warnings.flush()
-    assert lines[-2:] == [
-        "127.0.0.2: 15 more line(s) like the above not logged in the last 10 s",
-        "127.0.0.3: 15 more line(s) like the above not logged in the last 10 s",
-    ]
-
-
-def test_lines_below_the_log_level_are_neither_counted_nor_summarized() -> None:
+def collecting_logger(name: str, level: int = logging.NOTSET) -> list[logging.LogRecord]:
+    """Records logged by logger ``name`` (at ``level`` and above), kept in a list."""
     records: list[logging.LogRecord] = []
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record)
 
-    logger = logging.getLogger("test_log_limit.level")
+    logger = logging.getLogger(name)
     logger.addHandler(Collect())
     logger.propagate = False
-    logger.setLevel(logging.WARNING)  # as --log-level WARNING sets it
-    warnings = PeerWarnings(logger, lambda: 0.0)
+    logger.setLevel(level)
+    return records
+
+
+def test_each_address_has_its_own_share() -> None:
+    records = collecting_logger("test_log_limit")
+    warnings = PeerWarnings(logging.getLogger("test_log_limit"), lambda: 0.0)
+    for _ in range(20):
+        warnings.warning("127.0.0.2:1", "bad %s", "thing")
+        warnings.warning("127.0.0.3:2", "bad %s", "thing")
+    lines = [record.getMessage() for record in records]
+    assert lines.count("127.0.0.2:1: bad thing") == WARNINGS_PER_INTERVAL
+    assert lines.count("127.0.0.3:2: bad thing") == WARNINGS_PER_INTERVAL
+    warnings.flush()
+    assert [record.getMessage() for record in records[-2:]] == [
+        "127.0.0.2: 15 more line(s) like the above not logged in the last 10 s",
+        "127.0.0.3: 15 more line(s) like the above not logged in the last 10 s",
+    ]
+
+
+def test_lines_below_the_log_level_are_neither_counted_nor_summarized() -> None:
+    # As --log-level WARNING sets it.
+    records = collecting_logger("test_log_limit.level", logging.WARNING)
+    warnings = PeerWarnings(logging.getLogger("test_log_limit.level"), lambda: 0.0)
     for _ in range(20):
         warnings.info("127.0.0.2:1", "connection reset")
     warnings.flush()
@@ -99,17 +99,8 @@ def test_lines_below_the_log_level_are_neither_counted_nor_summarized() -> None:
 
 
 def test_a_summary_of_info_lines_is_at_info() -> None:
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    logger = logging.getLogger("test_log_limit.info")
-    logger.addHandler(Collect())
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    warnings = PeerWarnings(logger, lambda: 0.0)
+    records = collecting_logger("test_log_limit.info", logging.INFO)
+    warnings = PeerWarnings(logging.getLogger("test_log_limit.info"), lambda: 0.0)
     for _ in range(WARNINGS_PER_INTERVAL + 2):
         warnings.info("127.0.0.2:1", "connection reset")
     warnings.flush()
