@@ -322,9 +322,12 @@ async def server_subprocess(
     listeners: int = 1,
     nofile: int | tuple[int, int] | None = None,
     how: str = "script",
+    before_listening: Callable[[ServerProcess], Awaitable[None]] | None = None,
 ) -> AsyncIterator[ServerProcess]:
     """Run ``trio-search-server --port 0 *options``; yield it once it has
     printed ``listeners`` "listening on" lines (and nothing else before them).
+    ``before_listening``, if given, is awaited first, as soon as the process
+    runs (to act while it starts up).
 
     ``how`` is "script" (the console script) or "module" (``python -m``).
     ``nofile`` lowers its open-files limit: an int sets the soft limit only,
@@ -349,6 +352,8 @@ async def server_subprocess(
             nursery.start_soon(server._pump, process.stdout, "stdout")
             nursery.start_soon(server._pump, process.stderr, "stderr")
             try:
+                if before_listening is not None:
+                    await before_listening(server)
                 newline = re.compile(rb"\n")
                 await server.wait_for(newline, "stdout", listeners, STARTUP_TIMEOUT)
                 lines = bytes(server.stdout).splitlines()[:listeners]

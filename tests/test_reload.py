@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.helpers import server_subprocess, start_server
+from tests.helpers import STARTUP_TIMEOUT, ServerProcess, server_subprocess, start_server
 from trio_search import (
     IndexMeta,
     SearchIndex,
@@ -130,6 +130,62 @@ async def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
             await server.wait_for(re.compile(rb"all 2 workers listening"))
             write_jsonl(data, version(2))
             server.signal(signal.SIGHUP)
+            await server.wait_for(RELOADED, count=2)
+            for _ in range(10):  # whichever worker the kernel picks
+                async with open_client("127.0.0.1", server.port) as c:
+                    assert await c.search("k1") == "answer 1 of version 2"
+        server.signal(signal.SIGTERM)
+        assert await server.wait() == 0
+
+
+#: Documents that take the server a while to index (about 0.5-1 s here),
+#: so that a signal sent once indexing has begun lands before it runs.
+SLOW_TO_INDEX = 40_000
+INDEXING = re.compile(rb"INFO trio_search(?:\[worker \d\])?: indexing ")
+
+
+def slow_version(n: int) -> list[dict[str, Any]]:
+    return version(n) + [
+        {"key": f"filler{i}", "answer": f"filler {i}", "body": f"filler text number {i}"}
+        for i in range(SLOW_TO_INDEX)
+    ]
+
+
+async def test_a_sighup_during_start_up_reloads_once_the_server_runs(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    write_jsonl(data, slow_version(1))
+
+    async def change_the_data_then_hang_up(server: ServerProcess) -> None:
+        # The file changes after the server read it, while it indexes.
+        await server.wait_for(INDEXING, within=STARTUP_TIMEOUT)
+        write_jsonl(data, version(2))
+        server.signal(signal.SIGHUP)
+
+    async with server_subprocess(
+        "--data", str(data), before_listening=change_the_data_then_hang_up
+    ) as server:
+        with trio.fail_after(60):
+            await server.wait_for(re.compile(rb"SIGHUP received during start-up: reloading"))
+            await server.wait_for(RELOADED)
+            async with open_client("127.0.0.1", server.port) as c:
+                assert await c.search("k1") == "answer 1 of version 2"
+        assert server.process.returncode is None  # not killed by the early SIGHUP
+
+
+async def test_a_sighup_while_workers_start_reaches_them_once_they_listen(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    write_jsonl(data, slow_version(1))
+
+    async def change_the_data_then_hang_up(server: ServerProcess) -> None:
+        await server.wait_for(INDEXING, count=2, within=STARTUP_TIMEOUT)
+        write_jsonl(data, version(2))
+        server.signal(signal.SIGHUP)
+
+    async with server_subprocess(
+        "--data", str(data), "--workers", "2", before_listening=change_the_data_then_hang_up
+    ) as server:
+        with trio.fail_after(60):
+            await server.wait_for(re.compile(rb"passing on the SIGHUP that came while it started"))
             await server.wait_for(RELOADED, count=2)
             for _ in range(10):  # whichever worker the kernel picks
                 async with open_client("127.0.0.1", server.port) as c:

@@ -128,6 +128,10 @@ class Supervisor:
     _ready: set[int] = attrs.field(factory=set, init=False)
     #: Worker processes that have said they listen (and so handle SIGHUP).
     _listening: set[trio.Process] = attrs.field(factory=set, init=False)
+    #: Worker processes sent a SIGHUP while they were starting (loading their
+    #: data): it is passed on once they listen, since the data may have
+    #: changed after they read it.
+    _reload_when_listening: set[trio.Process] = attrs.field(factory=set, init=False)
     #: Set once every worker listens, or startup failed, or a stop began.
     _settled: trio.Event = attrs.field(factory=trio.Event, init=False)
     _stopping: trio.Event = attrs.field(factory=trio.Event, init=False)
@@ -178,8 +182,11 @@ class Supervisor:
             name = signal.Signals(signum).name
             if signum == signal.SIGHUP:
                 logger.info("SIGHUP received: every worker reloads its data")
-                for process in list(self._listening):
-                    process.send_signal(signal.SIGHUP)
+                for process in list(self._processes.values()):
+                    if process in self._listening:
+                        process.send_signal(signal.SIGHUP)
+                    else:
+                        self._reload_when_listening.add(process)
                 continue
             if self._stopping.is_set():
                 logger.warning("%s again: killing the workers", name)
@@ -269,6 +276,7 @@ class Supervisor:
                         await pipe.aclose()
             del self._processes[number]
             self._listening.discard(process)
+            self._reload_when_listening.discard(process)
         return f"(pid {process.pid}) {describe_exit(returncode)}"
 
     def _worker_listening(self, number: int, pid: int) -> None:
@@ -295,6 +303,14 @@ class Supervisor:
             if await ready.receive_some(WORKER_OUTPUT_CHUNK):
                 self._listening.add(process)
                 self._worker_listening(number, process.pid)
+                if process in self._reload_when_listening:
+                    self._reload_when_listening.discard(process)
+                    logger.info(
+                        "worker %d (pid %d): passing on the SIGHUP that came while it started",
+                        number,
+                        process.pid,
+                    )
+                    process.send_signal(signal.SIGHUP)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
