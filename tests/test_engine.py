@@ -189,6 +189,17 @@ def test_a_key_match_scores_the_same_whatever_the_page_size(text: str) -> None:
     assert {page[text] for page in scores.values()} == {first.score}  # ... scored alike
 
 
+def test_a_hit_holding_the_words_as_typed_highlights_only_those() -> None:
+    # Found by the words as typed: "habbit" (a typo away) and "rabbits" (a
+    # completion) are not why it matched, so they are not marked.
+    data = {"exact": "the rabbit met a habbit and rabbits", "typo": "a rabbet"}
+    hits = index_of(data).query("rabbit").hits
+    assert [hit.key for hit in hits] == ["exact", "typo"]
+    assert hits[0].highlight == "the <em>rabbit</em> met a habbit and rabbits"
+    # Found by a typo: the typo is marked.
+    assert hits[1].highlight == "a <em>rabbet</em>"
+
+
 def test_exact_word_beats_typos_for_a_single_word() -> None:
     data = {"typo": "rabbet " * 30, "exact": "a rabbit, among " + "many other words " * 20}
     assert keys(index_of(data), "rabbit") == ["exact", "typo"]

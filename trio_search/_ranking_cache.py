@@ -43,10 +43,13 @@ RANKING_CACHE_HITS = 100_000
 
 class Ranking(NamedTuple):
     """A query's result before its documents are read: the ``(score,
-    address)`` of its best hits, best first, and how many documents match."""
+    address)`` of its best hits, best first, and how many documents match;
+    and which of the hits (from, to) were found holding every word as
+    typed, so that their highlights mark only those words."""
 
     hits: list[tuple[float, tantivy.DocAddress]]
     total: int
+    as_typed: tuple[int, int] = (0, 0)
 
 
 @attrs.define(eq=False)
