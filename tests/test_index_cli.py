@@ -221,6 +221,28 @@ def test_build_refuses_a_directory_that_is_not_an_index(
     assert leftovers(tmp_path) == []
 
 
+def test_rebuild_refuses_to_delete_files_kept_in_the_index_directory(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (built / "NOTES.txt").write_text("why this index exists", encoding="utf-8")
+    before = state(built)
+    data = write_jsonl(tmp_path / "v2.jsonl", [{"key": "cat", "answer": "Meow."}])
+    status, out, err = run(capsys, "build", data, "--index", built)
+    assert status == 1
+    assert out == ""
+    line = one_error_line(err)
+    assert "holds files that are not part of the index ('NOTES.txt')" in line
+    assert (built / "NOTES.txt").read_text(encoding="utf-8") == "why this index exists"
+    assert state(built) == before  # the old index, untouched
+    assert leftovers(tmp_path) == []
+    # Moved out, the rebuild goes ahead (an index after adds and deletes too).
+    (built / "NOTES.txt").unlink()
+    assert run(capsys, "add", data, "--index", built)[0] == 0
+    assert run(capsys, "delete", "cat", "--index", built)[0] == 0
+    assert run(capsys, "build", data, "--index", built)[0] == 0
+    assert state(built)[2]["cat"] == "Meow."
+
+
 def test_build_with_the_current_directory_as_the_index(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

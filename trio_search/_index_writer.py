@@ -13,8 +13,9 @@ optional callback. :mod:`trio_search._index_cli` is the command around it.
   place, the old one deleted. A failed build (bad record, full disk,
   Ctrl-C) removes the sibling and leaves ``DIR`` exactly as it was. A server
   watching ``DIR`` sees a new directory (a new inode) and reopens it. Only an
-  empty directory or a trio_search index (it has :data:`META_FILE`) is
-  replaced: anything else might be someone's data.
+  empty directory or a trio_search index (it has :data:`META_FILE`) holding
+  nothing but the index's own files is replaced: anything else might be
+  someone's data.
 - **add** and **delete** change an index in place through one tantivy
   writer and one commit: a reader (the server) sees all of the change or
   none of it. A bad record anywhere means no commit at all.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import time
@@ -349,6 +351,25 @@ def _is_index(path: Path) -> bool:
     return (path / META_FILE).is_file()
 
 
+#: The files an index directory holds besides its segments' (tantivy's
+#: bookkeeping and locks, and ours).
+_INDEX_FILES = frozenset(
+    {META_FILE, "meta.json", ".managed.json", ".tantivy-meta.lock", ".tantivy-writer.lock"}
+)
+#: A segment's file: its 32-hex-digit id, for deletes an operation number,
+#: then what it holds (``.term``, ``.store``, ``.del``, ...).
+_SEGMENT_FILE = re.compile(r"[0-9a-f]{32}(\.[0-9]+)?\.[a-z]+")
+
+
+def _foreign_entries(path: Path) -> list[str]:
+    """What directory ``path`` holds besides an index's own files, sorted."""
+    return sorted(
+        entry.name
+        for entry in path.iterdir()
+        if entry.name not in _INDEX_FILES and not _SEGMENT_FILE.fullmatch(entry.name)
+    )
+
+
 def _lock_old_index(path: Path) -> tantivy.IndexWriter | None:
     """Hold the writer lock of the index about to be replaced, so that no
     ``add`` commits to it while the new one is built; ``None`` if tantivy
@@ -391,6 +412,15 @@ def _check_target(path: Path) -> bool:
                 code=codes.BAD_INDEX,
             )
         if _is_index(path):
+            foreign = _foreign_entries(path)
+            if foreign:
+                listed = ", ".join(repr(name) for name in foreign[:5])
+                more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+                raise ConfigurationError(
+                    f"{shown} holds files that are not part of the index ({listed}{more}); "
+                    "refusing to replace them: move them out first",
+                    code=codes.BAD_INDEX,
+                )
             return True
         if any(path.iterdir()):
             raise ConfigurationError(
