@@ -497,6 +497,11 @@ def test_render_highlight() -> None:
     assert render_highlight("<em>red</em>\x1b[31m\nend", bold=True) == (
         "\x1b[1mred\x1b[22m\\x1b[31m\\nend"
     )
+    # With the answer, an answer's own <em> stays text (HTML kept as answers).
+    answer = "an <em>rabbit</em>\x1b[31m"
+    assert render_highlight("an <em><em>rabbit</em></em>\x1b[31m", bold=False, answer=answer) == (
+        "an <em>*rabbit*</em>\\x1b[31m"
+    )
 
 
 def test_query_lines_in_bold_on_a_terminal(

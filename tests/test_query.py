@@ -24,9 +24,11 @@ from trio_search._query import (
     MAX_QUERY_OFFSET,
     MAX_QUERY_WORDS,
     MIN_PREFIX_LENGTH,
+    Hit,
     Word,
     edit_distance,
     highlight,
+    marked_spans,
     parse_query_request,
     query_words,
     typos_allowed,
@@ -387,3 +389,44 @@ def test_highlight_without_words_is_the_answer() -> None:
         "\U0001f43e Playing ball! \U0001f3d0"
     )
     assert highlight("a <b> & c", [], tokens) == "a <b> & c"
+
+
+# --- where the marks are ---------------------------------------------------------
+
+#: Answers that hold the marks' own text, or parts of it, among words.
+answers_with_tags = st.lists(
+    st.sampled_from(
+        ["rabbit", "white", "<em>", "</em>", "<", "em", ">", " ", "x", "é", "\U0001f430"]
+    ),
+    max_size=12,
+).map("".join)
+
+
+@given(answer=answers_with_tags, query=st.sampled_from(["rabbit", "white rabit", "em", "x", "rab"]))
+def test_marks_are_found_even_beside_an_answers_own_tags(answer: str, query: str) -> None:
+    marked_answer = marked(answer, query)
+    spans = marked_spans(answer, marked_answer)
+    assert spans is not None
+    # Marking the answer at those spans gives the highlight back...
+    rebuilt, done = "", 0
+    for start, stop in spans:
+        rebuilt += answer[done:start] + HIGHLIGHT_START + answer[start:stop] + HIGHLIGHT_END
+        done = stop
+    assert rebuilt + answer[done:] == marked_answer
+    # ... and each span is one word the query matched.
+    assert all(len(analyze(answer[start:stop])) == 1 for start, stop in spans)
+
+
+def test_an_answers_own_em_is_not_a_mark() -> None:
+    answer = "an <em>rabbit</em> in HTML"
+    hit = Hit("k", answer, 1.0, marked(answer, "rabbit"))
+    assert hit.highlight == "an <em><em>rabbit</em></em> in HTML"
+    assert hit.marks() == [(7, 13)]
+    assert answer[7:13] == "rabbit"
+
+
+def test_a_highlight_that_is_not_the_answer_has_no_marks() -> None:
+    assert marked_spans("white rabbit", "white <em>rabbit") is None  # never closed
+    assert marked_spans("white rabbit", "black <em>rabbit</em>") is None
+    with pytest.raises(ValueError, match="not the answer with marks"):
+        Hit("k", "white rabbit", 1.0, "white <em>hare</em>").marks()

@@ -39,6 +39,7 @@ from ._query import (
     HIGHLIGHT_START,
     MAX_QUERY_LIMIT,
     QueryResult,
+    marked_spans,
 )
 
 PROG = "trio-search-client"
@@ -225,14 +226,25 @@ def printable(text: str) -> str:
     )
 
 
-def render_highlight(highlight: str, *, bold: bool) -> str:
+def render_highlight(highlight: str, *, bold: bool, answer: str | None = None) -> str:
     """A hit's highlight for reading: each ``<em>word</em>`` as the word in
     bold (ANSI escapes, for a terminal) or as ``*word*`` (for anything else).
 
-    Control characters in the text are escaped first (see :func:`printable`).
+    Given the hit's ``answer`` too, the marks are found by comparing the
+    two (``marked_spans``), so an answer's own ``<em>`` stays text. Control
+    characters in the text are escaped (see :func:`printable`).
     """
     start, end = (BOLD, NORMAL) if bold else (PLAIN_MARK, PLAIN_MARK)
-    return _HIGHLIGHT.sub(lambda match: start + match[1] + end, printable(highlight))
+    spans = None if answer is None else marked_spans(answer, highlight)
+    if answer is None or spans is None:
+        return _HIGHLIGHT.sub(lambda match: start + match[1] + end, printable(highlight))
+    parts: list[str] = []
+    done = 0
+    for first, stop in spans:
+        parts += [printable(answer[done:first]), start, printable(answer[first:stop]), end]
+        done = stop
+    parts.append(printable(answer[done:]))
+    return "".join(parts)
 
 
 def summary_line(text: str, result: QueryResult, offset: int) -> str:
@@ -253,7 +265,7 @@ def describe_query(text: str, result: QueryResult, offset: int, *, bold: bool) -
     ``RANK. KEY \u2014 HIGHLIGHTED ANSWER``, ranks counted from 1 across pages."""
     lines = [summary_line(text, result, offset)]
     for rank, hit in enumerate(result.hits, offset + 1):
-        answer = render_highlight(hit.highlight, bold=bold)
+        answer = render_highlight(hit.highlight, bold=bold, answer=hit.answer)
         lines.append(f"{rank}. {printable(hit.key)} \u2014 {answer}")
     return lines
 

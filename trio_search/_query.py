@@ -100,6 +100,39 @@ class Word:
     prefix: bool
 
 
+def marked_spans(answer: str, highlight: str) -> list[tuple[int, int]] | None:
+    """Where ``highlight`` (``answer`` with :data:`HIGHLIGHT_START` and
+    :data:`HIGHLIGHT_END` around some words) marks words of ``answer``, as
+    ``(start, stop)`` offsets into it; ``None`` if it is not that.
+
+    The answer's own ``<em>`` cannot be mistaken for a mark: a mark always
+    opens right before a word's letter or digit, never before a ``<``, and
+    closes right after the word, whose letters hold no ``<``.
+    """
+    start, end = HIGHLIGHT_START, HIGHLIGHT_END
+    spans: list[tuple[int, int]] = []
+    at = into = 0  # positions in answer and in highlight
+    opened: int | None = None
+    while into < len(highlight):
+        if opened is None:
+            if highlight.startswith(start, into) and not answer.startswith(start, at):
+                opened = at
+                into += len(start)
+                continue
+        elif highlight.startswith(end, into):
+            spans.append((opened, at))
+            opened = None
+            into += len(end)
+            continue
+        if at >= len(answer) or answer[at] != highlight[into]:
+            return None
+        at += 1
+        into += 1
+    if opened is not None or at != len(answer):
+        return None
+    return spans
+
+
 @attrs.frozen
 class Hit:
     """One document matching a query.
@@ -118,6 +151,20 @@ class Hit:
     answer: str
     score: float
     highlight: str
+
+    def marks(self) -> list[tuple[int, int]]:
+        """Where :attr:`highlight` marks words in :attr:`answer`, as
+        ``(start, stop)`` offsets into the answer: what a client needs to
+        escape the answer itself (for HTML, say) and mark it its own way,
+        even when the answer holds ``<em>`` of its own.
+
+        Raises:
+            ValueError: the highlight is not the answer with marks added.
+        """
+        spans = marked_spans(self.answer, self.highlight)
+        if spans is None:
+            raise ValueError("the highlight is not the answer with marks added")
+        return spans
 
     def to_json(self) -> dict[str, Any]:
         return {
