@@ -122,6 +122,12 @@ async def test_failed_reload_keeps_the_old_data_and_logs_one_error(tmp_path: Pat
     assert len(re.findall(rb" ERROR ", server.stderr)) == 1
 
 
+async def every_worker_answers_from_version_2(server: ServerProcess) -> None:
+    for _ in range(10):  # whichever worker the kernel picks
+        async with open_client("127.0.0.1", server.port) as c:
+            assert await c.search("k1") == "answer 1 of version 2"
+
+
 async def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
     write_jsonl(data, version(1))
@@ -131,9 +137,7 @@ async def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
             write_jsonl(data, version(2))
             server.signal(signal.SIGHUP)
             await server.wait_for(RELOADED, count=2)
-            for _ in range(10):  # whichever worker the kernel picks
-                async with open_client("127.0.0.1", server.port) as c:
-                    assert await c.search("k1") == "answer 1 of version 2"
+            await every_worker_answers_from_version_2(server)
         server.signal(signal.SIGTERM)
         assert await server.wait() == 0
 
@@ -187,9 +191,7 @@ async def test_a_sighup_while_workers_start_reaches_them_once_they_listen(tmp_pa
         with trio.fail_after(60):
             await server.wait_for(re.compile(rb"passing on the SIGHUP that came while it started"))
             await server.wait_for(RELOADED, count=2)
-            for _ in range(10):  # whichever worker the kernel picks
-                async with open_client("127.0.0.1", server.port) as c:
-                    assert await c.search("k1") == "answer 1 of version 2"
+            await every_worker_answers_from_version_2(server)
         server.signal(signal.SIGTERM)
         assert await server.wait() == 0
 
