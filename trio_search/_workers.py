@@ -128,8 +128,8 @@ class Supervisor:
     _ready: set[int] = attrs.field(factory=set, init=False)
     #: Worker processes that have said they listen (and so handle SIGHUP).
     _listening: set[trio.Process] = attrs.field(factory=set, init=False)
-    #: Worker processes sent a SIGHUP while they were starting (loading their
-    #: data): it is passed on once they listen, since the data may have
+    #: Worker processes still starting (loading their data) when a SIGHUP
+    #: came: it is passed on once they listen, since the data may have
     #: changed after they read it.
     _reload_when_listening: set[trio.Process] = attrs.field(factory=set, init=False)
     #: Set once every worker listens, or startup failed, or a stop began.
