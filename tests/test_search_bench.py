@@ -190,3 +190,27 @@ def test_loadgen_drives_the_fts5_peer(tmp_path: Path) -> None:
             assert engines.same_ranking(engines.reply_hits(body)[0], expected)
             assert body["total"] == total
     assert opened["mode"] == "open" and opened["unanswered_at_end"] == 0
+
+
+def test_the_fts5_peer_finds_misspelt_words_after_the_words_as_typed(tmp_path: Path) -> None:
+    # FTS5 has no typo tolerance; the peer expands a misspelt word itself
+    # (as trio_search allows typos), so both servers answer the same query.
+    from sqlite_fts5 import Fts5Index
+
+    data = tmp_path / "data.jsonl"
+    records = [
+        {"key": "exact", "answer": "a rabit said so"},  # the word as typed
+        {"key": "typo", "answer": "the white rabbit"},
+        {"key": "other", "answer": "a hare"},
+    ]
+    data.write_text("".join(json.dumps(record) + "\n" for record in records))
+    index, _count = Fts5Index.build(data)
+    index.load_vocabulary()
+    answer = index.query("rabit", limit=10)
+    assert [hit["key"] for hit in answer["result"]] == ["exact", "typo"]
+    assert answer["total"] == 2
+    # Only when the words as typed do not fill the page, and not when asked.
+    assert [hit["key"] for hit in index.query("rabit", limit=1)["result"]] == ["exact"]
+    assert index.query("rabit", limit=1)["total"] == 1
+    assert index.query("rabbbit", typos=False)["total"] == 0
+    assert [hit["key"] for hit in index.query("rabbbit")["result"]] == ["typo"]

@@ -10,8 +10,16 @@ programs reach for first.
   first. Answer ``{"result": [{"key", "answer", "score", "highlight"}, ...],
   "total": T}``: ``score`` is ``-bm25`` (higher is better), ``highlight`` the
   answer with the matched words between ``<em>`` and ``</em>`` (FTS5's
-  ``highlight()``), ``total`` a ``count(*)`` of the same match. FTS5 has no
-  typo tolerance: a misspelt word matches nothing.
+  ``highlight()``), ``total`` a ``count(*)`` of the same match.
+- Typos, which FTS5 lacks, are done here as trio_search allows them (one
+  in a word of 5 letters or more, two from 9, a swap counting one): when
+  the words as typed do not fill the page, each word allowed typos becomes
+  ``("word" OR "near1" OR ...)``, the nearest words of the index's
+  vocabulary (held in memory, read once at start-up from an ``fts5vocab``
+  table) that start with the same letter, at most ``MAX_TYPO_EXPANSIONS``;
+  their hits follow those of the words as typed, ranked by ``bm25()``, and
+  ``total`` counts both. A typo in a word's first letter is not found
+  (trio_search finds it).
 - ``{"action": "search", "value": KEY}``: ``{"result": ANSWER}``, or the
   tutorial's ``No match for 'KEY'.``.
 
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import itertools
 import json
@@ -44,6 +53,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 try:
     import orjson
@@ -69,6 +81,10 @@ MAX_LIMIT = 100
 BUILD_BATCH = 10_000
 #: Marks around matched words in ``highlight`` (as trio_search marks them).
 HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE = "<em>", "</em>"
+#: Words a misspelt word expands to, at most (the nearest first).
+MAX_TYPO_EXPANSIONS = 50
+#: Word lengths from which one and two typos are allowed (as trio_search).
+ONE_TYPO_MIN_LENGTH, TWO_TYPOS_MIN_LENGTH = 5, 9
 #: Largest header and content accepted, in bytes (as trio_search's defaults).
 MAX_HEADER_LENGTH = 16_384
 MAX_CONTENT_LENGTH = 1_048_576
@@ -88,6 +104,13 @@ def match_expression(text: str, prefix: bool = True) -> str | None:
     return " ".join(quoted)
 
 
+def typos_allowed(word: str) -> int:
+    """Typos a query word may match with (as trio_search allows them)."""
+    if len(word) >= TWO_TYPOS_MIN_LENGTH:
+        return 2
+    return 1 if len(word) >= ONE_TYPO_MIN_LENGTH else 0
+
+
 def _records(path: Path) -> Iterator[dict[str, Any]]:
     with path.open("rb") as file:
         for line in file:
@@ -100,6 +123,9 @@ class Fts5Index:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
+        #: The index's words, sorted, for typo expansion (see
+        #: :meth:`load_vocabulary`).
+        self.vocabulary: list[str] = []
         columns = [row[1] for row in connection.execute("PRAGMA table_info(docs)")]
         # Column 0 is the key; 1 the answer, which highlight() marks up.
         self.answer_column = columns.index("answer")
@@ -157,24 +183,82 @@ class Fts5Index:
         if not Path(database).exists():
             raise FileNotFoundError(database)
         uri = f"file:{database}?mode=ro"
-        return cls(sqlite3.connect(uri, uri=True, check_same_thread=False))
+        index = cls(sqlite3.connect(uri, uri=True, check_same_thread=False))
+        index.load_vocabulary()
+        return index
+
+    def load_vocabulary(self) -> None:
+        """Read the index's words into memory, for typo expansion: fts5vocab
+        reads every term's postings, far too slow to ask per query (about
+        2 s for the million generated documents, once, before serving)."""
+        execute = self.connection.execute
+        execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, docs, 'row')")
+        self.vocabulary = sorted(term for (term,) in execute("SELECT term FROM vocab"))
 
     def query(
-        self, text: str, limit: int = DEFAULT_LIMIT, offset: int = 0, prefix: bool = True
+        self,
+        text: str,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+        prefix: bool = True,
+        typos: bool = True,
     ) -> dict[str, Any]:
         """The ``query`` answer's content: best hits first, and their total."""
         expression = match_expression(text, prefix)
         if expression is None:
             return {"result": [], "total": 0}
-        execute = self.connection.execute
-        hits = [
+        hits = self._hits(expression, limit + offset)
+        total = self._count(expression)
+        if total < limit + offset and typos:
+            tolerant = self._tolerant_expression(text, prefix)
+            if tolerant is not None:
+                seen = {hit["key"] for hit in hits}
+                more = self._hits(tolerant, limit + offset + total)
+                hits += [hit for hit in more if hit["key"] not in seen]
+                total = self._count(tolerant)
+        return {"result": hits[offset : offset + limit], "total": total}
+
+    def _hits(self, expression: str, limit: int) -> list[dict[str, Any]]:
+        return [
             {"key": key, "answer": answer, "score": score, "highlight": highlight}
-            for key, answer, score, highlight in execute(
-                self._query_sql, (expression, limit, offset)
+            for key, answer, score, highlight in self.connection.execute(
+                self._query_sql, (expression, limit, 0)
             )
         ]
-        (total,) = execute("SELECT count(*) FROM docs WHERE docs MATCH ?", (expression,)).fetchone()
-        return {"result": hits, "total": total}
+
+    def _count(self, expression: str) -> int:
+        sql = "SELECT count(*) FROM docs WHERE docs MATCH ?"
+        (total,) = self.connection.execute(sql, (expression,)).fetchone()
+        return int(total)
+
+    def _tolerant_expression(self, text: str, prefix: bool) -> str | None:
+        """The MATCH expression with typos: each word allowed them as
+        ``("word" OR "near" ...)``; None if no word has a near word."""
+        words = _TOKEN.findall(text.lower())
+        parts, expanded = [], False
+        for position, word in enumerate(words):
+            star = "*" if prefix and position == len(words) - 1 else ""
+            near = self._near(word) if typos_allowed(word) else []
+            expanded = expanded or bool(near)
+            alternatives = [f'"{word}"{star}', *(f'"{term}"{star}' for term in near)]
+            parts.append(f"({' OR '.join(alternatives)})" if near else alternatives[0])
+        return " ".join(parts) if expanded else None
+
+    def _near(self, word: str) -> list[str]:
+        """The vocabulary's words within the typos ``word`` allows that
+        start with its first letter, nearest first."""
+        vocabulary = self.vocabulary
+        first = word[0]
+        low = bisect.bisect_left(vocabulary, first)
+        high = bisect.bisect_left(vocabulary, chr(ord(first) + 1))
+        found = process.extract(
+            word,
+            vocabulary[low:high],
+            scorer=OSA.distance,
+            score_cutoff=typos_allowed(word),
+            limit=MAX_TYPO_EXPANSIONS + 1,
+        )
+        return [term for term, _distance, _at in found if term != word][:MAX_TYPO_EXPANSIONS]
 
     def lookup(self, key: str) -> str | None:
         """The answer stored under ``key`` exactly, or None."""
@@ -303,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.build:
             print(json.dumps(report), flush=True)
             return
+        index.load_vocabulary()
     else:
         index = Fts5Index.open(args.db)
     with contextlib.suppress(KeyboardInterrupt):

@@ -97,7 +97,7 @@ class Fts5Engine:
         return [(hit["key"], hit["score"]) for hit in answer["result"]], answer["total"]
 
     def exact(self, word: str, limit: int = LIMIT) -> list[str]:
-        answer = self._index.query(word, limit, prefix=False)
+        answer = self._index.query(word, limit, prefix=False, typos=False)
         return [hit["key"] for hit in answer["result"]]
 
     def lookup(self, key: str) -> str | None:

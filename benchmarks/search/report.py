@@ -241,7 +241,8 @@ def _render_corpus(name: str, corpus: dict[str, Any]) -> list[str]:
         "",
         "Typo recall: per misspelt query, the share of the intended word's top 10 "
         "(an exact query for it on the same engine) that the misspelt query's top 10 "
-        "still holds; FTS5 has no typo tolerance.",
+        "still holds. FTS5 has no typo tolerance: the peer expands a misspelt word "
+        "itself, to the vocabulary's nearest words with the same first letter.",
         "",
         "| engine | typo queries | recall@10 | finding any | with no hit at all |",
         "|---|--:|--:|--:|--:|",
