@@ -214,3 +214,6 @@ def test_the_fts5_peer_finds_misspelt_words_after_the_words_as_typed(tmp_path: P
     assert index.query("rabit", limit=1)["total"] == 1
     assert index.query("rabbbit", typos=False)["total"] == 0
     assert [hit["key"] for hit in index.query("rabbbit")["result"]] == ["typo"]
+    # Several words, the misspelt one first or last.
+    assert [hit["key"] for hit in index.query("rabbbit white")["result"]] == ["typo"]
+    assert [hit["key"] for hit in index.query("white rabbbit")["result"]] == ["typo"]

@@ -242,7 +242,7 @@ class Fts5Index:
             expanded = expanded or bool(near)
             alternatives = [f'"{word}"{star}', *(f'"{term}"{star}' for term in near)]
             parts.append(f"({' OR '.join(alternatives)})" if near else alternatives[0])
-        return " ".join(parts) if expanded else None
+        return " AND ".join(parts) if expanded else None
 
     def _near(self, word: str) -> list[str]:
         """The vocabulary's words within the typos ``word`` allows that
