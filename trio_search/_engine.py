@@ -70,6 +70,7 @@ from ._query import (
     QueryResult,
     Word,
     highlight,
+    near_tokens,
     query_words,
     word_matcher,
 )
@@ -78,6 +79,13 @@ from ._ranking_cache import RANKING_CACHE_HITS, CacheCounts, Ranking, RankingCac
 #: Longest list of words a query's last word expands to as a prefix (the
 #: most frequent ones): each is one more term to read.
 MAX_PREFIX_EXPANSIONS = 50
+#: Longest list of dictionary words a misspelt word is also scored by (the
+#: most frequent ones within its typos): each is one more term to read.
+MAX_TYPO_EXPANSIONS = 50
+#: Letters a misspelt word's BM25-scored expansions share with it: the
+#: dictionary is read from there (about 100-250 words for two letters, a
+#: few hundred microseconds; one letter would read thousands).
+TYPO_EXPANSION_PREFIX = 2
 #: Most postings (documents per word, summed) a query may read and still be
 #: run on the event loop, when it needs no second pass: tantivy reads about
 #: 15-20 ns of CPU per posting (a one-word query on 1,000,000 generated
@@ -677,18 +685,30 @@ class SearchIndex:
                 alternatives.append(_Q.term_query(schema, path, word.text))
                 if not loose:
                     continue
+                others: dict[str, None] = {}  # words scored by BM25 beside it
                 if word.typos:
                     # A prefix may have typos too (by its own length). tantivy
                     # scores a fuzzy match as a constant, the same for the
-                    # word as typed: boosted to 0, it adds nothing, so a
-                    # document's score is the BM25 of the words it holds as
-                    # typed or completed, whichever pass found it.
+                    # word as typed: boosted to 0, it only finds documents.
+                    # Their scores come from the dictionary's words within
+                    # the typos, found here and scored by BM25 (those sharing
+                    # the first letters; a typo there finds the document, at
+                    # score 0).
                     fuzzy = _Q.fuzzy_term_query(
                         schema, path, word.text, distance=word.typos, prefix=word.prefix
                     )
                     alternatives.append(_Q.boost_query(fuzzy, 0.0))
-                if word.prefix:
-                    alternatives += _completions(searcher, schema, path, word.text)
+                    others.update(dict.fromkeys(_near_words(searcher, path, word)))
+                if word.prefix and path == "all":
+                    others.update(dict.fromkeys(_completions(searcher, path, word.text)))
+                elif word.prefix:
+                    # A path in the JSON field ``f`` has no term list to read:
+                    # one prefix query, whose matches all score alike.
+                    alternatives.append(
+                        _Q.fuzzy_term_query(schema, path, word.text, distance=0, prefix=True)
+                    )
+                others.pop(word.text, None)
+                alternatives += [_Q.term_query(schema, path, term) for term in others]
             if len(alternatives) == 1:
                 per_word.append(alternatives[0])
             else:
@@ -741,20 +761,29 @@ def _unseen(
     return fresh
 
 
-def _completions(
-    searcher: tantivy.Searcher, schema: tantivy.Schema, path: str, prefix: str
-) -> list[tantivy.Query]:
-    """Term queries for the longer words starting with ``prefix``: the most
-    frequent :data:`MAX_PREFIX_EXPANSIONS` of them. (A path in the JSON
-    field ``f`` has no term list to read: there, one prefix query, whose
-    matches all score alike.)"""
-    if path != "all":
-        return [_Q.fuzzy_term_query(schema, path, prefix, distance=0, prefix=True)]
+def _completions(searcher: tantivy.Searcher, path: str, prefix: str) -> list[str]:
+    """The longer words of field ``path`` starting with ``prefix``: the most
+    frequent :data:`MAX_PREFIX_EXPANSIONS` of them."""
     terms = searcher.terms_with_prefix(path, prefix)
     if len(terms) > MAX_PREFIX_EXPANSIONS:
         terms.sort(key=lambda term: term[1], reverse=True)
         del terms[MAX_PREFIX_EXPANSIONS:]
-    return [_Q.term_query(schema, path, term) for term, _ in terms if term != prefix]
+    return [term for term, _ in terms if term != prefix]
+
+
+def _near_words(searcher: tantivy.Searcher, path: str, word: Word) -> list[str]:
+    """The dictionary's words within ``word``'s typos (as its fuzzy query
+    matches them, a prefix for the last word) that share its first
+    :data:`TYPO_EXPANSION_PREFIX` letters: the most frequent
+    :data:`MAX_TYPO_EXPANSIONS`. (None for a JSON path: no term list.)"""
+    if path != "all" or len(word.text) <= TYPO_EXPANSION_PREFIX:
+        return []
+    terms = searcher.terms_with_prefix(path, word.text[:TYPO_EXPANSION_PREFIX])
+    near = [(terms[at][1], terms[at][0]) for at in near_tokens(word, [term for term, _ in terms])]
+    if len(near) > MAX_TYPO_EXPANSIONS:
+        near.sort(reverse=True)
+        del near[MAX_TYPO_EXPANSIONS:]
+    return [term for _, term in near]
 
 
 def _doc_query(

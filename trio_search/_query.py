@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from . import _codes as codes
@@ -298,6 +299,25 @@ def edit_distance(word: str, token: str, limit: int, *, prefix: bool = False) ->
     for length in range(max(0, len(word) - limit), min(len(token), len(word) + limit) + 1):
         best = min(best, int(OSA.distance(word, token[:length], score_cutoff=limit)))
     return best
+
+
+def near_tokens(word: Word, tokens: Sequence[str]) -> list[int]:
+    """The positions in ``tokens`` of those within ``word``'s typos, as
+    :func:`edit_distance` measures (a prefix of them for a prefix word),
+    computed for all of them at once in C."""
+    limit, length = word.typos, len(word.text)
+    if word.prefix:
+        cuts = range(max(0, length - limit), length + limit + 1)
+        lists: list[Sequence[str]] = [[token[:cut] for token in tokens] for cut in cuts]
+    else:
+        lists = [tokens]
+    near: set[int] = set()
+    for choices in lists:
+        found = process.extract(
+            word.text, choices, scorer=OSA.distance, score_cutoff=limit, limit=None
+        )
+        near.update(index for _choice, _distance, index in found)
+    return sorted(near)
 
 
 def word_matcher(words: Sequence[Word]) -> Callable[[str], bool]:
