@@ -26,7 +26,11 @@ each word may match), as Typesense does:
    matched exactly or with the typos its length allows, and the last one
    also as a prefix of the most frequent longer words
    (:data:`MAX_PREFIX_EXPANSIONS`, read from the term dictionary, each
-   scored by BM25). Its hits come after those of the first pass, so a
+   scored by BM25). A fuzzy query finds the typo matches but scores none
+   (tantivy gives them a constant, here 0); their scores come from the
+   dictionary's words within the typos that share the word's first
+   letters (:data:`MAX_TYPO_EXPANSIONS`, :data:`TYPO_EXPANSION_PREFIX`),
+   each scored by BM25. Its hits come after those of the first pass, so a
    document holding the words as typed always ranks above one that needs
    a typo or a completion, and ``total`` then counts both.
 
