@@ -161,17 +161,29 @@ def test_exact_word_beats_a_typo_that_bm25_prefers() -> None:
 
 def test_a_misspelt_word_scores_as_the_word_it_is_a_typo_of() -> None:
     # The second pass scores "rabit" by the dictionary's words within its
-    # typos: the fuzzy match itself counts nothing, so a misspelt query
-    # never scores above the words as typed.
+    # typos, so a misspelt query never scores above the words as typed.
     index = index_of(FILMS)
     right = {hit.key: hit.score for hit in index.query("white rabbit").hits}
     wrong = {hit.key: hit.score for hit in index.query("white rabit").hits}
     assert set(right) == set(wrong) == {"morpheus", "alice"}
     assert wrong == right
-    # A typo in the first two letters is found, but not scored.
-    found = index.query("arbbit").hits
-    assert {hit.key for hit in found} == {"morpheus", "alice"}
-    assert {hit.score for hit in found} == {0.0}
+    assert keys(index, "rbabit") == keys(index, "rabbit")  # a typo in the second letter
+
+
+def test_a_changed_first_letter_counts_as_two_typos() -> None:
+    index = index_of({**FILMS, "wonder": "Alice in Wonderland"})
+    # Six letters allow one typo: not one in the first letter.
+    assert keys(index, "tabbit") == keys(index, "arbbit") == keys(index, "abbit") == []
+    # Ten allow two: one in the first letter and no other, scored as the
+    # word it is a typo of.
+    right = {hit.key: hit.score for hit in index.query("wonderland").hits}
+    assert list(right) == ["wonder"]
+    for typed in ["ponderland", "ownderland", "onderland", "swonderland"]:
+        wrong = {hit.key: hit.score for hit in index.query(typed).hits}
+        assert wrong == right, typed
+    assert keys(index, "ponderlamd") == []  # two typos, one in the first letter
+    assert keys(index, "ponderla") == []  # 8 letters: one typo, not in the first letter
+    assert keys(index, "ponderlan") == ["wonder"]  # 9 letters, as a prefix
 
 
 def test_matches_found_by_a_typo_are_ranked_by_relevance() -> None:

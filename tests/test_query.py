@@ -32,6 +32,7 @@ from trio_search._query import (
     near_tokens,
     parse_query_request,
     query_words,
+    typo_count,
     typos_allowed,
 )
 
@@ -310,6 +311,43 @@ def test_prefix_edit_distance_is_to_the_closest_prefix(word: str, token: str, li
     assert edit_distance(word, token, limit, prefix=True) == min(expected, limit + 1)
 
 
+# --- typo_count -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "token", "typos"),
+    [
+        ("rabbit", "rabbit", 0),
+        ("rabit", "rabbit", 1),
+        ("rbabit", "rabbit", 1),  # the second letter may be wrong
+        ("tabbit", "rabbit", 2),  # a changed first letter counts as two
+        ("arbbit", "rabbit", 2),  # ... swapped with the second
+        ("abbit", "rabbit", 2),  # ... missing
+        ("wrabbit", "rabbit", 2),  # ... or one put in front
+        ("tabbti", "rabbit", 3),
+    ],
+)
+def test_typo_count_counts_a_changed_first_letter_as_two(word: str, token: str, typos: int) -> None:
+    assert typo_count(word, token, 2) == typos
+
+
+def test_typo_count_to_a_prefix() -> None:
+    assert typo_count("rabbi", "rabbits", 1, prefix=True) == 0
+    assert typo_count("rebbi", "rabbits", 1, prefix=True) == 1
+    assert typo_count("tabbi", "rabbits", 1, prefix=True) == 2  # over the limit of 1
+    assert typo_count("wonderlan", "onderlandish", 2, prefix=True) == 2
+
+
+@given(word=short_words, token=short_words, limit=st.integers(0, 3), prefix=st.booleans())
+def test_typo_count_is_the_edit_distance_plus_one_for_a_first_letter(
+    word: str, token: str, limit: int, prefix: bool
+) -> None:
+    table = osa_table(word, token)
+    distance = min(table[-1]) if prefix else table[-1][-1]
+    expected = distance + (word[:1] != token[:1])
+    assert typo_count(word, token, limit, prefix=prefix) == min(expected, limit + 1)
+
+
 # --- highlight --------------------------------------------------------------------
 
 
@@ -439,13 +477,13 @@ def test_a_highlight_that_is_not_the_answer_has_no_marks() -> None:
     typos=st.integers(0, 2),
     prefix=st.booleans(),
 )
-def test_near_tokens_are_those_within_the_edit_distance(
+def test_near_tokens_are_those_within_the_typos(
     word: str, tokens: list[str], typos: int, prefix: bool
 ) -> None:
     query_word = Word(word, typos, prefix)
     expected = [
         at
         for at, token in enumerate(tokens)
-        if edit_distance(word, token, typos, prefix=prefix) <= typos
+        if typo_count(word, token, typos, prefix=prefix) <= typos
     ]
     assert near_tokens(query_word, tokens) == expected

@@ -265,15 +265,15 @@ class SearchApp:
             words = index.words(text, options)
             # Cheap enough for the event loop: a page of few hits (each costs
             # a read and a highlight), and a small index searched whole (each
-            # field named multiplies the terms) with no word whose two-typo
-            # automaton alone takes about half a millisecond; or, on a large
-            # one, a query reading few postings and no automaton. Or a page
-            # of a ranking kept by the query cache.
+            # field named multiplies the terms) whose dictionary slices for
+            # the misspelt words are already read (a first read costs up to
+            # 15 ms); or, on a large one, a query reading few postings and no
+            # dictionary. Or a page of a ranking kept by the query cache.
             few = min(options.limit, index.documents) <= INLINE_QUERY_MAX_HITS
             small = (
                 index.documents <= self.inline_documents
                 and options.fields is None
-                and all(w.typos < 2 for w in words)
+                and index.has_dictionary_for(words)
             )
             if few and (
                 small or index.has_ranking(text, options) or index.is_cheap(words, options)

@@ -25,17 +25,17 @@ each word may match), as Typesense does:
 2. only if that does not fill the page (``offset + limit``): every word
    matched exactly or with the typos its length allows, and the last one
    also as a prefix of the most frequent longer words
-   (:data:`MAX_PREFIX_EXPANSIONS`, read from the term dictionary, each
-   scored by BM25). A fuzzy query finds the typo matches but scores none
-   (tantivy gives them a constant, here 0); their scores come from the
-   dictionary's words within the typos that share the word's first
-   letters (:data:`MAX_TYPO_EXPANSIONS`, :data:`TYPO_EXPANSION_PREFIX`),
-   each scored by BM25. Its hits come after those of the first pass, so a
-   document holding the words as typed always ranks above one that needs
-   a typo or a completion, and ``total`` then counts both.
+   (:data:`MAX_PREFIX_EXPANSIONS`, read from the term dictionary). The typo
+   matches are the dictionary's words within the word's typos, found by
+   :mod:`trio_search._dictionary` (:data:`MAX_TYPO_EXPANSIONS` of them,
+   the most frequent). Every alternative is a plain term, scored by BM25,
+   so ``rabit`` ranks documents as ``rabbit`` does. Its hits come after
+   those of the first pass, so a document holding the words as typed
+   always ranks above one that needs a typo or a completion, and ``total``
+   then counts both.
 
 Most queries for words that exist stop after the first pass, which reads no
-fuzzy automaton and no completion: on 1,000,000 generated documents that
+typos and no completions: on 1,000,000 generated documents that
 made a one-word query about 3x cheaper.
 
 Both are flat boolean queries of term queries, as flat as the words allow,
@@ -66,6 +66,7 @@ import orjson
 import tantivy
 
 from . import _codes as codes
+from ._dictionary import Dictionary
 from ._errors import ConfigurationError, RequestError
 from ._index_meta import IndexMeta, commit_stamp, generation_of, read_meta
 from ._query import (
@@ -74,7 +75,6 @@ from ._query import (
     QueryResult,
     Word,
     highlight,
-    near_tokens,
     query_words,
     word_matcher,
 )
@@ -83,13 +83,9 @@ from ._ranking_cache import RANKING_CACHE_HITS, CacheCounts, Ranking, RankingCac
 #: Longest list of words a query's last word expands to as a prefix (the
 #: most frequent ones): each is one more term to read.
 MAX_PREFIX_EXPANSIONS = 50
-#: Longest list of dictionary words a misspelt word is also scored by (the
-#: most frequent ones within its typos): each is one more term to read.
+#: Longest list of dictionary words a misspelt word matches (the most
+#: frequent ones within its typos): each is one more term to read.
 MAX_TYPO_EXPANSIONS = 50
-#: Letters a misspelt word's BM25-scored expansions share with it: the
-#: dictionary is read from there (about 100-250 words for two letters, a
-#: few hundred microseconds; one letter would read thousands).
-TYPO_EXPANSION_PREFIX = 2
 #: Most postings (documents per word, summed) a query may read and still be
 #: run on the event loop, when it needs no second pass: tantivy reads about
 #: 15-20 ns of CPU per posting (a one-word query on 1,000,000 generated
@@ -117,8 +113,9 @@ WRITER_HEAP_BYTES = 512 * 1024 * 1024
 WRITER_THREADS = 2
 #: Data files smaller than this, in bytes, are indexed by one writer thread.
 #: Each thread writes its own segment, and every query pays a fixed cost per
-#: segment (a fuzzy word's automaton is run over each one's dictionary: on
-#: the 8,577 stdlib docstrings, 710 us for a typo query over 2 segments);
+#: segment (each term is looked up in each one's dictionary; a fuzzy query's
+#: automaton, when typos used one, cost 710 us for a typo query over 2
+#: segments of the 8,577 stdlib docstrings);
 #: two threads pay off only for large files (a million generated documents,
 #: 227 MB: 64,785 documents/s against about 44,000 with one).
 ONE_WRITER_THREAD_MAX_BYTES = 64 * 1024 * 1024
@@ -306,6 +303,8 @@ class _Snapshot:
     documents: int
     #: Costly queries' rankings, for this searcher only.
     rankings: RankingCache
+    #: The words typos may have meant, read from this searcher's dictionary.
+    words: Dictionary
 
 
 @attrs.define(eq=False)
@@ -388,7 +387,7 @@ class SearchIndex:
         self._index.reload()
         searcher = self._index.searcher()
         rankings = RankingCache(self._cache_counts, self.ranking_cache_hits)
-        return _Snapshot(searcher, generation, searcher.num_docs, rankings)
+        return _Snapshot(searcher, generation, searcher.num_docs, rankings, Dictionary(searcher))
 
     @property
     def generation(self) -> int:
@@ -484,8 +483,8 @@ class SearchIndex:
         return self._cache_counts
 
     def is_cheap(self, words: Sequence[Word], options: QueryOptions) -> bool:
-        """Whether a query of ``words`` reads few postings and no fuzzy
-        automaton: cheap enough for the event loop (see
+        """Whether a query of ``words`` reads few postings and no second
+        pass (typos, completions): cheap enough for the event loop (see
         ``CHEAP_QUERY_POSTINGS``). Costs a term lookup per word."""
         if options.fields is not None:
             return False
@@ -499,6 +498,12 @@ class SearchIndex:
         # the page: known beforehand only for one word, whose matches are
         # the documents holding it.
         return len(frequencies) == 1 and frequencies[0] >= options.offset + options.limit
+
+    def has_dictionary_for(self, words: Sequence[Word]) -> bool:
+        """Whether the dictionary slices of the words that allow typos are
+        already read (see ``trio_search._dictionary``)."""
+        dictionary = self._snapshot.words
+        return all(dictionary.has_slice(word.text) for word in words if word.typos)
 
     def query(self, text: str, options: QueryOptions | None = None) -> QueryResult:
         """The documents matching ``text``, best first, one page of them.
@@ -514,7 +519,7 @@ class SearchIndex:
         cache_key = _ranking_key(text, options)
         ranking = snapshot.rankings.get(cache_key)
         if ranking is None:
-            ranking, costly = self._rank(searcher, text, words, options.fields, wanted)
+            ranking, costly = self._rank(snapshot, text, words, options.fields, wanted)
             if costly:
                 snapshot.rankings.put(cache_key, ranking)
         ranked, total, (typed_from, typed_to) = ranking
@@ -542,7 +547,7 @@ class SearchIndex:
 
     def _rank(
         self,
-        searcher: tantivy.Searcher,
+        snapshot: _Snapshot,
         text: str,
         words: Sequence[Word],
         fields: tuple[str, ...] | None,
@@ -551,15 +556,16 @@ class SearchIndex:
         """The best ``wanted`` documents for a query and how many match;
         and whether that was costly to find (worth keeping, see
         ``trio_search._ranking_cache``)."""
+        searcher = snapshot.searcher
         paths = self._paths(fields)
         # The exact-key tier is looked up on its own, not as a clause of the
         # words' query: a clause nested beside them costs tantivy its fast
         # top-k path (measured on 1,000,000 documents: 6.2 ms against 2.7 ms
         # for a one-word query).
         keys = self._key_matches(searcher, text, fields)
-        ranked, total, counted, typed = self._passes(searcher, words, paths, keys, wanted)
-        # Costly: many postings scored, or a second pass (a fuzzy automaton
-        # run over the dictionary, completions read).
+        ranked, total, counted, typed = self._passes(snapshot, words, paths, keys, wanted)
+        # Costly: many postings scored, or a second pass (the dictionary's
+        # words within typos measured, completions read).
         costly = total > CHEAP_QUERY_POSTINGS or (counted is not None and counted.tolerant)
         key_ranked = []
         for address in keys:
@@ -583,7 +589,7 @@ class SearchIndex:
 
     def _passes(
         self,
-        searcher: tantivy.Searcher,
+        snapshot: _Snapshot,
         words: Sequence[Word],
         paths: Sequence[str],
         keys: Sequence[tantivy.DocAddress],
@@ -597,7 +603,8 @@ class SearchIndex:
         fill the page, since their matches rank below them (see the theory
         of operation).
         """
-        exact = self._words_query(searcher, words, paths, loose=False)
+        searcher = snapshot.searcher
+        exact = self._words_query(words, paths)
         if exact is None:
             return [], 0, None, 0
         seen = {(address.segment_ord, address.doc) for address in keys}
@@ -606,7 +613,7 @@ class SearchIndex:
         ranked = _unseen(result.hits, seen)
         if total >= wanted or not any(word.typos or word.prefix for word in words):
             return ranked, total, _Counted(exact, exact), len(ranked)
-        tolerant = self._words_query(searcher, words, paths, loose=True)
+        tolerant = self._words_query(words, paths, snapshot)
         assert tolerant is not None
         result = searcher.search(tolerant, wanted + len(keys) + total, count=True)
         counted = _Counted(tolerant, exact)
@@ -668,15 +675,11 @@ class SearchIndex:
         return addresses
 
     def _words_query(
-        self,
-        searcher: tantivy.Searcher,
-        words: Sequence[Word],
-        paths: Sequence[str],
-        *,
-        loose: bool,
+        self, words: Sequence[Word], paths: Sequence[str], loose: _Snapshot | None = None
     ) -> tantivy.Query | None:
         """Documents holding every word in any of ``paths``: as typed, or
-        (``loose``) also with typos and the last word as a prefix. As flat
+        also with typos and the last word as a prefix (``loose``: the
+        snapshot whose dictionary the typos and completions are read from). As flat
         a query as the words allow, since nesting costs tantivy its fast
         top-k path."""
         if not words:
@@ -685,26 +688,16 @@ class SearchIndex:
         per_word = []
         for word in words:
             alternatives: list[tantivy.Query] = []
+            # The words within its typos, from the dictionary of ``all``
+            # (every searchable field's words), each scored by BM25.
+            near = _near_words(loose.words, word) if loose is not None and word.typos else []
             for path in paths:
                 alternatives.append(_Q.term_query(schema, path, word.text))
-                if not loose:
+                if loose is None:
                     continue
-                others: dict[str, None] = {}  # words scored by BM25 beside it
-                if word.typos:
-                    # A prefix may have typos too (by its own length). tantivy
-                    # scores a fuzzy match as a constant, the same for the
-                    # word as typed: boosted to 0, it only finds documents.
-                    # Their scores come from the dictionary's words within
-                    # the typos, found here and scored by BM25 (those sharing
-                    # the first letters; a typo there finds the document, at
-                    # score 0).
-                    fuzzy = _Q.fuzzy_term_query(
-                        schema, path, word.text, distance=word.typos, prefix=word.prefix
-                    )
-                    alternatives.append(_Q.boost_query(fuzzy, 0.0))
-                    others.update(dict.fromkeys(_near_words(searcher, path, word)))
+                others = dict.fromkeys(near)  # words scored by BM25 beside it
                 if word.prefix and path == "all":
-                    others.update(dict.fromkeys(_completions(searcher, path, word.text)))
+                    others.update(dict.fromkeys(_completions(loose.searcher, path, word.text)))
                 elif word.prefix:
                     # A path in the JSON field ``f`` has no term list to read:
                     # one prefix query, whose matches all score alike.
@@ -775,19 +768,15 @@ def _completions(searcher: tantivy.Searcher, path: str, prefix: str) -> list[str
     return [term for term, _ in terms if term != prefix]
 
 
-def _near_words(searcher: tantivy.Searcher, path: str, word: Word) -> list[str]:
-    """The dictionary's words within ``word``'s typos (as its fuzzy query
-    matches them, a prefix for the last word) that share its first
-    :data:`TYPO_EXPANSION_PREFIX` letters: the most frequent
-    :data:`MAX_TYPO_EXPANSIONS`. (None for a JSON path: no term list.)"""
-    if path != "all" or len(word.text) <= TYPO_EXPANSION_PREFIX:
-        return []
-    terms = searcher.terms_with_prefix(path, word.text[:TYPO_EXPANSION_PREFIX])
-    near = [(terms[at][1], terms[at][0]) for at in near_tokens(word, [term for term, _ in terms])]
-    if len(near) > MAX_TYPO_EXPANSIONS:
-        near.sort(reverse=True)
-        del near[MAX_TYPO_EXPANSIONS:]
-    return [term for _, term in near]
+def _near_words(dictionary: Dictionary, word: Word) -> list[str]:
+    """The dictionary's words within ``word``'s typos (see
+    :mod:`trio_search._dictionary`): the most frequent
+    :data:`MAX_TYPO_EXPANSIONS`."""
+    near = dictionary.near(word)
+    if len(near) <= MAX_TYPO_EXPANSIONS:
+        return list(near)
+    ranked = sorted(near.items(), key=lambda item: (-item[1], item[0]))
+    return [term for term, _ in ranked[:MAX_TYPO_EXPANSIONS]]
 
 
 def _doc_query(

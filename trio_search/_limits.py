@@ -41,13 +41,13 @@ INLINE_TURN_SECONDS = 0.005
 DECODE_THREADS = 2
 
 #: Queries on an index of at most this many documents run on the event loop
-#: (unless a word allows two typos): measured at 0.1-0.3 ms with highlights,
-#: about what the hand-off to a worker thread costs (0.2-0.6 ms). Larger
-#: indexes, two-typo words (tantivy builds a Levenshtein automaton of
-#: about 0.5 ms for each), queries naming ``fields`` (each field multiplies
-#: the terms and automata: 16 fields took 2-11 ms on 10,000 documents) and
-#: pages of more than INLINE_QUERY_MAX_HITS go to a worker thread, so that
-#: no query stalls the other connections for long.
+#: (once the dictionary slices their typos need are read): measured at
+#: 0.1-0.4 ms with highlights, about what the hand-off to a worker thread
+#: costs (0.2-0.6 ms). Larger indexes, a first read of a dictionary slice
+#: (up to 15 ms), queries naming ``fields`` (each field multiplies the
+#: terms: 16 fields took 2-11 ms on 10,000 documents) and pages of more than
+#: INLINE_QUERY_MAX_HITS go to a worker thread, so that no query stalls the
+#: other connections for long.
 INLINE_QUERY_MAX_DOCUMENTS = 10_000
 #: Most hits a query answered on the event loop may read: reading and
 #: highlighting each hit costs about 20 us (on the million generated

@@ -10,7 +10,9 @@ A query's text is cut into words by the same analyzer the index uses
 - exactly;
 - with typos, as Meilisearch allows them: one edit in a word of
   :data:`ONE_TYPO_MIN_LENGTH` letters or more, two from
-  :data:`TWO_TYPOS_MIN_LENGTH`; shorter words must match exactly;
+  :data:`TWO_TYPOS_MIN_LENGTH`; shorter words must match exactly. A changed
+  first letter counts as two typos (:func:`typo_count`): people rarely get
+  it wrong, and allowing it would match many unrelated words;
 - for the last word only, as the prefix of a longer word (search as you
   type), unless the text ends with a separator (``"rab "`` is a whole word)
   or the word is shorter than :data:`MIN_PREFIX_LENGTH`.
@@ -301,11 +303,23 @@ def edit_distance(word: str, token: str, limit: int, *, prefix: bool = False) ->
     return best
 
 
+def typo_count(word: str, token: str, limit: int, *, prefix: bool = False) -> int:
+    """Typos from ``word`` to ``token`` (to the closest prefix of it if
+    ``prefix``), or ``limit + 1`` when more than ``limit``: its
+    :func:`edit_distance`, plus one when the first letters differ, since
+    Meilisearch counts a changed first letter as two typos."""
+    if token[:1] == word[:1]:
+        return edit_distance(word, token, limit, prefix=prefix)
+    if limit < 1:
+        return limit + 1
+    return 1 + edit_distance(word, token, limit - 1, prefix=prefix)
+
+
 def near_tokens(word: Word, tokens: Sequence[str]) -> list[int]:
     """The positions in ``tokens`` of those within ``word``'s typos, as
-    :func:`edit_distance` measures (a prefix of them for a prefix word),
+    :func:`typo_count` counts them (to a prefix of them for a prefix word),
     computed for all of them at once in C."""
-    limit, length = word.typos, len(word.text)
+    limit, length, first = word.typos, len(word.text), word.text[:1]
     if word.prefix:
         cuts = range(max(0, length - limit), length + limit + 1)
         lists: list[Sequence[str]] = [[token[:cut] for token in tokens] for cut in cuts]
@@ -316,7 +330,11 @@ def near_tokens(word: Word, tokens: Sequence[str]) -> list[int]:
         found = process.extract(
             word.text, choices, scorer=OSA.distance, score_cutoff=limit, limit=None
         )
-        near.update(index for _choice, _distance, index in found)
+        near.update(
+            index
+            for _choice, distance, index in found
+            if distance + (tokens[index][:1] != first) <= limit
+        )
     return sorted(near)
 
 
@@ -335,7 +353,7 @@ def word_matcher(words: Sequence[Word]) -> Callable[[str], bool]:
             return False
         if not word.prefix and len(token) > len(word.text) + word.typos:
             return False
-        return edit_distance(word.text, token, word.typos, prefix=word.prefix) <= word.typos
+        return typo_count(word.text, token, word.typos, prefix=word.prefix) <= word.typos
 
     def matches(token: str) -> bool:
         found = known.get(token)

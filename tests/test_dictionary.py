@@ -1,0 +1,90 @@
+"""The dictionary's words within a misspelt word's typos (trio_search._dictionary)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import trio_search._dictionary as dictionary_module
+from trio_search import IndexMeta, SearchIndex
+from trio_search._dictionary import Dictionary
+from trio_search._documents import documents_from_mapping
+from trio_search._query import Word, typo_count, typos_allowed
+
+
+def dictionary_of(*words: str) -> Dictionary:
+    """The dictionary of an index holding ``words`` (one document each)."""
+    data = {f"k{at}": word for at, word in enumerate(words)}
+    index = SearchIndex.from_documents(
+        documents_from_mapping(data), IndexMeta(), ranking_cache_hits=0
+    )
+    return Dictionary(index._snapshot.searcher)
+
+
+WORDS = ("rabbit", "rabbits", "rabbet", "habit", "wonderland", "onderland", "ponderland")
+
+
+def test_near_finds_the_words_within_the_typos_but_not_the_word_itself() -> None:
+    words = dictionary_of(*WORDS)
+    assert set(words.near(Word("rabbit", 1, False))) == {"rabbits", "rabbet"}
+    assert set(words.near(Word("rabit", 1, False))) == {"rabbit"}  # "rabbet" is two away
+    assert set(words.near(Word("rabbi", 1, True))) == {"rabbit", "rabbits", "rabbet"}
+    assert words.near(Word("rabbit", 0, False)) == {}
+
+
+def test_near_gives_how_many_documents_hold_each_word() -> None:
+    words = dictionary_of("rabbit", "rabbit", "rabbit rabbet")
+    assert words.near(Word("rabbot", 1, False)) == {"rabbit": 3, "rabbet": 1}
+
+
+def test_a_changed_first_letter_needs_two_typos() -> None:
+    words = dictionary_of(*WORDS)
+    assert "rabbit" not in words.near(Word("tabbit", 1, False))
+    # Deleted, swapped, replaced, put in front: each only if nothing else changed.
+    assert set(words.near(Word("wonderland", 2, False))) == {"onderland", "ponderland"}
+    assert set(words.near(Word("ownderland", 2, False))) == {"wonderland", "onderland"}
+    assert set(words.near(Word("xwonderland", 2, False))) == {"wonderland"}
+    assert set(words.near(Word("xonderlanx", 2, False))) == set()
+    assert set(words.near(Word("ponderlan", 2, True))) == {"wonderland", "onderland", "ponderland"}
+
+
+vocabulary = st.lists(st.text("abc", min_size=1, max_size=10), min_size=1, max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=vocabulary, typed=st.text("abc", min_size=5, max_size=11), prefix=st.booleans())
+def test_near_is_every_word_within_the_typos(words: list[str], typed: str, prefix: bool) -> None:
+    # Whatever the slices, the same words as typo_count finds one by one.
+    word = Word(typed, typos_allowed(typed), prefix)
+    expected = {
+        token
+        for token in words
+        if token != typed and typo_count(typed, token, word.typos, prefix=prefix) <= word.typos
+    }
+    assert set(dictionary_of(*words).near(word)) == expected
+
+
+def test_a_slice_too_large_is_not_read_a_longer_prefix_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dictionary_module, "MAX_SLICE_WORDS", 3)
+    words = dictionary_of("rabbit", "rabbet", "robot", "rubble", "rabbits")
+    # "r" starts five words: the slice "ra" is read, so a typo in the
+    # second letter ("rubbit") is no longer found, but one after it is.
+    assert set(words.near(Word("rabbot", 1, False))) == {"rabbit", "rabbet"}
+    assert words.near(Word("rubbit", 1, False)) == {}
+    assert words.has_slice("rabbot")
+    assert not words.has_slice("robots")
+
+
+def test_what_it_keeps_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dictionary_module, "MAX_KEPT_WORDS", 3)
+    words = dictionary_of("rabbit", "rabbet", "habit", "habits")
+    assert set(words.near(Word("rabbot", 1, False))) == {"rabbit", "rabbet"}
+    assert words.has_slice("rabbot")
+    # Two more words for "h" would make four: the "r" slice goes first.
+    assert set(words.near(Word("habitt", 1, False))) == {"habit", "habits"}
+    assert words.has_slice("habitt")
+    assert not words.has_slice("rabbot")
+    assert set(words.near(Word("rabbot", 1, False))) == {"rabbit", "rabbet"}

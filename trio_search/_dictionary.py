@@ -1,0 +1,208 @@
+"""What a misspelt word may have meant: the index's words within its typos.
+
+Theory of operation
+-------------------
+
+tantivy can find typo matches itself: a fuzzy query runs a Levenshtein
+automaton over the term dictionary. But building and running the automaton
+costs about 0.1 ms for one typo and 0.5 ms for two on the 12,000 words of
+the standard library's docstrings (0.7 and 4.6 ms on the million generated
+documents), it scores every match alike, and it cannot count a changed
+first letter as two typos, as Meilisearch does (see
+:func:`trio_search._query.typo_count`). So the engine asks this module for
+the words themselves, and queries them as plain terms, each scored by BM25.
+
+Since a word's first letter is kept, its candidates are the index's words
+that start with the same letter: that *slice* of the term dictionary is read
+once per snapshot of the index, grouped by length, and kept; rapidfuzz then
+counts the typos to every word of a length within reach, in C. A slice of
+more than :data:`MAX_SLICE_WORDS` words (the digits of a million numbered
+keys: 100,000 of them start with the same digit) is not read; the longest
+prefix of the word whose slice is small enough is, so there a typo in those
+first letters is not found.
+
+A changed first letter counts as two typos, so only a word long enough for
+two can have one, and nothing else: the word with its first letter
+deleted, its first two letters swapped, or one of :data:`FIRST_LETTERS`
+put in front of it or in place of its first letter. Each is one lookup in
+the term dictionary.
+
+Slices belong to one snapshot (a commit seen makes a new one, with an empty
+dictionary), are bounded by :data:`MAX_KEPT_WORDS`, and are safe to read and
+fill from several threads at once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import string
+import threading
+from collections.abc import Sequence
+
+import tantivy
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from ._query import Word
+
+#: Most words a slice of the dictionary may hold: reading one costs about
+#: 1.5 us a word (15 ms for this many), once per snapshot, and measuring
+#: typos to the words of the lengths in reach about 0.1 us a word.
+MAX_SLICE_WORDS = 10_000
+#: Words kept in all slices of one snapshot, with the beginnings of them
+#: that prefix words have needed: about 60 bytes each, so about 30 MB. A full
+#: dictionary is emptied before more goes in, so what clients send cannot
+#: grow it.
+MAX_KEPT_WORDS = 500_000
+#: Letters tried in front of a misspelt word and in place of its first one,
+#: for a changed first letter: what the analyzer leaves of Latin text (lower
+#: case, accents folded). A word in another script is not found with its
+#: first letter changed.
+FIRST_LETTERS = string.ascii_lowercase + string.digits
+
+
+class _Slice:
+    """The index's words starting with some letters, and how many documents
+    hold each."""
+
+    def __init__(self, terms: Sequence[tuple[str, int]]) -> None:
+        self.frequency = dict(terms)
+        self.sorted = sorted(self.frequency)
+        self.by_length: dict[int, list[str]] = {}
+        for term in self.sorted:
+            self.by_length.setdefault(len(term), []).append(term)
+        #: By length: the words' distinct beginnings of that length (sorted),
+        #: made when a prefix word first needs them.
+        self.beginnings: dict[int, list[str]] = {}
+        #: Words and beginnings held, for the dictionary's bound.
+        self.held = len(terms)
+
+    def near(self, word: Word) -> list[str]:
+        """Its words within ``word``'s typos (a prefix of them for a prefix
+        word); since they start with the same letter, typos are the OSA
+        distance."""
+        text, typos = word.text, word.typos
+        lengths = range(len(text) - typos, len(text) + typos + 1)
+        found: list[str] = []
+        if not word.prefix:
+            for length in lengths:
+                words = self.by_length.get(length, [])
+                found += [words[at] for at in _within(text, words, typos)]
+            return found
+        words = self.sorted
+        for length in lengths:
+            starts = self._beginnings(length)
+            for at in _within(text, starts, typos):
+                start = starts[at]
+                after = bisect.bisect_left(words, start)
+                while after < len(words) and words[after].startswith(start):
+                    found.append(words[after])
+                    after += 1
+        return found
+
+    def _beginnings(self, length: int) -> list[str]:
+        try:
+            return self.beginnings[length]
+        except KeyError:
+            pass
+        # Sorted words: those sharing a beginning are neighbours.
+        starts = list(dict.fromkeys(term[:length] for term in self.sorted if len(term) >= length))
+        self.beginnings[length] = starts
+        self.held += len(starts)
+        return starts
+
+
+def _within(text: str, choices: Sequence[str], typos: int) -> list[int]:
+    """Where in ``choices`` those at most ``typos`` edits from ``text`` are."""
+    if not choices:
+        return []
+    found = process.extract(text, choices, scorer=OSA.distance, score_cutoff=typos, limit=None)
+    return [at for _choice, _distance, at in found]
+
+
+class Dictionary:
+    """The words of one snapshot's field ``field``, read a slice at a time."""
+
+    def __init__(self, searcher: tantivy.Searcher, field: str = "all") -> None:
+        self._searcher = searcher
+        self._field = field
+        #: Slices by the letters they start with; ``None`` for one too large.
+        self._slices: dict[str, _Slice | None] = {}
+        self._kept = 0
+        self._lock = threading.Lock()
+
+    def has_slice(self, word: str) -> bool:
+        """Whether :meth:`near` ``word`` finds its slice already read (it
+        may still look up a few words with a changed first letter)."""
+        for prefix in range(1, len(word) + 1):
+            piece = self._slices.get(word[:prefix], False)
+            if piece is False:
+                return False
+            if piece is not None:
+                return True
+        return True
+
+    def near(self, word: Word) -> dict[str, int]:
+        """The index's words within ``word``'s typos (a prefix of them for a
+        prefix word), not ``word`` itself, with the documents holding each."""
+        text, typos = word.text, word.typos
+        if not typos or not text:
+            return {}
+        found: dict[str, int] = {}
+        for prefix in range(1, len(text) + 1):
+            piece = self._slice(text[:prefix])
+            if piece is not None:
+                break
+        else:
+            return {}
+        held = piece.held
+        for term in piece.near(word):
+            found[term] = piece.frequency[term]
+        if piece.held != held:
+            self._keep(piece.held - held)
+        if typos >= 2 and len(text) >= 2:
+            found.update(self._first_letter_changed(word))
+        found.pop(text, None)
+        return found
+
+    def _first_letter_changed(self, word: Word) -> dict[str, int]:
+        """The index's words that ``word`` is with its first letter changed
+        (one edit at the start), or, for a prefix word, that start so."""
+        text = word.text
+        rest = text[1:]
+        changed = {rest, text[1] + text[0] + text[2:]}
+        changed.update(letter + rest for letter in FIRST_LETTERS)
+        changed.update(letter + text for letter in FIRST_LETTERS)
+        changed = {candidate for candidate in changed if candidate[:1] != text[:1]}
+        found: dict[str, int] = {}
+        searcher, field = self._searcher, self._field
+        for candidate in changed:
+            if word.prefix:
+                found.update(searcher.terms_with_prefix(field, candidate))
+            else:
+                frequency = searcher.doc_freq(field, candidate)
+                if frequency:
+                    found[candidate] = frequency
+        return found
+
+    def _slice(self, letters: str) -> _Slice | None:
+        """The slice of words starting with ``letters``, read if need be;
+        ``None`` if it holds more than :data:`MAX_SLICE_WORDS`."""
+        try:
+            return self._slices[letters]
+        except KeyError:
+            pass
+        terms = self._searcher.terms_with_prefix(self._field, letters)
+        piece = _Slice(terms) if len(terms) <= MAX_SLICE_WORDS else None
+        self._keep(piece.held if piece is not None else 0)
+        self._slices[letters] = piece
+        return piece
+
+    def _keep(self, words: int) -> None:
+        """Count ``words`` more kept; first empty the dictionary if that
+        makes too many."""
+        with self._lock:
+            if self._kept + words > MAX_KEPT_WORDS:
+                self._slices.clear()
+                self._kept = 0
+            self._kept += words
