@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from tests.test_app import complete
+from tests.test_app import complete, result
 from trio_search import (
     Deferred,
     Document,
@@ -717,6 +717,28 @@ def test_big_index_answers_cheap_queries_inline(big_app: SearchApp) -> None:
     assert isinstance(answer(" ".join(common) + " ", typos=False), Deferred)
 
 
+def test_a_small_index_reads_a_dictionary_slice_in_a_worker_thread_once() -> None:
+    """The first query on a small index that may need typos for a word
+    whose dictionary slice is unread goes to a worker thread (reading it
+    costs up to 15 ms), which reads it; the next one runs on the event loop."""
+    app = SearchApp(index_of(FILMS, ranking_cache_hits=0))
+    assert app.index.documents <= app.inline_documents
+
+    def answer(value: str) -> object:
+        request = {"action": "query", "value": value}
+        return app.respond(Message(json.dumps(request).encode(), "text/json", "utf-8"))
+
+    assert isinstance(answer("neo"), Reply)  # too short for typos
+    first = answer("white rabbit")
+    assert isinstance(first, Deferred)
+    assert [hit["key"] for hit in result(first)["result"]] == ["morpheus", "alice"]
+    again = answer("white rabit")  # the same letters: slices read
+    assert isinstance(again, Reply)
+    assert [hit["key"] for hit in result(again)["result"]] == ["morpheus", "alice"]
+    assert isinstance(answer("whyte rabbot"), Reply)
+    assert isinstance(answer("white kitten"), Deferred)  # "k": not read yet
+
+
 @pytest.mark.fuzz
 @given(text=query_texts, options=query_options, ascii=st.booleans())
 def test_any_query_on_a_big_index_gets_hits_or_an_error_answer(
@@ -746,7 +768,7 @@ def test_costly_queries_on_a_small_index_run_as_deferred_work() -> None:
     # An index smaller than the page cannot return more than it holds.
     assert isinstance(
         SearchApp().respond(
-            Message(json.dumps({"action": "query", "value": "rabit", "limit": 100}).encode())
+            Message(json.dumps({"action": "query", "value": "rab", "limit": 100}).encode())
         ),
         Reply,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import functools
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -44,7 +44,7 @@ from ._message import (
     Message,
 )
 from ._protocol import encode_message
-from ._query import QueryOptions, parse_query_request
+from ._query import QueryOptions, Word, parse_query_request
 
 #: Spellings of UTF-8 that take the fast path (orjson reads UTF-8 only).
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "UTF-8", "UTF8"})
@@ -266,20 +266,21 @@ class SearchApp:
             # Cheap enough for the event loop: a page of few hits (each costs
             # a read and a highlight), and a small index searched whole (each
             # field named multiplies the terms) whose dictionary slices for
-            # the misspelt words are already read (a first read costs up to
-            # 15 ms); or, on a large one, a query reading few postings and no
-            # dictionary. Or a page of a ranking kept by the query cache.
+            # the words that allow typos are read (a first read costs up to
+            # 15 ms: it is done in the worker thread, so the next query on
+            # those letters runs here); or, on a large one, a query reading
+            # few postings and no dictionary. Or a page of a ranking kept by
+            # the query cache.
             few = min(options.limit, index.documents) <= INLINE_QUERY_MAX_HITS
-            small = (
-                index.documents <= self.inline_documents
-                and options.fields is None
-                and index.has_dictionary_for(words)
-            )
+            small = index.documents <= self.inline_documents and options.fields is None
             if few and (
-                small or index.has_ranking(text, options) or index.is_cheap(words, options)
+                (small and index.has_dictionary_for(words))
+                or index.has_ranking(text, options)
+                or index.is_cheap(words, options)
             ):
                 return self._query(index, text, options)
-            return Deferred(functools.partial(self._query, index, text, options))
+            read = words if small else ()
+            return Deferred(functools.partial(self._query, index, text, options, read))
         if action == "health":
             # For load balancers' checks: cheap, and always the same bytes.
             return Reply(json_response({"result": "ok"}))
@@ -289,9 +290,13 @@ class SearchApp:
         raise RequestError(f"invalid action '{excerpt(action)}'", code=codes.INVALID_ACTION)
 
     @staticmethod
-    def _query(index: SearchIndex, text: str, options: QueryOptions) -> Reply:
-        """Run a query and encode its reply (in a worker thread for large indexes)."""
+    def _query(
+        index: SearchIndex, text: str, options: QueryOptions, read: Sequence[Word] = ()
+    ) -> Reply:
+        """Run a query and encode its reply (in a worker thread for large
+        indexes), first reading the dictionary slices of the words ``read``."""
         try:
+            index.read_dictionary_for(read)
             result = index.query(text, options)
         except RequestError as exc:
             return error_reply(exc)

@@ -149,11 +149,8 @@ class Dictionary:
         if not typos or not text:
             return {}
         found: dict[str, int] = {}
-        for prefix in range(1, len(text) + 1):
-            piece = self._slice(text[:prefix])
-            if piece is not None:
-                break
-        else:
+        piece = self.read_slice(text)
+        if piece is None:
             return {}
         held = piece.held
         for term in piece.near(word):
@@ -164,6 +161,16 @@ class Dictionary:
             found.update(self._first_letter_changed(word))
         found.pop(text, None)
         return found
+
+    def read_slice(self, word: str) -> _Slice | None:
+        """The slice ``word``'s typos are looked for in, read if need be:
+        the words sharing its first letter, or more of its letters if those
+        are too many (``None`` if even the whole word's slice is)."""
+        for prefix in range(1, len(word) + 1):
+            piece = self._slice(word[:prefix])
+            if piece is not None:
+                return piece
+        return None
 
     def _first_letter_changed(self, word: Word) -> dict[str, int]:
         """The index's words that ``word`` is with its first letter changed

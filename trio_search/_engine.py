@@ -505,6 +505,14 @@ class SearchIndex:
         dictionary = self._snapshot.words
         return all(dictionary.has_slice(word.text) for word in words if word.typos)
 
+    def read_dictionary_for(self, words: Sequence[Word]) -> None:
+        """Read the dictionary slices of the words that allow typos, so
+        that :meth:`has_dictionary_for` them is true."""
+        dictionary = self._snapshot.words
+        for word in words:
+            if word.typos:
+                dictionary.read_slice(word.text)
+
     def query(self, text: str, options: QueryOptions | None = None) -> QueryResult:
         """The documents matching ``text``, best first, one page of them.
 
