@@ -341,28 +341,41 @@ def near_tokens(word: Word, tokens: Sequence[str]) -> list[int]:
 def word_matcher(words: Sequence[Word]) -> Callable[[str], bool]:
     """A test of whether some query word matches an index token, as the
     engine matches it; it remembers its answers (the hits of one query
-    share most of their words) and skips the edit distance for tokens too
-    long or too short to be within reach."""
+    share most of their words) and counts typos only to tokens within
+    reach: of a length near the word's, starting with its first letter
+    unless it allows two typos (see :func:`typo_count`)."""
     exact = frozenset(word.text for word in words)
     prefixes = tuple(word.text for word in words if word.prefix)
-    fuzzy = [word for word in words if word.typos]
+    reach = [
+        (
+            word,
+            len(word.text) - word.typos,
+            None if word.prefix else len(word.text) + word.typos,
+            word.text[:1] if word.typos < 2 else "",
+        )
+        for word in words
+        if word.typos
+    ]
     known: dict[str, bool] = {}
 
-    def near(word: Word, token: str) -> bool:
-        if len(token) < len(word.text) - word.typos:
-            return False
-        if not word.prefix and len(token) > len(word.text) + word.typos:
-            return False
-        return typo_count(word.text, token, word.typos, prefix=word.prefix) <= word.typos
+    def near(token: str) -> bool:
+        for word, shortest, longest, first in reach:
+            if len(token) < shortest or (longest is not None and len(token) > longest):
+                continue
+            if first and not token.startswith(first):
+                continue
+            if typo_count(word.text, token, word.typos, prefix=word.prefix) <= word.typos:
+                return True
+        return False
 
     def matches(token: str) -> bool:
         found = known.get(token)
         if found is None:
-            found = token in exact or (bool(prefixes) and token.startswith(prefixes))
-            for word in fuzzy:
-                if found:
-                    break
-                found = near(word, token)
+            found = (
+                token in exact
+                or (bool(prefixes) and token.startswith(prefixes))
+                or (bool(reach) and near(token))
+            )
             if len(known) < MATCHER_MEMORY:
                 known[token] = found
         return found
