@@ -170,6 +170,20 @@ def test_a_misspelt_word_scores_as_the_word_it_is_a_typo_of() -> None:
     assert keys(index, "rbabit") == keys(index, "rabbit")  # a typo in the second letter
 
 
+@pytest.mark.parametrize("text", ["clos", "clcose"])
+def test_the_words_a_query_word_matches_count_as_one(text: str) -> None:
+    # Completions and typo matches are weighed as the most frequent of them
+    # (a rare one does not outrank the word meant by rarity alone), and a
+    # document holding several of them counts the best one, not their sum.
+    data = {f"c{n:02}": "close the door" for n in range(20)}
+    data["rare"] = "closefd is a flag"
+    data["many"] = "close closed closes closer"
+    index = index_of(data)
+    ranked = keys(index, text)
+    assert set(ranked[:20]) == {f"c{n:02}" for n in range(20)}
+    assert set(ranked[20:]) == {"rare", "many"}
+
+
 def test_a_changed_first_letter_counts_as_two_typos() -> None:
     index = index_of({**FILMS, "wonder": "Alice in Wonderland"})
     # Six letters allow one typo: not one in the first letter.

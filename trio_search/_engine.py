@@ -28,8 +28,12 @@ each word may match), as Typesense does:
    (:data:`MAX_PREFIX_EXPANSIONS`, read from the term dictionary). The typo
    matches are the dictionary's words within the word's typos, found by
    :mod:`trio_search._dictionary` (:data:`MAX_TYPO_EXPANSIONS` of them,
-   the most frequent). Every alternative is a plain term, scored by BM25,
-   so ``rabit`` ranks documents as ``rabbit`` does. Its hits come after
+   the most frequent). Every alternative is a plain term scored by BM25,
+   and a word's alternatives count as one word (:func:`_blend`): each is
+   weighed as the most frequent of them, and a document counts its best
+   one (a disjunction-max query), so ``rabit`` ranks documents as
+   ``rabbit`` does, and a rare completion (``closefd`` for ``clos``) does
+   not outrank the word meant by its rarity alone. Its hits come after
    those of the first pass, so a document holding the words as typed
    always ranks above one that needs a typo or a completion, and ``total``
    then counts both.
@@ -55,9 +59,10 @@ worker thread, and they are safe to call from several threads at once.
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -696,28 +701,38 @@ class SearchIndex:
         per_word = []
         for word in words:
             alternatives: list[tantivy.Query] = []
-            # The words within its typos, from the dictionary of ``all``
-            # (every searchable field's words), each scored by BM25.
-            near = _near_words(loose.words, word) if loose is not None and word.typos else []
+            others: dict[str, int] = {}  # words matched beside it, and their frequencies
+            if loose is not None:
+                # The words within its typos, from the dictionary of ``all``
+                # (every searchable field's words), and its completions.
+                if word.typos:
+                    others.update(_near_words(loose.words, word))
+                if word.prefix and paths == ["all"]:
+                    others.update(_completions(loose.searcher, "all", word.text))
+                others.pop(word.text, None)
+                typed = loose.searcher.doc_freq("all", word.text)
+                weight = _blend(loose, typed, others)
             for path in paths:
-                alternatives.append(_Q.term_query(schema, path, word.text))
+                query = _Q.term_query(schema, path, word.text)
                 if loose is None:
+                    alternatives.append(query)
                     continue
-                others = dict.fromkeys(near)  # words scored by BM25 beside it
-                if word.prefix and path == "all":
-                    others.update(dict.fromkeys(_completions(loose.searcher, path, word.text)))
-                elif word.prefix:
+                factor = weight(typed)
+                alternatives.append(query if factor == 1.0 else _Q.boost_query(query, factor))
+                if word.prefix and path != "all":
                     # A path in the JSON field ``f`` has no term list to read:
                     # one prefix query, whose matches all score alike.
                     alternatives.append(
                         _Q.fuzzy_term_query(schema, path, word.text, distance=0, prefix=True)
                     )
-                others.pop(word.text, None)
-                alternatives += [_Q.term_query(schema, path, term) for term in others]
+                for term, frequency in others.items():
+                    query = _Q.term_query(schema, path, term)
+                    factor = weight(frequency)
+                    alternatives.append(query if factor == 1.0 else _Q.boost_query(query, factor))
             if len(alternatives) == 1:
                 per_word.append(alternatives[0])
             else:
-                per_word.append(_Q.boolean_query([(_SHOULD, q) for q in alternatives]))
+                per_word.append(_Q.disjunction_max_query(alternatives))
         if len(per_word) == 1:
             return per_word[0]
         return _Q.boolean_query([(_MUST, q) for q in per_word])
@@ -766,25 +781,46 @@ def _unseen(
     return fresh
 
 
-def _completions(searcher: tantivy.Searcher, path: str, prefix: str) -> list[str]:
+def _completions(searcher: tantivy.Searcher, path: str, prefix: str) -> list[tuple[str, int]]:
     """The longer words of field ``path`` starting with ``prefix``: the most
-    frequent :data:`MAX_PREFIX_EXPANSIONS` of them."""
+    frequent :data:`MAX_PREFIX_EXPANSIONS` of them, with their frequencies."""
     terms = searcher.terms_with_prefix(path, prefix)
     if len(terms) > MAX_PREFIX_EXPANSIONS:
         terms.sort(key=lambda term: term[1], reverse=True)
         del terms[MAX_PREFIX_EXPANSIONS:]
-    return [term for term, _ in terms if term != prefix]
+    return [(term, frequency) for term, frequency in terms if term != prefix]
 
 
-def _near_words(dictionary: Dictionary, word: Word) -> list[str]:
+def _near_words(dictionary: Dictionary, word: Word) -> dict[str, int]:
     """The dictionary's words within ``word``'s typos (see
-    :mod:`trio_search._dictionary`): the most frequent
-    :data:`MAX_TYPO_EXPANSIONS`."""
+    :mod:`trio_search._dictionary`), with their frequencies: the most
+    frequent :data:`MAX_TYPO_EXPANSIONS`."""
     near = dictionary.near(word)
     if len(near) <= MAX_TYPO_EXPANSIONS:
-        return list(near)
+        return near
     ranked = sorted(near.items(), key=lambda item: (-item[1], item[0]))
-    return [term for term, _ in ranked[:MAX_TYPO_EXPANSIONS]]
+    return dict(ranked[:MAX_TYPO_EXPANSIONS])
+
+
+def _blend(snapshot: _Snapshot, typed: int, others: Mapping[str, int]) -> Callable[[int], float]:
+    """The weight of each word a query word matches (as typed, in ``typed``
+    documents, and the ``others`` beside it), by its frequency: its BM25
+    rarity (IDF) brought down to that of the most frequent of them all, so
+    that they count as one word, as Lucene's
+    ``BlendedTermQuery`` does. Otherwise a rare completion or typo match
+    (``closefd`` for ``clos``) would outrank the word meant (``close``) by
+    rarity alone."""
+    if not others:
+        return lambda frequency: 1.0
+    documents = snapshot.documents
+    common = max(typed, *others.values())
+
+    def rarity(frequency: int) -> float:
+        # tantivy's BM25 IDF.
+        return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
+
+    floor = rarity(common)
+    return lambda frequency: min(1.0, floor / rarity(frequency)) if frequency else 1.0
 
 
 def _doc_query(
