@@ -184,6 +184,19 @@ def test_the_words_a_query_word_matches_count_as_one(text: str) -> None:
     assert set(ranked[20:]) == {"rare", "many"}
 
 
+def test_a_word_typed_to_its_end_prefers_words_of_its_length() -> None:
+    # "rabit" is within a typo of "rabbit", and of the start of "rabbits":
+    # both match, but the whole word ranks first (and scores as typed).
+    data = {"plural": "white rabbits", "singular": "white rabbit", "other": "white horse"}
+    index = index_of(data)
+    assert keys(index, "rabit") == ["singular", "plural"]
+    assert keys(index, "rabbi") == ["singular", "plural"]  # "rabbit" is one typo from it too
+    hits = {hit.key: hit.score for hit in index.query("rabit").hits}
+    assert (
+        hits["singular"] == {hit.key: hit.score for hit in index.query("rabbit").hits}["singular"]
+    )
+
+
 def test_a_changed_first_letter_counts_as_two_typos() -> None:
     index = index_of({**FILMS, "wonder": "Alice in Wonderland"})
     # Six letters allow one typo: not one in the first letter.
