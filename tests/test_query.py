@@ -29,7 +29,6 @@ from trio_search._query import (
     edit_distance,
     highlight,
     marked_spans,
-    near_tokens,
     parse_query_request,
     query_words,
     typo_count,
@@ -469,21 +468,3 @@ def test_a_highlight_that_is_not_the_answer_has_no_marks() -> None:
     assert marked_spans("white rabbit", "black <em>rabbit</em>") is None
     with pytest.raises(ValueError, match="not the answer with marks"):
         Hit("k", "white rabbit", 1.0, "white <em>hare</em>").marks()
-
-
-@given(
-    word=st.text("abcde", min_size=1, max_size=10),
-    tokens=st.lists(st.text("abcde", max_size=12), max_size=20),
-    typos=st.integers(0, 2),
-    prefix=st.booleans(),
-)
-def test_near_tokens_are_those_within_the_typos(
-    word: str, tokens: list[str], typos: int, prefix: bool
-) -> None:
-    query_word = Word(word, typos, prefix)
-    expected = [
-        at
-        for at, token in enumerate(tokens)
-        if typo_count(word, token, typos, prefix=prefix) <= typos
-    ]
-    assert near_tokens(query_word, tokens) == expected

@@ -43,10 +43,11 @@ Most queries for words that exist stop after the first pass, which reads no
 typos and no completions: on 1,000,000 generated documents that
 made a one-word query about 3x cheaper.
 
-Both are flat boolean queries of term queries, as flat as the words allow,
-since nesting costs tantivy its fast top-k path. A document whose key is the
-query text (case and accents aside) is looked up on its own and ranks
-before all others.
+The first pass is a flat boolean query of term queries, since nesting costs
+tantivy its fast top-k path; the second, which counts every match anyway,
+nests a disjunction-max query of (boosted) terms per word. A document whose
+key is the query text (case and accents aside) is looked up on its own and
+ranks before all others.
 
 A :class:`SearchIndex` reads through one *snapshot*, a tantivy searcher over
 a fixed set of segments, replaced whole by :meth:`SearchIndex.refresh` when
@@ -140,7 +141,6 @@ def writer_threads(data_bytes: int) -> int:
 
 _dumps = orjson.dumps
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_SHOULD = tantivy.Occur.Should
 _MUST = tantivy.Occur.Must
 _Q = tantivy.Query
 
@@ -699,9 +699,8 @@ class SearchIndex:
     ) -> tantivy.Query | None:
         """Documents holding every word in any of ``paths``: as typed, or
         also with typos and the last word as a prefix (``loose``: the
-        snapshot whose dictionary the typos and completions are read from). As flat
-        a query as the words allow, since nesting costs tantivy its fast
-        top-k path."""
+        snapshot whose dictionary the typos and completions are read from;
+        see the theory of operation)."""
         if not words:
             return None
         schema = self._index.schema

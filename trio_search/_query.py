@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
-from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from . import _codes as codes
@@ -313,29 +312,6 @@ def typo_count(word: str, token: str, limit: int, *, prefix: bool = False) -> in
     if limit < 1:
         return limit + 1
     return 1 + edit_distance(word, token, limit - 1, prefix=prefix)
-
-
-def near_tokens(word: Word, tokens: Sequence[str]) -> list[int]:
-    """The positions in ``tokens`` of those within ``word``'s typos, as
-    :func:`typo_count` counts them (to a prefix of them for a prefix word),
-    computed for all of them at once in C."""
-    limit, length, first = word.typos, len(word.text), word.text[:1]
-    if word.prefix:
-        cuts = range(max(0, length - limit), length + limit + 1)
-        lists: list[Sequence[str]] = [[token[:cut] for token in tokens] for cut in cuts]
-    else:
-        lists = [tokens]
-    near: set[int] = set()
-    for choices in lists:
-        found = process.extract(
-            word.text, choices, scorer=OSA.distance, score_cutoff=limit, limit=None
-        )
-        near.update(
-            index
-            for _choice, distance, index in found
-            if distance + (tokens[index][:1] != first) <= limit
-        )
-    return sorted(near)
 
 
 def word_matcher(words: Sequence[Word]) -> Callable[[str], bool]:
