@@ -54,6 +54,10 @@ MAX_SLICE_WORDS = 10_000
 #: dictionary is emptied before more goes in, so what clients send cannot
 #: grow it.
 MAX_KEPT_WORDS = 500_000
+#: Most words starting with one spelling of a prefix word with its first
+#: letter changed that are kept (the most frequent): the engine keeps no
+#: more than 50 typo matches a word anyway.
+MAX_CHANGED_WORDS = 50
 #: Letters tried in front of a misspelt word and in place of its first one,
 #: for a changed first letter: what the analyzer leaves of Latin text (lower
 #: case, accents folded). A word in another script is not found with its
@@ -185,7 +189,7 @@ class Dictionary:
         searcher, field = self._searcher, self._field
         for candidate in changed:
             if word.prefix:
-                found.update(searcher.terms_with_prefix(field, candidate))
+                found.update(searcher.terms_with_prefix(field, candidate, limit=MAX_CHANGED_WORDS))
             else:
                 frequency = searcher.doc_freq(field, candidate)
                 if frequency:
@@ -199,7 +203,9 @@ class Dictionary:
             return self._slices[letters]
         except KeyError:
             pass
-        terms = self._searcher.terms_with_prefix(self._field, letters)
+        # One more than a slice may hold tells that it is too large, without
+        # making every word of it a Python string.
+        terms = self._searcher.terms_with_prefix(self._field, letters, limit=MAX_SLICE_WORDS + 1)
         piece = _Slice(terms) if len(terms) <= MAX_SLICE_WORDS else None
         self._keep(piece.held if piece is not None else 0)
         self._slices[letters] = piece

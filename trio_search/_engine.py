@@ -792,11 +792,11 @@ def _unseen(
 def _completions(searcher: tantivy.Searcher, path: str, prefix: str) -> list[tuple[str, int]]:
     """The longer words of field ``path`` starting with ``prefix``: the most
     frequent :data:`MAX_PREFIX_EXPANSIONS` of them, with their frequencies."""
-    terms = searcher.terms_with_prefix(path, prefix)
-    if len(terms) > MAX_PREFIX_EXPANSIONS:
-        terms.sort(key=lambda term: term[1], reverse=True)
-        del terms[MAX_PREFIX_EXPANSIONS:]
-    return [(term, frequency) for term, frequency in terms if term != prefix]
+    # The most frequent first (tantivy keeps only those), one more in case
+    # the prefix itself is a word.
+    terms = searcher.terms_with_prefix(path, prefix, limit=MAX_PREFIX_EXPANSIONS + 1)
+    completions = [(term, frequency) for term, frequency in terms if term != prefix]
+    return completions[:MAX_PREFIX_EXPANSIONS]
 
 
 def _near_words(dictionary: Dictionary, word: Word) -> dict[str, int]:
