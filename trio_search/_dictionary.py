@@ -17,9 +17,9 @@ that start with the same letter: that *slice* of the term dictionary is read
 once per snapshot of the index, grouped by length, and kept; rapidfuzz then
 counts the typos to every word of a length within reach, in C. A slice of
 more than :data:`MAX_SLICE_WORDS` words (the digits of a million numbered
-keys: 100,000 of them start with the same digit) is not read; the longest
-prefix of the word whose slice is small enough is, so there a typo in those
-first letters is not found.
+keys: 100,000 of them start with the same digit) is not kept: the slice of
+the shortest longer prefix of the word that is small enough is read
+instead, so there a typo in those first letters is not found.
 
 A changed first letter counts as two typos, so only a word long enough for
 two can have one, and nothing else: the word with its first letter
