@@ -28,6 +28,7 @@ from trio_search._query import (
     Word,
     edit_distance,
     highlight,
+    highlight_all,
     marked_spans,
     parse_query_request,
     query_words,
@@ -419,6 +420,21 @@ def test_highlight_finds_the_words_the_analyzer_finds(text: str) -> None:
     marked_words = highlight(text, every_word, tokens).split(HIGHLIGHT_START)[1:]
     assert [analyze(part.split(HIGHLIGHT_END)[0]) for part in marked_words] == [
         [word] for word in analyze(text)
+    ]
+
+
+@given(
+    answers=st.lists(word_texts, max_size=6),
+    query=st.sampled_from(["rabbit", "white rabit", "wh", "\u0130\u00df", "x e"]),
+)
+def test_a_page_is_highlighted_as_each_answer_alone(answers: list[str], query: str) -> None:
+    # One analyzer call for the whole page: no word may run from one answer
+    # into the next, and every mark must land in its own answer.
+    answers = [text.encode("utf-8", "replace").decode("utf-8") for text in answers]
+    answers += ["white\nrabbit", "", "rabbit"]
+    query_words_ = words(query)
+    assert highlight_all(answers, query_words_, tokens) == [
+        highlight(answer, query_words_, tokens) for answer in answers
     ]
 
 

@@ -81,7 +81,7 @@ from ._query import (
     QueryOptions,
     QueryResult,
     Word,
-    highlight,
+    highlight_all,
     query_words,
     typo_count,
     word_matcher,
@@ -204,15 +204,13 @@ def analyze(text: str) -> list[str]:
     return _TEXT.analyze(_encodable(text))
 
 
-def tokens(text: str) -> list[tuple[int, int, str]]:
+def tokens(text: str) -> list[tantivy.Token]:
     """``text``'s words as the index stores them, each with where it is in
-    ``text`` (start and stop, in characters): what highlighting needs, in
-    one call to the analyzer."""
+    ``text`` (``char_offset_from`` and ``char_offset_to``, in characters):
+    what highlighting needs, in one call to the analyzer."""
     # A lone surrogate becomes one U+FFFD: the offsets stay those of text.
-    return [
-        (token.char_offset_from, token.char_offset_to, token.text)
-        for token in _TEXT.pre_tokenize(_encodable(text)).tokens
-    ]
+    tokenized: list[tantivy.Token] = _TEXT.pre_tokenize(_encodable(text)).tokens
+    return tokenized
 
 
 def _schema() -> tantivy.Schema:
@@ -543,26 +541,25 @@ class SearchIndex:
             if costly:
                 snapshot.rankings.put(cache_key, ranking)
         ranked, total, (typed_from, typed_to) = ranking
-        hits = []
+        page = ranked[options.offset : wanted]
+        stored = [searcher.doc(address) for _, address in page]
+        answers = [document["answer"][0] for document in stored]
         # A hit that holds every word as typed has those marked, not the
         # words a typo or a completion would also have matched.
         typed = [Word(word.text, 0, False) for word in words]
-        loose_matches, typed_matches = word_matcher(words), word_matcher(typed)
-        for rank, (score, address) in enumerate(ranked[options.offset : wanted], options.offset):
-            stored = searcher.doc(address)
-            answer = stored["answer"][0]
-            if typed_from <= rank < typed_to:
-                marked = highlight(answer, typed, tokens, typed_matches)
-            else:
-                marked = highlight(answer, words, tokens, loose_matches)
-            hits.append(
-                Hit(
-                    key=stored["key"][0],
-                    answer=answer,
-                    score=round(score, 4),
-                    highlight=marked,
-                )
+        typed_from = min(max(typed_from - options.offset, 0), len(page))
+        typed_to = min(max(typed_to - options.offset, typed_from), len(page))
+        loose = word_matcher(words)
+        marked = highlight_all(answers[:typed_from], words, tokens, loose)
+        if typed_from < typed_to:
+            marked += highlight_all(answers[typed_from:typed_to], typed, tokens)
+        marked += highlight_all(answers[typed_to:], words, tokens, loose)
+        hits = [
+            Hit(key=document["key"][0], answer=answer, score=round(score, 4), highlight=mark)
+            for (score, _), document, answer, mark in zip(
+                page, stored, answers, marked, strict=True
             )
+        ]
         return QueryResult(hits, max(total, len(hits)))
 
     def _rank(
