@@ -45,6 +45,7 @@ def test_a_changed_first_letter_needs_two_typos() -> None:
     assert set(words.near(Word("wonderland", 2, False))) == {"onderland", "ponderland"}
     assert set(words.near(Word("ownderland", 2, False))) == {"wonderland", "onderland"}
     assert set(words.near(Word("xwonderland", 2, False))) == {"wonderland"}
+    assert set(words.near(Word("onderland", 2, False))) == {"wonderland", "ponderland"}
     assert set(words.near(Word("xonderlanx", 2, False))) == set()
     assert set(words.near(Word("ponderlan", 2, True))) == {"wonderland", "onderland", "ponderland"}
 
@@ -52,17 +53,63 @@ def test_a_changed_first_letter_needs_two_typos() -> None:
 vocabulary = st.lists(st.text("abc", min_size=1, max_size=10), min_size=1, max_size=30)
 
 
-@settings(max_examples=60, deadline=None)
-@given(words=vocabulary, typed=st.text("abc", min_size=5, max_size=11), prefix=st.booleans())
-def test_near_is_every_word_within_the_typos(words: list[str], typed: str, prefix: bool) -> None:
-    # Whatever the slices, the same words as typo_count finds one by one.
+@settings(max_examples=100, deadline=None)
+@given(
+    words=vocabulary,
+    typed=st.text("abc", min_size=5, max_size=11),
+    prefix=st.booleans(),
+    sorted_tails=st.booleans(),
+    changed=st.lists(st.sampled_from("abc"), max_size=2),
+)
+def test_near_is_every_word_within_the_typos(
+    words: list[str], typed: str, prefix: bool, sorted_tails: bool, changed: list[str]
+) -> None:
+    # Whatever the slices, the same words as typo_count finds one by one,
+    # whether a changed first letter is looked up in the slices sorted by
+    # what follows it or spelling by spelling in the index.
+    # Random words rarely differ from typed by their first letter alone.
+    words = [*words, *(letter + typed for letter in changed)]
+    words += [letter + typed[1:] + "ab"[: len(changed)] for letter in changed]
     word = Word(typed, typos_allowed(typed), prefix)
     expected = {
         token
         for token in words
         if token != typed and typo_count(typed, token, word.typos, prefix=prefix) <= word.typos
     }
-    assert set(dictionary_of(*words).near(word)) == expected
+    dictionary = dictionary_of(*words)
+    if not sorted_tails:
+        dictionary._tails = False
+    assert set(dictionary.near(word)) == expected
+
+
+def test_small_dictionaries_keep_their_words_sorted_by_what_follows_the_first_letter() -> None:
+    words = dictionary_of(*WORDS)
+    wonderland = Word("xonderlanx", 2, False)
+    words.read_slice(wonderland.text)
+    assert words.has_slice(wonderland.text)
+    # Its slice alone is not enough for a word long enough for two typos.
+    assert not words.is_read_for(wonderland)
+    assert words.is_read_for(Word("xonderla", 1, False))
+    words.read_for(wonderland)
+    assert words.is_read_for(wonderland)
+    assert isinstance(words._tails, dictionary_module._Tails)
+    assert set(words.near(Word("ponderlan", 2, True))) == {"wonderland", "onderland", "ponderland"}
+
+
+def test_a_slice_too_large_for_the_tails_is_looked_up_spelling_by_spelling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dictionary_module, "MAX_SLICE_WORDS", 2)
+    words = dictionary_of("rabbit", "rabbet", "robotsaaa", *WORDS[3:])
+    robots = Word("tobotsaaa", 2, False)
+    words.read_for(robots)
+    assert words.is_read_for(robots)
+    tails = words._tails
+    assert isinstance(tails, dictionary_module._Tails)
+    assert "r" not in tails.pieces  # three words start with "r": too many
+    assert "w" in tails.pieces
+    assert set(words.near(robots)) == {"robotsaaa"}
+    assert set(words.near(Word("ponderlan", 2, True))) == {"wonderland", "onderland", "ponderland"}
 
 
 def test_a_slice_too_large_is_not_read_a_longer_prefix_is(

@@ -513,15 +513,14 @@ class SearchIndex:
         """Whether the dictionary slices of the words that allow typos are
         already read (see ``trio_search._dictionary``)."""
         dictionary = self._snapshot.words
-        return all(dictionary.has_slice(word.text) for word in words if word.typos)
+        return all(dictionary.is_read_for(word) for word in words if word.typos)
 
     def read_dictionary_for(self, words: Sequence[Word]) -> None:
         """Read the dictionary slices of the words that allow typos, so
         that :meth:`has_dictionary_for` them is true."""
         dictionary = self._snapshot.words
         for word in words:
-            if word.typos:
-                dictionary.read_slice(word.text)
+            dictionary.read_for(word)
 
     def query(self, text: str, options: QueryOptions | None = None) -> QueryResult:
         """The documents matching ``text``, best first, one page of them.
