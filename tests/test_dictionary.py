@@ -60,16 +60,33 @@ vocabulary = st.lists(st.text("abc", min_size=1, max_size=10), min_size=1, max_s
     prefix=st.booleans(),
     sorted_tails=st.booleans(),
     changed=st.lists(st.sampled_from("abc"), max_size=2),
+    spelled=st.booleans(),
 )
 def test_near_is_every_word_within_the_typos(
-    words: list[str], typed: str, prefix: bool, sorted_tails: bool, changed: list[str]
+    words: list[str],
+    typed: str,
+    prefix: bool,
+    sorted_tails: bool,
+    changed: list[str],
+    spelled: bool,
 ) -> None:
     # Whatever the slices, the same words as typo_count finds one by one,
     # whether a changed first letter is looked up in the slices sorted by
-    # what follows it or spelling by spelling in the index.
-    # Random words rarely differ from typed by their first letter alone.
+    # what follows it or spelling by spelling in the index, and whether one
+    # typo is measured by rapidfuzz or looked up spelling by spelling.
+    # Random words rarely differ from typed by their first letter alone, or
+    # by one edit further on.
     words = [*words, *(letter + typed for letter in changed)]
     words += [letter + typed[1:] + "ab"[: len(changed)] for letter in changed]
+    words += [
+        edit(typed)
+        for edit in (
+            lambda text: text[:2] + text[3] + text[2] + text[4:],
+            lambda text: text[:2] + text[3:],
+            lambda text: text[:3] + "c" + text[3:],
+            lambda text: text[:3] + "ab".replace(text[3], "")[:1] + text[4:],
+        )[: len(changed) * 2]
+    ]
     word = Word(typed, typos_allowed(typed), prefix)
     expected = {
         token
@@ -79,7 +96,10 @@ def test_near_is_every_word_within_the_typos(
     dictionary = dictionary_of(*words)
     if not sorted_tails:
         dictionary._tails = False
-    assert set(dictionary.near(word)) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        if spelled:  # one typo looked up spelling by spelling, however few the words
+            patch.setattr(dictionary_module, "SPELLING_COST", 0)
+        assert set(dictionary.near(word)) == expected
 
 
 def test_small_dictionaries_keep_their_words_sorted_by_what_follows_the_first_letter() -> None:
