@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -155,3 +158,24 @@ def test_what_it_keeps_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert words.has_slice("habitt")
     assert not words.has_slice("rabbot")
     assert set(words.near(Word("rabbot", 1, False))) == {"rabbit", "rabbet"}
+
+
+def test_two_threads_read_a_slice_once_and_count_it_once() -> None:
+    words = dictionary_of(*WORDS)
+    index = words._searcher
+    read: list[str] = []
+
+    class SlowSearcher:
+        def terms_with_prefix(self, field: str, prefix: str, limit: int) -> object:
+            read.append(prefix)
+            time.sleep(0.05)  # both threads are in before the first is done
+            return index.terms_with_prefix(field, prefix, limit=limit)
+
+    words._searcher = SlowSearcher()  # type: ignore[assignment]
+    threads = [threading.Thread(target=words.read_slice, args=("rabbot",)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert read == ["r"]
+    assert words._kept == 3  # rabbit, rabbits, rabbet

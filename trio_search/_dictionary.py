@@ -45,7 +45,11 @@ docstrings, 0.2-0.25 s on the million documents, once per snapshot).
 
 Slices belong to one snapshot (a commit seen makes a new one, with an empty
 dictionary), are bounded by :data:`MAX_KEPT_WORDS`, and are safe to read and
-fill from several threads at once.
+fill from several threads at once: one thread at a time reads a slice or
+the tails, the others wait for it rather than read the same words again
+(and count them twice: on the million documents, two worker threads
+building the tails together made the dictionary overflow and be read
+again, six times in 4,300 queries).
 """
 
 from __future__ import annotations
@@ -67,10 +71,11 @@ from ._query import Word
 #: typos to the words of the lengths in reach about 0.1 us a word.
 MAX_SLICE_WORDS = 10_000
 #: Words kept in all slices of one snapshot, with the beginnings of them
-#: that prefix words have needed: about 60 bytes each, so about 30 MB. A full
-#: dictionary is emptied before more goes in, so what clients send cannot
-#: grow it.
-MAX_KEPT_WORDS = 500_000
+#: that prefix words have needed and the lookups made of them (sorted tails,
+#: sets): about 60 bytes each, so about 60 MB. A full dictionary is emptied
+#: before more goes in, so what clients send cannot grow it. The million
+#: generated documents' mixed queries settle at about 450,000.
+MAX_KEPT_WORDS = 1_000_000
 #: Most words starting with one spelling of a prefix word with its first
 #: letter changed that are kept (the most frequent): the engine keeps no
 #: more than 50 typo matches a word anyway.
@@ -266,6 +271,9 @@ class Dictionary:
         self._tails: _Tails | bool | None = None
         self._kept = 0
         self._lock = threading.Lock()
+        #: Held while reading a slice or the tails: by one thread at a time,
+        #: so that two threads do not read (and count) the same words twice.
+        self._reading = threading.RLock()
 
     def has_slice(self, word: str) -> bool:
         """Whether :meth:`near` ``word`` finds its slice already read (it
@@ -363,6 +371,14 @@ class Dictionary:
         sorted by what follows the first letter (read if need be), or
         ``None`` if they are too many words to keep so."""
         tails = self._tails
+        if tails is not None:
+            return tails if isinstance(tails, _Tails) else None
+        with self._reading:
+            return self._read_tails()
+
+    def _read_tails(self) -> _Tails | None:
+        """:meth:`_sorted_tails`, by one thread at a time."""
+        tails = self._tails
         if tails is None:
             pieces: dict[str, _Slice] = {}
             for letter in TAIL_LETTERS:
@@ -388,13 +404,17 @@ class Dictionary:
             return self._slices[letters]
         except KeyError:
             pass
-        # One more than a slice may hold tells that it is too large, without
-        # making every word of it a Python string.
-        terms = self._searcher.terms_with_prefix(self._field, letters, limit=MAX_SLICE_WORDS + 1)
-        piece = _Slice(terms) if len(terms) <= MAX_SLICE_WORDS else None
-        self._keep(piece.held if piece is not None else 0)
-        self._slices[letters] = piece
-        return piece
+        with self._reading:
+            if letters in self._slices:  # read by another thread meanwhile
+                return self._slices[letters]
+            # One more than a slice may hold tells that it is too large,
+            # without making every word of it a Python string.
+            limit = MAX_SLICE_WORDS + 1
+            terms = self._searcher.terms_with_prefix(self._field, letters, limit=limit)
+            piece = _Slice(terms) if len(terms) <= MAX_SLICE_WORDS else None
+            self._keep(piece.held if piece is not None else 0)
+            self._slices[letters] = piece
+            return piece
 
     def _keep(self, words: int) -> None:
         """Count ``words`` more kept; first empty the dictionary if that
