@@ -735,13 +735,29 @@ def test_big_index_answers_cheap_queries_inline(big_app: SearchApp) -> None:
     assert isinstance(answer("morpheus ", typos=False), Reply)
     # As many documents as the page: the second pass will not run.
     assert isinstance(answer("morpheus", limit=1), Reply)
-    # Too few for the page: typos and completions will be looked for.
-    assert isinstance(answer("morpheus", limit=10), Deferred)
     assert isinstance(answer("morpheus ", typos=False, fields=["answer", "key"]), Deferred)
     frequency = functools.partial(index._snapshot.searcher.doc_freq, "all")
     common = sorted(VOCABULARY, key=frequency, reverse=True)[:4]
     assert sum(map(frequency, common)) > CHEAP_QUERY_POSTINGS
     assert isinstance(answer(" ".join(common) + " ", typos=False), Deferred)
+    # Too few for the page: the second pass will look for typos and
+    # completions. Until the dictionary slices they need are read (in the
+    # worker thread), it is not known how many documents hold them.
+    long_words = [
+        word for word in sorted(VOCABULARY, key=frequency, reverse=True) if len(word) >= 5
+    ]
+    misspelt = [word[:-1] + ("q" if word[-1] != "q" else "z") for word in long_words[:8]]
+    unread = " ".join(misspelt)
+    assert not index.has_dictionary_for(index.words(unread, QueryOptions()))
+    assert isinstance(answer(unread), Deferred)
+    index.read_dictionary_for(index.words(unread, QueryOptions()))
+    index.read_dictionary_for(index.words("morphus", QueryOptions()))
+    # Then: a misspelt word that few documents hold, or its completions,
+    # runs inline; misspelt words the commonest words match do not.
+    assert isinstance(answer("morphus"), Reply)
+    assert isinstance(answer("morph"), Reply)
+    assert sum(map(frequency, long_words[:8])) > CHEAP_QUERY_POSTINGS
+    assert isinstance(answer(unread), Deferred)
 
 
 def test_a_small_index_reads_a_dictionary_slice_in_a_worker_thread_once() -> None:

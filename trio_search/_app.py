@@ -269,8 +269,8 @@ class SearchApp:
             # the words that allow typos are read (a first read costs up to
             # 15 ms: it is done in the worker thread, so the next query on
             # those letters runs here); or, on a large one, a query reading
-            # few postings and no dictionary. Or a page of a ranking kept by
-            # the query cache.
+            # few postings, those of the words its second pass would also
+            # match included. Or a page of a ranking kept by the query cache.
             few = min(options.limit, index.documents) <= INLINE_QUERY_MAX_HITS
             small = index.documents <= self.inline_documents and options.fields is None
             if few and (

@@ -99,8 +99,9 @@ MAX_TYPO_EXPANSIONS = 50
 #: matches whole: a word typed to its end means a word of about its length
 #: more often than a longer one (Meilisearch ranks exact words first too).
 PREFIX_ONLY_WEIGHT = 0.5
-#: Most postings (documents per word, summed) a query may read and still be
-#: run on the event loop, when it needs no second pass: tantivy reads about
+#: Most postings (documents per word, summed; with the words the second pass
+#: also matches, if it may run) a query may read and still be run on the
+#: event loop: tantivy reads about
 #: 15-20 ns of CPU per posting (a one-word query on 1,000,000 generated
 #: documents: 92 us for a word in 4,189 of them, 295 us for 17,083), and a
 #: hand-off to a worker thread costs 150-300 us of CPU, so below this the
@@ -315,6 +316,11 @@ class _Snapshot:
     rankings: RankingCache
     #: The words typos may have meant, read from this searcher's dictionary.
     words: Dictionary
+    #: The words each query word matches beside itself (typos, completions)
+    #: with their frequencies, by (word, whether all fields are searched):
+    #: found once for the choice of thread and the query (see
+    #: :meth:`SearchIndex.is_cheap`). Emptied when full.
+    others: dict[tuple[Word, bool], dict[str, int]] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False)
@@ -493,21 +499,34 @@ class SearchIndex:
         return self._cache_counts
 
     def is_cheap(self, words: Sequence[Word], options: QueryOptions) -> bool:
-        """Whether a query of ``words`` reads few postings and no second
-        pass (typos, completions): cheap enough for the event loop (see
-        ``CHEAP_QUERY_POSTINGS``). Costs a term lookup per word."""
+        """Whether a query of ``words`` reads few postings: cheap enough for
+        the event loop (see ``CHEAP_QUERY_POSTINGS``). Counted are the
+        documents holding each word as typed and, if a second pass (typos,
+        completions) may run, those holding the words it also matches,
+        which are found here (and remembered for the query) once the
+        dictionary slices they need are read."""
         if options.fields is not None:
             return False
-        searcher = self._snapshot.searcher
+        snapshot = self._snapshot
+        searcher = snapshot.searcher
         frequencies = [searcher.doc_freq("all", word.text) for word in words]
-        if sum(frequencies) > CHEAP_QUERY_POSTINGS:
+        postings = sum(frequencies)
+        if postings > CHEAP_QUERY_POSTINGS:
             return False
         if not any(word.typos or word.prefix for word in words):
             return True
-        # The second pass (typos, completions) runs unless the first fills
-        # the page: known beforehand only for one word, whose matches are
-        # the documents holding it.
-        return len(frequencies) == 1 and frequencies[0] >= options.offset + options.limit
+        # The second pass runs unless the first fills the page: known
+        # beforehand only for one word, whose matches are the documents
+        # holding it.
+        if len(frequencies) == 1 and frequencies[0] >= options.offset + options.limit:
+            return True
+        if not self.has_dictionary_for(words):
+            return False
+        for word in words:
+            postings += sum(_others(snapshot, word, True).values())
+            if postings > CHEAP_QUERY_POSTINGS:
+                return False
+        return True
 
     def has_dictionary_for(self, words: Sequence[Word]) -> bool:
         """Whether the dictionary slices of the words that allow typos are
@@ -705,13 +724,7 @@ class SearchIndex:
             alternatives: list[tantivy.Query] = []
             others: dict[str, int] = {}  # words matched beside it, and their frequencies
             if loose is not None:
-                # The words within its typos, from the dictionary of ``all``
-                # (every searchable field's words), and its completions.
-                if word.typos:
-                    others.update(_near_words(loose.words, word))
-                if word.prefix and paths == ["all"]:
-                    others.update(_completions(loose.searcher, "all", word.text))
-                others.pop(word.text, None)
+                others = _others(loose, word, paths == ["all"])
                 typed = loose.searcher.doc_freq("all", word.text)
                 weight = _blend(loose, typed, others)
             for path in paths:
@@ -793,6 +806,31 @@ def _completions(searcher: tantivy.Searcher, path: str, prefix: str) -> list[tup
     terms = searcher.terms_with_prefix(path, prefix, limit=MAX_PREFIX_EXPANSIONS + 1)
     completions = [(term, frequency) for term, frequency in terms if term != prefix]
     return completions[:MAX_PREFIX_EXPANSIONS]
+
+
+#: Query words whose matches beside themselves a snapshot remembers (each
+#: at most MAX_TYPO_EXPANSIONS + MAX_PREFIX_EXPANSIONS words: about 8 MB).
+MAX_REMEMBERED_WORDS = 1024
+
+
+def _others(snapshot: _Snapshot, word: Word, all_fields: bool) -> dict[str, int]:
+    """The words ``word`` also matches in ``snapshot`` (not itself), with
+    their frequencies: within its typos, from the dictionary of ``all``
+    (every searchable field's words), and, searching ``all``, its
+    completions. Remembered for the snapshot."""
+    key = (word, all_fields)
+    found = snapshot.others.get(key)
+    if found is None:
+        found = {}
+        if word.typos:
+            found.update(_near_words(snapshot.words, word))
+        if word.prefix and all_fields:
+            found.update(_completions(snapshot.searcher, "all", word.text))
+        found.pop(word.text, None)
+        if len(snapshot.others) >= MAX_REMEMBERED_WORDS:
+            snapshot.others.clear()
+        snapshot.others[key] = found
+    return found
 
 
 def _near_words(dictionary: Dictionary, word: Word) -> dict[str, int]:
