@@ -64,6 +64,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import types
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -320,7 +321,7 @@ class _Snapshot:
     #: with their frequencies, by (word, whether all fields are searched):
     #: found once for the choice of thread and the query (see
     #: :meth:`SearchIndex.is_cheap`). Emptied when full.
-    others: dict[tuple[Word, bool], dict[str, int]] = attrs.field(factory=dict)
+    others: dict[tuple[Word, bool], Mapping[str, int]] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False)
@@ -722,7 +723,7 @@ class SearchIndex:
         per_word = []
         for word in words:
             alternatives: list[tantivy.Query] = []
-            others: dict[str, int] = {}  # words matched beside it, and their frequencies
+            others: Mapping[str, int] = {}  # words matched beside it, and their frequencies
             if loose is not None:
                 others = _others(loose, word, paths == ["all"])
                 typed = loose.searcher.doc_freq("all", word.text)
@@ -813,15 +814,15 @@ def _completions(searcher: tantivy.Searcher, path: str, prefix: str) -> list[tup
 MAX_REMEMBERED_WORDS = 1024
 
 
-def _others(snapshot: _Snapshot, word: Word, all_fields: bool) -> dict[str, int]:
+def _others(snapshot: _Snapshot, word: Word, all_fields: bool) -> Mapping[str, int]:
     """The words ``word`` also matches in ``snapshot`` (not itself), with
     their frequencies: within its typos, from the dictionary of ``all``
     (every searchable field's words), and, searching ``all``, its
     completions. Remembered for the snapshot."""
     key = (word, all_fields)
-    found = snapshot.others.get(key)
-    if found is None:
-        found = {}
+    remembered = snapshot.others.get(key)
+    if remembered is None:
+        found: dict[str, int] = {}
         if word.typos:
             found.update(_near_words(snapshot.words, word))
         if word.prefix and all_fields:
@@ -829,8 +830,9 @@ def _others(snapshot: _Snapshot, word: Word, all_fields: bool) -> dict[str, int]
         found.pop(word.text, None)
         if len(snapshot.others) >= MAX_REMEMBERED_WORDS:
             snapshot.others.clear()
-        snapshot.others[key] = found
-    return found
+        # Shared by the queries of the snapshot: read-only.
+        remembered = snapshot.others[key] = types.MappingProxyType(found)
+    return remembered
 
 
 def _near_words(dictionary: Dictionary, word: Word) -> dict[str, int]:
