@@ -119,6 +119,25 @@ def test_small_dictionaries_keep_their_words_sorted_by_what_follows_the_first_le
     assert set(words.near(Word("ponderlan", 2, True))) == {"wonderland", "onderland", "ponderland"}
 
 
+def test_a_prefix_word_is_read_for_once_its_beginnings_are_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Making a slice's beginnings of one length costs 1-2 ms for thousands
+    # of words: the server makes them in a worker thread (read_for), and
+    # runs a query on the event loop only once is_read_for says so.
+    words = dictionary_of(*WORDS)
+    typed = Word("rabbi", 1, True)
+    # (Only for slices of many words: these few would be made at once.)
+    monkeypatch.setattr(dictionary_module, "QUICK_BEGINNINGS_WORDS", 0)
+    words.read_slice(typed.text)
+    assert words.has_slice(typed.text)
+    assert not words.is_read_for(typed)
+    assert words.is_read_for(Word("rabbi", 1, False))  # whole words need none
+    words.read_for(typed)
+    assert words.is_read_for(typed)
+    assert set(words.near(typed)) == {"rabbit", "rabbits", "rabbet"}
+
+
 def test_a_slice_too_large_for_the_tails_is_looked_up_spelling_by_spelling(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

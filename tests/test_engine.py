@@ -752,6 +752,7 @@ def test_big_index_answers_cheap_queries_inline(big_app: SearchApp) -> None:
     assert isinstance(answer(unread), Deferred)
     index.read_dictionary_for(index.words(unread, QueryOptions()))
     index.read_dictionary_for(index.words("morphus", QueryOptions()))
+    index.read_dictionary_for(index.words("morph", QueryOptions()))
     # Then: a misspelt word that few documents hold, or its completions,
     # runs inline; misspelt words the commonest words match do not.
     assert isinstance(answer("morphus"), Reply)
