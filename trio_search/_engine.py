@@ -530,14 +530,17 @@ class SearchIndex:
         return True
 
     def has_dictionary_for(self, words: Sequence[Word]) -> bool:
-        """Whether the dictionary slices of the words that allow typos are
-        already read (see ``trio_search._dictionary``)."""
+        """Whether what the dictionary needs for the words that allow typos
+        is already read and made: their slices, the slices sorted by what
+        follows the first letter for words long enough for two typos, a
+        large slice's beginnings for a prefix word (see
+        ``trio_search._dictionary``)."""
         dictionary = self._snapshot.words
         return all(dictionary.is_read_for(word) for word in words if word.typos)
 
     def read_dictionary_for(self, words: Sequence[Word]) -> None:
-        """Read the dictionary slices of the words that allow typos, so
-        that :meth:`has_dictionary_for` them is true."""
+        """Read and make what the dictionary needs for the words that allow
+        typos, so that :meth:`has_dictionary_for` them is true."""
         dictionary = self._snapshot.words
         for word in words:
             dictionary.read_for(word)
