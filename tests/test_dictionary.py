@@ -81,15 +81,13 @@ def test_near_is_every_word_within_the_typos(
     # by one edit further on.
     words = [*words, *(letter + typed for letter in changed)]
     words += [letter + typed[1:] + "ab"[: len(changed)] for letter in changed]
-    words += [
-        edit(typed)
-        for edit in (
-            lambda text: text[:2] + text[3] + text[2] + text[4:],
-            lambda text: text[:2] + text[3:],
-            lambda text: text[:3] + "c" + text[3:],
-            lambda text: text[:3] + "ab".replace(text[3], "")[:1] + text[4:],
-        )[: len(changed) * 2]
+    one_edit_further_on = [
+        typed[:2] + typed[3] + typed[2] + typed[4:],  # two letters swapped
+        typed[:2] + typed[3:],  # one deleted
+        typed[:3] + "c" + typed[3:],  # one put in
+        typed[:3] + ("b" if typed[3] == "a" else "a") + typed[4:],  # one changed
     ]
+    words += one_edit_further_on[: len(changed) * 2]
     word = Word(typed, typos_allowed(typed), prefix)
     expected = {
         token

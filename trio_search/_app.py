@@ -279,8 +279,7 @@ class SearchApp:
                 or index.is_cheap(words, options)
             ):
                 return self._query(index, text, options)
-            read = words if small else ()
-            return Deferred(functools.partial(self._query, index, text, options, read))
+            return Deferred(functools.partial(self._query, index, text, options, words))
         if action == "health":
             # For load balancers' checks: cheap, and always the same bytes.
             return Reply(json_response({"result": "ok"}))
@@ -294,7 +293,8 @@ class SearchApp:
         index: SearchIndex, text: str, options: QueryOptions, read: Sequence[Word] = ()
     ) -> Reply:
         """Run a query and encode its reply (in a worker thread for large
-        indexes), first reading the dictionary slices of the words ``read``."""
+        indexes), first reading what the dictionary needs for the words
+        ``read`` (so that the next query for them may run on the event loop)."""
         try:
             index.read_dictionary_for(read)
             result = index.query(text, options)

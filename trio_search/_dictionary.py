@@ -153,11 +153,7 @@ class _Slice:
         for length in lengths:
             starts = self._beginnings(length)
             for at in within(text, starts):
-                start = starts[at]
-                after = bisect.bisect_left(words, start)
-                while after < len(words) and words[after].startswith(start):
-                    found.append(words[after])
-                    after += 1
+                found += [words[match] for match in _prefixed(words, starts[at], True)]
         return found
 
     def _one_typo(self, text: str, words: list[str]) -> list[int]:

@@ -426,8 +426,8 @@ def highlight_all(
         end = start
         while next_mark < len(marks) and marks[next_mark][0] < stop:
             word_start, word_stop = marks[next_mark]
-            parts += [text[end:word_start], HIGHLIGHT_START, text[word_start:word_stop]]
-            parts.append(HIGHLIGHT_END)
+            parts += (text[end:word_start], HIGHLIGHT_START)
+            parts += (text[word_start:word_stop], HIGHLIGHT_END)
             end = word_stop
             next_mark += 1
         parts.append(text[end:stop])
