@@ -10,6 +10,7 @@ import pytest
 
 from trio_search._documents import (
     MAX_KEY_LENGTH,
+    NAMES_SHOWN,
     DataError,
     Document,
     DocumentReader,
@@ -157,7 +158,7 @@ def test_key_and_answer_fields_are_configurable(tmp_path: Path) -> None:
 def test_configured_field_names_appear_in_errors(tmp_path: Path) -> None:
     mapping = FieldMapping(key_field="id", answer_field="title")
     path = write(tmp_path, "data.jsonl", '{"id": "q1", "title": "How?"}\n{"key": "q2"}\n')
-    assert error_of(path, mapping).message == f"{path}:2: no 'id' field"
+    assert error_of(path, mapping).message == f"{path}:2: no 'id' field (its fields: 'key')"
     path = write(tmp_path, "data.jsonl", '{"id": "q1", "title": 5}\n')
     assert error_of(path, mapping).message == f"{path}:1: 'title' must be a string, not int"
 
@@ -292,7 +293,7 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
     "jsonl blank lines count": (
         "d.jsonl",
         b'\n\n{"answer": "x"}\n',
-        ":3: no 'key' field",
+        ":3: no 'key' field (its fields: 'answer')",
         "line 3",
     ),
     "jsonl float key": (
@@ -314,7 +315,12 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
         "line 1",
     ),
     "jsonl empty key": ("d.jsonl", b'{"key": "", "answer": "x"}', ":1: 'key' is empty", "line 1"),
-    "jsonl no answer": ("d.jsonl", b'{"key": "a"}', ":1: no 'answer' field", "line 1"),
+    "jsonl no answer": (
+        "d.jsonl",
+        b'{"key": "a"}',
+        ":1: no 'answer' field (its fields: 'key')",
+        "line 1",
+    ),
     "jsonl null answer": (
         "d.jsonl",
         b'{"key": "a", "answer": null}',
@@ -357,7 +363,12 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
         ": record 2: expected a JSON object, got string",
         "record 2",
     ),
-    "array no key": ("d.json", b'[{"answer": "x"}]', ": record 1: no 'key' field", "record 1"),
+    "array no key": (
+        "d.json",
+        b'[{"answer": "x"}]',
+        ": record 1: no 'key' field (its fields: 'answer')",
+        "record 1",
+    ),
     "object int answer": (
         "d.json",
         b'{"a": "x", "b": 2}',
@@ -378,12 +389,17 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
         ":2: the row has 3 cells, the header has 2",
         "line 2",
     ),
-    "csv too few cells": ("d.csv", b"key,answer\nonly\n", ":2: no 'answer' field", "line 2"),
+    "csv too few cells": (
+        "d.csv",
+        b"key,answer\nonly\n",
+        ":2: no 'answer' field (its fields: 'key')",
+        "line 2",
+    ),
     # A record with a quoted newline spans lines 2-3; the next starts on line 4.
     "csv after a multi-line record": (
         "d.csv",
         b'key,answer\n"a\nb",x\nc\n',
-        ":4: no 'answer' field",
+        ":4: no 'answer' field (its fields: 'key')",
         "line 4",
     ),
     # The reported line is where the bad record starts.
@@ -420,7 +436,7 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
     "csv no key column": (
         "d.csv",
         b"title,answer\na,b\n",
-        ":1: the header has no 'key' column",
+        ":1: the header has no 'key' column (its columns: 'title', 'answer')",
         "line 1",
     ),
     "csv column twice": (
@@ -456,7 +472,18 @@ def test_bad_record(
 def test_a_search_field_missing_from_the_csv_header(tmp_path: Path) -> None:
     path = write(tmp_path, "d.csv", "key,answer,body\n")
     error = error_of(path, FieldMapping(search_fields=("title",)))
-    assert error.message == f"{path}:1: the header has no 'title' column"
+    assert error.message == (
+        f"{path}:1: the header has no 'title' column (its columns: 'key', 'answer', 'body')"
+    )
+
+
+def test_a_missing_field_error_lists_what_the_record_has_cut_short(tmp_path: Path) -> None:
+    fields = ", ".join(f'"f{number}": "x"' for number in range(NAMES_SHOWN + 3))
+    path = write(tmp_path, "d.jsonl", "{" + fields + "}\n")
+    shown = ", ".join(f"'f{number}'" for number in range(NAMES_SHOWN))
+    assert error_of(path).message == f"{path}:1: no 'key' field (its fields: {shown}, ...)"
+    path = write(tmp_path, "e.jsonl", "{}\n")
+    assert error_of(path).message == f"{path}:1: no 'key' field (its fields: none)"
 
 
 def test_documents_before_a_bad_record_are_yielded(tmp_path: Path) -> None:

@@ -281,7 +281,10 @@ def test_a_bad_record_changes_nothing(
     status, out, err = run(capsys, "build", bad, "--index", built)
     assert status == 1
     assert out == ""
-    assert one_error_line(err) == f"trio-search-index: error: {bad}:3: no 'answer' field\n"
+    assert (
+        one_error_line(err)
+        == f"trio-search-index: error: {bad}:3: no 'answer' field (its fields: 'key')\n"
+    )
     assert state(built) == before
     assert sorted(p.name for p in built.iterdir()) == files_before
     assert leftovers(tmp_path) == []
@@ -373,7 +376,10 @@ def test_a_failing_add_leaves_no_files_behind(
     bad = write_jsonl(tmp_path / "bad.jsonl", [*records, {"key": "no answer"}])
     status, _out, err = run(capsys, "add", bad, "--index", built)
     assert status == 1
-    assert one_error_line(err) == f"trio-search-index: error: {bad}:101: no 'answer' field\n"
+    assert (
+        one_error_line(err)
+        == f"trio-search-index: error: {bad}:101: no 'answer' field (its fields: 'key')\n"
+    )
     assert sorted(path.name for path in built.iterdir()) == files_before
     info = json.loads(run(capsys, "info", "--index", built, "--json")[1])
     assert info["size_bytes"] == size_before

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -71,6 +72,9 @@ MAX_CSV_CELL_LENGTH = 64 * 1024 * 1024
 #: Characters of a value quoted in an error message before it is cut with
 #: "...", so that every message stays one readable line.
 QUOTE_LIMIT = 60
+#: Names listed in an error message about a field or column that is not
+#: there (those that are, to pick from), before the list is cut with "...".
+NAMES_SHOWN = 8
 
 _SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
@@ -218,6 +222,13 @@ def _quote(text: str) -> str:
     return repr(text[:QUOTE_LIMIT]) + "..."
 
 
+def _names(names: Iterable[str]) -> str:
+    """``names`` quoted, comma-separated, at most :data:`NAMES_SHOWN` of them."""
+    listed = list(itertools.islice(names, NAMES_SHOWN + 1))
+    shown = ", ".join(_quote(name) for name in listed[:NAMES_SHOWN])
+    return shown + ", ..." if len(listed) > NAMES_SHOWN else shown or "none"
+
+
 def _json_quote(text: str) -> str:
     """``text`` as a JSON string, cut after :data:`QUOTE_LIMIT` characters."""
     short = text[:QUOTE_LIMIT]
@@ -259,7 +270,7 @@ class _Rules:
             if type(key) is int:  # not bool: type() is exact
                 key = str(key)
             elif key is _ABSENT:
-                raise _BadRecord(f"no {_quote(key_field)} field")
+                raise _BadRecord(f"no {_quote(key_field)} field (its fields: {_names(record)})")
             else:
                 raise _BadRecord(f"{_quote(key_field)} must be a string, not {_type_name(key)}")
         if not key:
@@ -272,7 +283,9 @@ class _Rules:
         answer = record.get(self._answer_field, _ABSENT)
         if type(answer) is not str:
             if answer is _ABSENT:
-                raise _BadRecord(f"no {_quote(self._answer_field)} field")
+                raise _BadRecord(
+                    f"no {_quote(self._answer_field)} field (its fields: {_names(record)})"
+                )
             raise _BadRecord(
                 f"{_quote(self._answer_field)} must be a string, not {_type_name(answer)}"
             )
@@ -533,7 +546,9 @@ class DocumentReader:
         needed = [mapping.key_field, mapping.answer_field, *(mapping.search_fields or ())]
         for name in needed:
             if name not in seen:
-                raise self._line_error(1, f"the header has no {_quote(name)} column")
+                raise self._line_error(
+                    1, f"the header has no {_quote(name)} column (its columns: {_names(header)})"
+                )
 
     # -- JSON -----------------------------------------------------------------
 
