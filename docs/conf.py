@@ -76,10 +76,10 @@ nitpick_ignore_regex = [
 nitpick_ignore = [
     # Private types in public signatures: SearchIndex.words returns the
     # query's words (_query.Word), SearchIndex.from_documents accepts
-    # anything document-shaped (_engine.DocumentLike). Not part of the API
+    # anything document-shaped (_schema.DocumentLike). Not part of the API
     # to import, so not documented on their own.
     ("py:class", "trio_search._query.Word"),
-    ("py:class", "trio_search._engine.DocumentLike"),
+    ("py:class", "trio_search._schema.DocumentLike"),
     # The "..." of tuple[int, ...], which sphinx-autodoc-typehints links to
     # the Ellipsis constant of Python's documentation (no intersphinx here).
     ("py:data", "Ellipsis"),

@@ -29,13 +29,7 @@ from trio_search import (
     documents_from_mapping,
     read_documents,
 )
-from trio_search._engine import (
-    CHEAP_QUERY_POSTINGS,
-    create_index,
-    open_tantivy_index,
-    tantivy_document,
-    tokens,
-)
+from trio_search._engine import CHEAP_QUERY_POSTINGS
 from trio_search._index_meta import write_meta
 from trio_search._limits import INLINE_QUERY_MAX_HITS
 from trio_search._query import (
@@ -47,6 +41,7 @@ from trio_search._query import (
     MIN_PREFIX_LENGTH,
     highlight,
 )
+from trio_search._schema import create_index, open_tantivy_index, tantivy_document, tokens
 
 #: A small corpus in the tutorial's spirit: key -> answer, both searchable.
 FILMS = {

@@ -15,9 +15,9 @@ import pytest
 import tantivy
 
 from trio_search import QueryOptions, RequestError, SearchIndex
-from trio_search._engine import ONE_WRITER_THREAD_MAX_BYTES, writer_threads
 from trio_search._index_cli import ProgressBar, main
 from trio_search._index_writer import Progress, build_index
+from trio_search._schema import ONE_WRITER_THREAD_MAX_BYTES, writer_threads
 
 #: Seconds any one subprocess may take before the test fails.
 TIMEOUT = 60

@@ -1,6 +1,6 @@
 """The query's options, words, typo distance and highlights, without an index.
 
-The analyzer is the engine's own (``trio_search._engine.analyze``): a pure
+The analyzer is the engine's own (``trio_search._schema.analyze``): a pure
 function of the text, and the one whose agreement with this module matters.
 """
 
@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_search import QueryOptions, RequestError
-from trio_search._engine import analyze, tokens
 from trio_search._query import (
     DEFAULT_QUERY_LIMIT,
     HIGHLIGHT_END,
@@ -35,6 +34,7 @@ from trio_search._query import (
     typo_count,
     typos_allowed,
 )
+from trio_search._schema import analyze, tokens
 
 
 def parse(**options: Any) -> tuple[str, QueryOptions]:

@@ -26,8 +26,8 @@ from trio_search import (
     ServerSettings,
     open_client,
 )
-from trio_search._engine import create_index, tantivy_document
 from trio_search._index_meta import write_meta
+from trio_search._schema import create_index, tantivy_document
 
 pytestmark = pytest.mark.slow
 
@@ -213,7 +213,7 @@ def make_index(path: Path, records: list[dict[str, str]]) -> None:
 def commit(path: Path, records: list[dict[str, str]], deletes: list[str] = ()) -> None:  # type: ignore[assignment]
     """What ``trio-search-index add/delete`` does: another writer commits."""
     from trio_search import Document
-    from trio_search._engine import open_tantivy_index
+    from trio_search._schema import open_tantivy_index
 
     writer = open_tantivy_index(path).writer()
     for key in deletes:

@@ -12,10 +12,11 @@ from types import MappingProxyType
 
 from . import _codes as codes
 from ._documents import DocumentReader, FieldMapping, documents_from_mapping
-from ._engine import SearchIndex, writer_threads
+from ._engine import SearchIndex
 from ._errors import ConfigurationError
 from ._index_meta import IndexMeta
 from ._ranking_cache import RANKING_CACHE_HITS
+from ._schema import writer_threads
 
 #: The tutorial's data, exactly (``request_search`` in its libserver.py).
 BUILTIN_INDEX: Mapping[str, str] = MappingProxyType(

@@ -42,13 +42,6 @@ import tantivy
 
 from . import _codes as codes
 from ._documents import Document, DocumentReader, FieldMapping
-from ._engine import (
-    WRITER_HEAP_BYTES,
-    add_document,
-    create_index,
-    open_tantivy_index,
-    writer_threads,
-)
 from ._errors import ConfigurationError
 from ._index_meta import (
     INDEX_FORMAT,
@@ -57,6 +50,13 @@ from ._index_meta import (
     generation_of,
     read_meta,
     write_meta,
+)
+from ._schema import (
+    WRITER_HEAP_BYTES,
+    add_document,
+    create_index,
+    open_tantivy_index,
+    writer_threads,
 )
 
 #: Least time between two progress reports, in seconds (10 a second).

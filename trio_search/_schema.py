@@ -1,0 +1,237 @@
+"""How trio_search lays documents out in a tantivy index: the fields, the
+analyzers that cut text into words, writing a document, and making or
+opening the index. :mod:`trio_search._engine` searches what this writes.
+
+Each document is stored once, with these tantivy fields:
+
+- ``key``: the key, untouched (``raw``), stored: what ``search`` looks up;
+- ``key_norm``: the key lower-cased with accents folded, one term: an exact
+  key match (whatever its case) ranks first in ``query``;
+- ``answer``: the answer, stored, for replies (not searched: its analyzer
+  makes no terms, which saves building a term per document);
+- ``all``: every searchable field's text, cut into words by the folding
+  analyzer (letters and digits, lower case, ASCII folding): what a query
+  searches by default;
+- ``f``: a JSON field holding each searchable field under its own name, for
+  queries restricted to ``fields``; only in an index built with field
+  queries (:attr:`IndexMeta.field_queries`), since it indexes every word a
+  second time: without it, building goes about twice as fast.
+
+The analyzers are registered under the same names in every index, so that
+one written by ``trio-search-index`` is read alike by every server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+import tantivy
+
+from . import _codes as codes
+from ._errors import ConfigurationError
+from ._index_meta import read_meta
+
+#: Longest word indexed, in bytes; longer runs of letters are not words
+#: anyone searches for (base64, hashes) and would bloat the dictionary.
+MAX_WORD_BYTES = 64
+#: Names the analyzers are registered under in every index.
+TEXT_ANALYZER = "trio_search_text"
+KEY_ANALYZER = "trio_search_key"
+STORED_ONLY_ANALYZER = "trio_search_stored_only"
+#: Memory tantivy may use to buffer documents before writing a segment, in
+#: bytes per writer thread (used as documents come, not reserved): more means
+#: fewer, larger segments, and every query pays a fixed cost per segment (a
+#: fuzzy word about 90 us each). With 512 MiB a million generated documents
+#: make 2 segments; with 128 MiB they made 7, and queries cost up to 2x more.
+WRITER_HEAP_BYTES = 512 * 1024 * 1024
+#: Writer threads when building: one per core of the 2-core machines we run on.
+WRITER_THREADS = 2
+#: Data files smaller than this, in bytes, are indexed by one writer thread.
+#: Each thread writes its own segment, and every query pays a fixed cost per
+#: segment (each term is looked up in each one's dictionary; a fuzzy query's
+#: automaton, when typos used one, cost 710 us for a typo query over 2
+#: segments of the 8,577 stdlib docstrings);
+#: two threads pay off only for large files (a million generated documents,
+#: 227 MB: 64,785 documents/s against about 44,000 with one).
+ONE_WRITER_THREAD_MAX_BYTES = 64 * 1024 * 1024
+
+
+def writer_threads(data_bytes: int) -> int:
+    """Writer threads for indexing a data file of ``data_bytes`` bytes."""
+    return 1 if data_bytes < ONE_WRITER_THREAD_MAX_BYTES else WRITER_THREADS
+
+
+_dumps = orjson.dumps
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class DocumentLike(Protocol):
+    """What the engine needs of a document (see ``trio_search._documents``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def answer(self) -> str: ...
+    @property
+    def fields(self) -> Mapping[str, str]: ...
+
+
+def _text_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(MAX_WORD_BYTES))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+
+
+def _key_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+
+
+def _stored_only_analyzer() -> tantivy.TextAnalyzer:
+    # tantivy indexes every text field; this one keeps no token at all.
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
+        .filter(tantivy.Filter.remove_long(0))
+        .build()
+    )
+
+
+_TEXT = _text_analyzer()
+_KEY = _key_analyzer()
+_STORED_ONLY = _stored_only_analyzer()
+
+
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates (valid in JSON, not in UTF-8, so never
+    in the index) replaced by U+FFFD, a separator to the analyzer."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def analyze(text: str) -> list[str]:
+    """``text``'s words as the index stores them (lower case, accents folded)."""
+    return _TEXT.analyze(encodable(text))
+
+
+def normalized_key(key: str) -> str:
+    """``key`` as the field ``key_norm`` holds it: lower case, accents
+    folded (empty for an empty key)."""
+    terms = _KEY.analyze(encodable(key))
+    return terms[0] if terms else ""
+
+
+def tokens(text: str) -> list[tantivy.Token]:
+    """``text``'s words as the index stores them, each with where it is in
+    ``text`` (``char_offset_from`` and ``char_offset_to``, in characters):
+    what highlighting needs, in one call to the analyzer."""
+    # A lone surrogate becomes one U+FFFD: the offsets stay those of text.
+    tokenized: list[tantivy.Token] = _TEXT.pre_tokenize(encodable(text)).tokens
+    return tokenized
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    # One term per key: positions would never be used.
+    builder.add_text_field("key", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("key_norm", tokenizer_name=KEY_ANALYZER, index_option="basic")
+    builder.add_text_field(
+        "answer", stored=True, tokenizer_name=STORED_ONLY_ANALYZER, index_option="basic"
+    )
+    builder.add_text_field("all", tokenizer_name=TEXT_ANALYZER, index_option="freq")
+    builder.add_json_field("f", tokenizer_name=TEXT_ANALYZER, index_option="freq")
+    return builder.build()
+
+
+def _register_analyzers(index: tantivy.Index) -> tantivy.Index:
+    index.register_tokenizer(TEXT_ANALYZER, _TEXT)
+    index.register_tokenizer(KEY_ANALYZER, _KEY)
+    index.register_tokenizer(STORED_ONLY_ANALYZER, _STORED_ONLY)
+    return index
+
+
+def tantivy_document(document: DocumentLike, field_queries: bool = False) -> tantivy.Document:
+    """The tantivy document that indexes ``document`` (see the theory of
+    operation); with ``field_queries``, each field's words also on their own."""
+    # The hot path of building an index. add_text() skips the type guessing
+    # of Document(**kwargs), and tantivy parses a JSON string faster than it
+    # converts a dict (about 7 instead of 11 us per document in all).
+    key = document.key
+    fields = document.fields
+    doc = tantivy.Document()
+    doc.add_text("key", key)
+    doc.add_text("key_norm", key)
+    doc.add_text("answer", document.answer)
+    doc.add_text("all", "\n".join(fields.values()))
+    if not field_queries:
+        return doc
+    try:
+        doc.add_json("f", _dumps(dict(fields)).decode())
+    except orjson.JSONEncodeError:
+        doc.add_json("f", dict(fields))  # a lone surrogate: tantivy refuses it too
+    return doc
+
+
+def add_document(
+    writer: tantivy.IndexWriter, document: DocumentLike, field_queries: bool = False
+) -> None:
+    """Add ``document`` to ``writer``, as :func:`tantivy_document` makes it.
+
+    The hot path of building an index: tantivy reads a JSON string into its
+    own document faster than it converts a :class:`tantivy.Document` (23.9
+    against 31.3 us of CPU per generated document, indexing included).
+    """
+    key = document.key
+    fields = document.fields
+    record: dict[str, object] = {
+        "key": key,
+        "key_norm": key,
+        "answer": document.answer,
+        "all": "\n".join(fields.values()),
+    }
+    if field_queries:
+        record["f"] = fields if type(fields) is dict else dict(fields)
+    try:
+        text = _dumps(record).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate: let the slow path fix it
+        writer.add_document(tantivy_document(document, field_queries))
+    else:
+        writer.add_json(text)
+
+
+def create_index(path: Path | None) -> tantivy.Index:
+    """A new, empty tantivy index in directory ``path`` (which must exist and
+    be empty), or in memory."""
+    schema = _schema()
+    index = tantivy.Index(schema) if path is None else tantivy.Index(schema, path=str(path))
+    return _register_analyzers(index)
+
+
+def open_tantivy_index(path: Path) -> tantivy.Index:
+    """The tantivy index in directory ``path``, analyzers registered.
+
+    Raises:
+        ConfigurationError: no readable trio_search index there.
+    """
+    read_meta(path)
+    try:
+        index = tantivy.Index.open(str(path))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"cannot open index {str(path)!r}: {exc}", code=codes.BAD_INDEX
+        ) from exc
+    return _register_analyzers(index)
