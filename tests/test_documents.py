@@ -439,6 +439,20 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
         ":1: the header has no 'key' column (its columns: 'title', 'answer')",
         "line 1",
     ),
+    "csv separated by semicolons": (
+        "d.csv",
+        b"key;answer\na;b\n",
+        ":1: the header has no 'key' column (its columns: 'key;answer'); "
+        "columns are separated by commas, not ';'",
+        "line 1",
+    ),
+    "csv separated by tabs": (
+        "d.csv",
+        b"key\tanswer\na\tb\n",
+        ":1: the header has no 'key' column (its columns: 'key\\tanswer'); "
+        "columns are separated by commas, not '\\t'",
+        "line 1",
+    ),
     "csv column twice": (
         "d.csv",
         b"key,answer,key\n",

@@ -229,6 +229,18 @@ def _names(names: Iterable[str]) -> str:
     return shown + ", ..." if len(listed) > NAMES_SHOWN else shown or "none"
 
 
+#: Characters that separate columns in files other programs call CSV (a
+#: spreadsheet set to a language whose decimal mark is a comma uses ";").
+_OTHER_SEPARATORS = (";", "\t", "|")
+
+
+def _other_separator(header: list[str]) -> str | None:
+    """The separator a one-column header seems to use instead of commas."""
+    if len(header) != 1:
+        return None
+    return next((other for other in _OTHER_SEPARATORS if other in header[0]), None)
+
+
 def _json_quote(text: str) -> str:
     """``text`` as a JSON string, cut after :data:`QUOTE_LIMIT` characters."""
     short = text[:QUOTE_LIMIT]
@@ -546,9 +558,11 @@ class DocumentReader:
         needed = [mapping.key_field, mapping.answer_field, *(mapping.search_fields or ())]
         for name in needed:
             if name not in seen:
-                raise self._line_error(
-                    1, f"the header has no {_quote(name)} column (its columns: {_names(header)})"
-                )
+                reason = f"the header has no {_quote(name)} column (its columns: {_names(header)})"
+                other = _other_separator(header)
+                if other is not None:
+                    reason += f"; columns are separated by commas, not {other!r}"
+                raise self._line_error(1, reason)
 
     # -- JSON -----------------------------------------------------------------
 
