@@ -16,8 +16,9 @@ import tantivy
 
 from trio_search import QueryOptions, RequestError, SearchIndex
 from trio_search._index_cli import ProgressBar, main
+from trio_search._index_meta import TANTIVY_META
 from trio_search._index_writer import Progress, build_index
-from trio_search._schema import ONE_WRITER_THREAD_MAX_BYTES, writer_threads
+from trio_search._schema import DOCSTORE_BLOCK_BYTES, ONE_WRITER_THREAD_MAX_BYTES, writer_threads
 
 #: Seconds any one subprocess may take before the test fails.
 TIMEOUT = 60
@@ -670,3 +671,32 @@ def test_a_rebuilt_index_numbers_its_data_after_the_old_one(tmp_path: Path) -> N
     assert main(["build", str(data), "--index", str(index)]) == 0
     after = SearchIndex.open(index).generation
     assert after > before
+
+
+def docstore_block(index: Path) -> int:
+    block: int = json.loads((index / TANTIVY_META).read_text())["index_settings"][
+        "docstore_blocksize"
+    ]
+    return block
+
+
+def test_stored_documents_are_kept_in_small_blocks_through_builds_and_adds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Answers spanning many blocks, each read back whole after a build and an add.
+    answers = {f"k{number}": f"answer {number} " + "x" * 100 for number in range(400)}
+    data = write_jsonl(
+        tmp_path / "data.jsonl",
+        [{"key": key, "answer": answer} for key, answer in list(answers.items())[:300]],
+    )
+    more = write_jsonl(
+        tmp_path / "more.jsonl",
+        [{"key": key, "answer": answer} for key, answer in list(answers.items())[300:]],
+    )
+    index = tmp_path / "index"
+    assert run(capsys, "build", data, "--index", index)[0] == 0
+    assert docstore_block(index) == DOCSTORE_BLOCK_BYTES
+    assert run(capsys, "add", more, "--index", index)[0] == 0
+    assert docstore_block(index) == DOCSTORE_BLOCK_BYTES
+    opened = SearchIndex.open(index)
+    assert {key: opened.lookup(key) for key in answers} == answers

@@ -24,6 +24,9 @@ from ._errors import ConfigurationError
 
 #: Our own description of an index, beside tantivy's files.
 META_FILE = "trio_search.json"
+#: tantivy's own description of an index (its segments, its settings, its
+#: commit counter), which it replaces whole on every commit.
+TANTIVY_META = "meta.json"
 #: Version of the layout above; an index of another version is refused.
 INDEX_FORMAT = 1
 
@@ -134,7 +137,7 @@ def generation_of(path: Path) -> int:
     grows with every commit) plus our ``generation_base`` (which grows with
     every rebuild), so it names a version of the data and never goes back."""
     try:
-        opstamp = int(json.loads((path / "meta.json").read_text(encoding="utf-8"))["opstamp"])
+        opstamp = int(json.loads((path / TANTIVY_META).read_text(encoding="utf-8"))["opstamp"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
     try:
@@ -150,7 +153,7 @@ def commit_stamp(path: Path) -> tuple[int, ...]:
     writer may do after its commit."""
     try:
         directory = path.stat()
-        meta = (path / "meta.json").stat()
+        meta = (path / TANTIVY_META).stat()
     except OSError:
         return ()
     try:

@@ -46,6 +46,7 @@ from ._errors import ConfigurationError
 from ._index_meta import (
     INDEX_FORMAT,
     META_FILE,
+    TANTIVY_META,
     IndexMeta,
     generation_of,
     read_meta,
@@ -354,7 +355,7 @@ def _is_index(path: Path) -> bool:
 #: The files an index directory holds besides its segments' (tantivy's
 #: bookkeeping and locks, and ours).
 _INDEX_FILES = frozenset(
-    {META_FILE, "meta.json", ".managed.json", ".tantivy-meta.lock", ".tantivy-writer.lock"}
+    {META_FILE, TANTIVY_META, ".managed.json", ".tantivy-meta.lock", ".tantivy-writer.lock"}
 )
 #: A segment's file: its 32-hex-digit id, for deletes an operation number,
 #: then what it holds (``.term``, ``.store``, ``.del``, ...).
