@@ -225,8 +225,10 @@ def _quote(text: str) -> str:
 def _names(names: Iterable[str]) -> str:
     """``names`` quoted, comma-separated, at most :data:`NAMES_SHOWN` of them."""
     listed = list(itertools.islice(names, NAMES_SHOWN + 1))
+    if not listed:
+        return "none"
     shown = ", ".join(_quote(name) for name in listed[:NAMES_SHOWN])
-    return shown + ", ..." if len(listed) > NAMES_SHOWN else shown or "none"
+    return shown + ", ..." if len(listed) > NAMES_SHOWN else shown
 
 
 #: Characters that separate columns in files other programs call CSV (a

@@ -45,9 +45,10 @@ KEY_ANALYZER = "trio_search_key"
 STORED_ONLY_ANALYZER = "trio_search_stored_only"
 #: Memory tantivy may use to buffer documents before writing a segment, in
 #: bytes per writer thread (used as documents come, not reserved): more means
-#: fewer, larger segments, and every query pays a fixed cost per segment (a
-#: fuzzy word about 90 us each). With 512 MiB a million generated documents
-#: make 2 segments; with 128 MiB they made 7, and queries cost up to 2x more.
+#: fewer, larger segments, and every query pays a fixed cost per segment
+#: (each of its terms is looked up in each one's dictionary). With 512 MiB a
+#: million generated documents make 2 segments; with 128 MiB they made 7, and
+#: queries cost up to 2x more (measured when typos were fuzzy queries).
 WRITER_HEAP_BYTES = 512 * 1024 * 1024
 #: Bytes of stored documents (keys, answers) compressed together, against
 #: tantivy's default of 16 KiB: a reply reads the whole block of each of its
@@ -60,10 +61,8 @@ DOCSTORE_BLOCK_BYTES = 4 * 1024
 WRITER_THREADS = 2
 #: Data files smaller than this, in bytes, are indexed by one writer thread.
 #: Each thread writes its own segment, and every query pays a fixed cost per
-#: segment (each term is looked up in each one's dictionary; a fuzzy query's
-#: automaton, when typos used one, cost 710 us for a typo query over 2
-#: segments of the 8,577 stdlib docstrings);
-#: two threads pay off only for large files (a million generated documents,
+#: segment (each term is looked up in each one's dictionary); two threads
+#: pay off only for large files (a million generated documents,
 #: 227 MB: 64,785 documents/s against about 44,000 with one).
 ONE_WRITER_THREAD_MAX_BYTES = 64 * 1024 * 1024
 
