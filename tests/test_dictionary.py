@@ -196,3 +196,14 @@ def test_two_threads_read_a_slice_once_and_count_it_once() -> None:
         thread.join()
     assert read == ["r"]
     assert words._kept == 3  # rabbit, rabbits, rabbet
+
+
+def test_read_common_reads_what_words_long_enough_for_two_typos_need() -> None:
+    words = dictionary_of(*WORDS)
+    wonderland = Word("xonderlanx", 2, False)
+    assert not words.is_read_for(wonderland)
+    assert not words.has_tails()
+    words.read_common()
+    assert words.has_tails()
+    assert words.is_read_for(wonderland)
+    assert words.is_read_for(Word("rabbi", 1, True))  # every letter's small slice

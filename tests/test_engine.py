@@ -543,6 +543,30 @@ def test_on_disk_index_sees_another_writers_commit(tmp_path: Path) -> None:
     assert index.refresh() is False
 
 
+def test_a_refresh_reads_ahead_the_dictionary_its_queries_had_needed(tmp_path: Path) -> None:
+    write_documents(tmp_path, documents_from_mapping(FILMS), new=True)
+    index = SearchIndex.open(tmp_path)
+    words = index.words("mountainz", QueryOptions())
+    assert words[0].typos == 2
+    assert not index.has_dictionary_for(words)
+    assert set(keys(index, "mountainz")) == {"ring", "hobbit"}
+    assert index.has_dictionary_for(words)
+    more = {"everest": "Higher than the Mountainss of the Moon."}
+    write_documents(tmp_path, documents_from_mapping(more), new=False)
+    assert index.refresh() is True
+    # Read before the new snapshot was searched, with its new words.
+    assert index.has_dictionary_for(words)
+    assert set(keys(index, "mountainz")) == {"ring", "hobbit", "everest"}
+
+
+def test_read_dictionary_reads_ahead_what_two_typo_words_need() -> None:
+    index = index_of(FILMS)
+    words = index.words("mountainz", QueryOptions())
+    assert not index.has_dictionary_for(words)
+    index.read_dictionary()
+    assert index.has_dictionary_for(words)
+
+
 def test_refresh_sees_replaced_documents_and_new_fields(tmp_path: Path) -> None:
     write_documents(tmp_path, [Document("b1", "one", {"title": "Alice"})], new=True)
     index = SearchIndex.open(tmp_path)

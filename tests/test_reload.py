@@ -21,6 +21,7 @@ import trio
 from tests.helpers import STARTUP_TIMEOUT, ServerProcess, server_subprocess, start_server
 from trio_search import (
     IndexMeta,
+    QueryOptions,
     SearchIndex,
     SearchServer,
     ServerSettings,
@@ -269,3 +270,19 @@ async def test_an_index_rebuilt_in_place_is_reopened(tmp_path: Path, nursery: tr
         with trio.fail_after(10):
             while await client.search("neo") != "Whoa.":  # noqa: ASYNC110
                 await trio.sleep(0.05)
+
+
+async def test_a_reload_reads_the_dictionary_ahead(tmp_path: Path, nursery: trio.Nursery) -> None:
+    # So the first query for a long misspelt word does not read it, and
+    # wait (0.2 s on a million documents), while others queue behind it.
+    directory = tmp_path / "index"
+    make_index(directory, [{"key": "ring", "answer": "Beneath the Misty Mountains."}])
+    first = SearchIndex.open(directory)
+    words = first.words("mountainz", QueryOptions())
+    server = SearchServer(ServerSettings(port=0), first, loader=lambda: SearchIndex.open(directory))
+    await start_server(nursery, server)
+    assert await server.reload_index()
+    reloaded = server.search_index
+    assert reloaded is not None and reloaded is not first
+    assert reloaded.has_dictionary_for(words)
+    assert not first.has_dictionary_for(words)  # (read by no query)

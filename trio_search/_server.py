@@ -137,7 +137,10 @@ class SearchServer:
         async with self._reload_lock:
             started = time.perf_counter()
             try:
-                index = await trio.to_thread.run_sync(self.loader, limiter=self._decode_limiter)
+                index = await trio.to_thread.run_sync(
+                    functools.partial(load_and_read, self.loader),
+                    limiter=self._decode_limiter,
+                )
             except (TrioSearchError, OSError) as exc:
                 logger.error("reload failed; still serving the previous data: %s", exc)
                 return False
@@ -189,13 +192,12 @@ class SearchServer:
                     if index.replaced_on_disk():
                         # A new directory in its place: open it whole.
                         assert index.path is not None
-                        new = await trio.to_thread.run_sync(
-                            functools.partial(
-                                SearchIndex.open,
-                                index.path,
-                                ranking_cache_hits=index.ranking_cache_hits,
-                            )
+                        opener = functools.partial(
+                            SearchIndex.open,
+                            index.path,
+                            ranking_cache_hits=index.ranking_cache_hits,
                         )
+                        new = await trio.to_thread.run_sync(load_and_read, opener)
                         app.replace_index(new)
                         index = new
                         changed = True
@@ -545,3 +547,13 @@ def _peer_of(stream: trio.abc.Stream) -> str:
     if type(stream) is TcpStream:
         return format_address(stream.peer_address)
     return peer_name(stream)
+
+
+def load_and_read(load: Callable[[], SearchIndex]) -> SearchIndex:
+    """``load()``'s index, its dictionary read ahead (see
+    :meth:`SearchIndex.read_dictionary`). Blocks: for a worker thread."""
+    index = load()
+    started = time.perf_counter()
+    index.read_dictionary()
+    logger.debug("dictionary read ahead in %.3f s", time.perf_counter() - started)
+    return index

@@ -59,7 +59,7 @@ from ._metrics import Metrics
 from ._metrics_aggregate import SNAPSHOT_INTERVAL, totals, write_snapshots
 from ._net import format_address
 from ._ranking_cache import RANKING_CACHE_HITS
-from ._server import SearchServer
+from ._server import SearchServer, load_and_read
 from ._settings import ServerSettings
 from ._trusted_proxies import TrustedProxies
 from ._workers import WorkerStartupError, supervise, watch_supervisor
@@ -584,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             _raise_open_files_limit(settings.max_connections)
             try:
-                index = loader()
+                index = load_and_read(loader)
             except ConfigurationError as exc:
                 return fail(PROG, exc.message)
             # A worker counts for its supervisor; the supervisor serves /metrics.
