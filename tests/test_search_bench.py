@@ -217,3 +217,24 @@ def test_the_fts5_peer_finds_misspelt_words_after_the_words_as_typed(tmp_path: P
     # Several words, the misspelt one first or last.
     assert [hit["key"] for hit in index.query("rabbbit white")["result"]] == ["typo"]
     assert [hit["key"] for hit in index.query("white rabbbit")["result"]] == ["typo"]
+
+
+def test_the_open_loop_target_is_judged_per_server_configuration() -> None:
+    def run(p99: float) -> dict[str, object]:
+        return {"latency_ms": {"p99": p99}, "unanswered_at_end": 0, "rate_offered": 1000}
+
+    corpus = {
+        "documents": 1_000_000,
+        "runs": [],
+        "floor": {},
+        "build": {},
+        "open_loop": {
+            "trio_search": run(900.0),
+            "trio_search, query cache off": run(5.0),
+            "trio_search, 2 workers": run(8.0),
+            "sqlite_fts5": run(1.0),
+        },
+    }
+    rows = report.targets({"corpora": {"generated": corpus}})
+    verdicts = {row["server"]: row["met"] for row in rows if row["target"] == "open_loop_p99"}
+    assert verdicts == {"trio_search": False, "trio_search, 2 workers": True}

@@ -103,14 +103,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     >= BUILD_DOCS_PER_SECOND,
                 }
             )
-        open_loop = corpus.get("open_loop", {}).get("trio_search")
-        if open_loop is not None:
+        for label, open_loop in corpus.get("open_loop", {}).items():
+            # As configured by default (one process), and with one process
+            # a core (docs/deploy.md's advice); not with the query cache off.
+            if label != "trio_search" and not label.endswith(" workers"):
+                continue
             p99 = open_loop["latency_ms"]["p99"]
             unanswered = open_loop["unanswered_at_end"]
             rows.append(
                 {
                     "target": "open_loop_p99",
                     "corpus": name,
+                    "server": label,
                     "documents": corpus["documents"],
                     "p99_ms": p99,
                     "engine_alone": corpus.get("open_loop_floor"),
@@ -367,14 +371,18 @@ def _render_targets(results: dict[str, Any]) -> list[str]:
                 f"| {row['qps_ratio']:.2f} | {row['cpu_ratio']:.2f} | {verdict(row['met'])} |"
             )
         lines.append("")
+    floors_said: set[str] = set()
     for row in rows:
         if row["target"] == "open_loop_p99":
             lines.append(
-                f"- Open loop, {row['documents']:,} documents: p99 {fmt(row['p99_ms'], 2)} ms "
+                f"- Open loop, {row['documents']:,} documents, {row.get('server', 'trio_search')}: "
+                f"p99 {fmt(row['p99_ms'], 2)} ms "
                 f"(target < {OPEN_LOOP_P99_MS:g} ms at 1,000 q/s on 1,000,000 documents): "
                 f"{verdict(row['met'])}"
             )
-            lines += _engine_alone(row, results["machine"].get("cores"))
+            if row["corpus"] not in floors_said:
+                floors_said.add(row["corpus"])
+                lines += _engine_alone(row, results["machine"].get("cores"))
         elif row["target"] == "build":
             if row.get("after_startup") is None:
                 rate = f"{fmt(row['documents_per_second'])} documents/s"
