@@ -50,11 +50,10 @@ documents, and hold up those queued behind it): by a server as it loads an
 index, and by a new snapshot whose predecessor had them, before it is
 searched (:meth:`Dictionary.read_common`). Slices are bounded by
 :data:`MAX_KEPT_WORDS`, and are safe to read and fill from several threads
-at once: one thread at a time reads a slice or
-the tails, the others wait for it rather than read the same words again
-(and count them twice: on the million documents, two worker threads
-building the tails together made the dictionary overflow and be read
-again, six times in 4,300 queries).
+at once: one thread at a time reads a slice or the tails, the others wait
+for it rather than read the same words again (and count them twice: on the
+million documents, two worker threads building the tails together made the
+dictionary overflow and be read again, six times in 4,300 queries).
 """
 
 from __future__ import annotations
