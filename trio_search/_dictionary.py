@@ -106,22 +106,30 @@ FIRST_LETTERS = string.ascii_lowercase + string.digits
 TAIL_LETTERS = string.ascii_lowercase + "1023456789"
 
 
+#: A list of words kept: a tuple, since a tuple of strings drops out of the
+#: cyclic garbage collector's sight after its first pass, where a list of
+#: them is walked by every full collection (the million generated
+#: documents' mixed queries keep about 450,000 words).
+Words = tuple[str, ...]
+
+
 class _Slice:
     """The index's words starting with some letters, and how many documents
     hold each."""
 
     def __init__(self, terms: Sequence[tuple[str, int]]) -> None:
         self.frequency = dict(terms)
-        self.sorted = sorted(self.frequency)
-        self.by_length: dict[int, list[str]] = {}
+        self.sorted = tuple(sorted(self.frequency))
+        by_length: dict[int, list[str]] = {}
         for term in self.sorted:
-            self.by_length.setdefault(len(term), []).append(term)
+            by_length.setdefault(len(term), []).append(term)
+        self.by_length = {length: tuple(words) for length, words in by_length.items()}
         #: By length: the words' distinct beginnings of that length (sorted),
         #: made when a prefix word first needs them.
-        self.beginnings: dict[int, list[str]] = {}
+        self.beginnings: dict[int, Words] = {}
         #: The lists above as sets, made when one typo is looked for in them
         #: by its spellings (see :meth:`_one_typo`), by the list's identity.
-        self.sets: dict[int, tuple[list[str], frozenset[str]]] = {}
+        self.sets: dict[int, tuple[Words, frozenset[str]]] = {}
         #: Every character of its words: what a typo may put in a word.
         self.alphabet = "".join(sorted(set("".join(self.sorted))))
         #: Words and beginnings held, for the dictionary's bound.
@@ -150,7 +158,7 @@ class _Slice:
         within = self._one_typo if typos == 1 else functools.partial(_within, typos=typos)
         if not word.prefix:
             for length in lengths:
-                words = self.by_length.get(length, [])
+                words = self.by_length.get(length, ())
                 found += [words[at] for at in within(text, words)]
             return found
         words = self.sorted
@@ -160,7 +168,7 @@ class _Slice:
                 found += [words[match] for match in _prefixed(words, starts[at], True)]
         return found
 
-    def _one_typo(self, text: str, words: list[str]) -> list[int]:
+    def _one_typo(self, text: str, words: Words) -> list[int]:
         """Where in ``words`` (sorted, all of one length) those at most one
         typo from ``text`` are, as :func:`_within` finds them.
 
@@ -197,7 +205,7 @@ class _Slice:
         # As rapidfuzz orders them: the word itself (no typo) first.
         return sorted(found, key=lambda at: (words[at] != text, at))
 
-    def _set_of(self, words: list[str]) -> frozenset[str]:
+    def _set_of(self, words: Words) -> frozenset[str]:
         """``words`` (one of this slice's lists) as a set, made once."""
         kept = self.sets.get(id(words))
         if kept is None or kept[0] is not words:
@@ -213,13 +221,13 @@ class _Slice:
         words = [self.sorted[at] for at in _prefixed(self.sorted, start, prefix)]
         return {word: self.frequency[word] for word in _most_frequent(words, self.frequency)}
 
-    def _beginnings(self, length: int) -> list[str]:
+    def _beginnings(self, length: int) -> Words:
         try:
             return self.beginnings[length]
         except KeyError:
             pass
         # Sorted words: those sharing a beginning are neighbours.
-        starts = list(dict.fromkeys(term[:length] for term in self.sorted if len(term) >= length))
+        starts = tuple(dict.fromkeys(term[:length] for term in self.sorted if len(term) >= length))
         self.beginnings[length] = starts
         self.held += len(starts)
         return starts
@@ -253,8 +261,8 @@ class _Tails:
 
     def __init__(self, pieces: dict[str, _Slice]) -> None:
         pairs = sorted((term[1:], term) for piece in pieces.values() for term in piece.sorted)
-        self.tails = [tail for tail, _term in pairs]
-        self.words = [term for _tail, term in pairs]
+        self.tails = tuple(tail for tail, _term in pairs)
+        self.words = tuple(term for _tail, term in pairs)
         self.pieces = pieces
         self.held = len(pairs)
 
