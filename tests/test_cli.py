@@ -622,3 +622,18 @@ async def test_client_output_to_a_closed_pipe_is_no_traceback(nursery: trio.Nurs
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (141, b"")
+
+
+def test_the_server_collects_garbage_less_often_than_python_by_default() -> None:
+    # Fewer full collections, each of which holds up every connection.
+    import gc
+
+    from trio_search._server_cli import GC_YOUNG_THRESHOLD, _tune_garbage_collection
+
+    before = gc.get_threshold()
+    try:
+        _tune_garbage_collection()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        assert before[0] < GC_YOUNG_THRESHOLD
+    finally:
+        gc.set_threshold(*before)

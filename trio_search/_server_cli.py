@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import logging
 import os
 import resource
@@ -379,6 +380,26 @@ def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
     return builtin_search_index
 
 
+#: Allocations (less deallocations) between two collections of the
+#: youngest generation, for a server (Python's default: 700). A full
+#: collection comes after every ten of the next generation's, and walks
+#: every live container: 40-75 ms on a million documents under load, during
+#: which no connection is served. At 500 queries/s of the million's mixed
+#: list, one process, runs of 10 s interleaved: a full collection in every
+#: run with the default, in none with this; p99 15.5-32 ms in 6 runs against
+#: 9.6-15.6 ms in 8.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _tune_garbage_collection() -> None:
+    """Collect what loading left, then collect less often (see
+    :data:`GC_YOUNG_THRESHOLD`): what a long-running server wants, and what
+    this process is."""
+    gc.collect()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def _raise_open_files_limit(max_connections: int) -> None:
     """Raise the soft RLIMIT_NOFILE towards the hard one when it is too low
     for ``max_connections``, as an operator would expect."""
@@ -587,6 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 index = load_and_read(loader)
             except ConfigurationError as exc:
                 return fail(PROG, exc.message)
+            _tune_garbage_collection()
             # A worker counts for its supervisor; the supervisor serves /metrics.
             wants_metrics = args.metrics is not None or args.metrics_dir is not None
             server = SearchServer(
