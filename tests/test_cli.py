@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gc
 import json
 import os
 import re
@@ -33,7 +34,7 @@ from tests.helpers import (
 )
 from trio_search import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_PORT, Hit, Message, QueryResult
 from trio_search._client_cli import describe_query, render_highlight, use_bold
-from trio_search._server_cli import build_parser
+from trio_search._server_cli import GC_YOUNG_THRESHOLD, _tune_garbage_collection, build_parser
 
 RABBIT_LINE = "Got result: Follow the white rabbit. \U0001f430"
 BINARY_LINE = "Got response: b'First 10 bytes of request: binaryhell'"
@@ -626,10 +627,6 @@ async def test_client_output_to_a_closed_pipe_is_no_traceback(nursery: trio.Nurs
 
 def test_the_server_collects_garbage_less_often_than_python_by_default() -> None:
     # Fewer full collections, each of which holds up every connection.
-    import gc
-
-    from trio_search._server_cli import GC_YOUNG_THRESHOLD, _tune_garbage_collection
-
     before = gc.get_threshold()
     try:
         _tune_garbage_collection()
