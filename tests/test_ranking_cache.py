@@ -4,6 +4,7 @@ same query again is answered alike, at once, and never from changed data."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import trio_search._engine
 from tests.helpers import start_server
 from tests.test_engine import FILMS, VOCABULARY, big_data, index_of, write_documents
 from tests.test_metrics import parse, value
@@ -102,6 +104,84 @@ CACHED = index_of(FILMS)
 UNCACHED = index_of(FILMS, ranking_cache_hits=0)
 
 
+#: Documents enough for the words in all of them to be costly: every one
+#: holds "common", "every" and "other", and a few rarer words; two keys
+#: are also queries.
+MANY_POSTINGS = {
+    f"doc{n}": f"common every other {('alpha', 'beta', 'gamma')[n % 3]} word{n % 7}"
+    for n in range(CHEAP_QUERY_POSTINGS + 100)
+} | {"other common": "the key typed as a query", "beta common": "another key"}
+MANY_CACHED = index_of(MANY_POSTINGS)
+MANY_UNCACHED = index_of(MANY_POSTINGS, ranking_cache_hits=0)
+
+
+def test_the_same_words_in_another_order_share_a_kept_ranking() -> None:
+    index = index_of(MANY_POSTINGS)
+    first = hits(index, "common every")
+    assert first[-1] == ("total", CHEAP_QUERY_POSTINGS + 100, "")
+    assert index.ranking_cache_counts.stored == 1
+    # Another order, another case, other options: the words as typed fill
+    # the page, so their ranking answers.
+    for text, options in [("every common", {}), ("EVERY  Common ", {"typos": False})]:
+        answer = hits(index, text, **options)
+        assert answer == hits(MANY_UNCACHED, text, **options)
+        assert [key for key, _, _ in answer] == [key for key, _, _ in first]
+    assert (index.ranking_cache_counts.hits, index.ranking_cache_counts.stored) == (2, 1)
+    # Not for another page depth, nor other fields.
+    hits(index, "every common", limit=5)
+    hits(index, "every common", fields=sorted(index.meta.fields))
+    assert index.ranking_cache_counts.hits == 2
+
+
+def test_a_query_that_is_a_key_is_not_answered_from_another_order() -> None:
+    index = index_of(MANY_POSTINGS)
+    hits(index, "common other")
+    assert index.ranking_cache_counts.stored == 1
+    answer = hits(index, "other common")
+    assert answer[0][0] == "other common"  # the key match ranks first
+    assert answer == hits(MANY_UNCACHED, "other common")
+    assert index.ranking_cache_counts.hits == 0
+
+
+def test_words_that_leave_the_page_short_keep_their_ranking_to_their_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A first pass that does not fill the page answers only the same
+    options: with typos allowed, a second pass finds more."""
+    monkeypatch.setattr(trio_search._engine, "CHEAP_QUERY_POSTINGS", 0)  # all costly
+    data = {"a": "bright idea", "b": "bright ideas", "c": "brigth idea"}
+    index = index_of(data)
+    exact = hits(index, "bright idea", typos=False, prefix=False)
+    assert [key for key, _, _ in exact] == ["a", "total"]
+    assert index.ranking_cache_counts.stored == 1
+    answer = hits(index, "idea bright")
+    assert answer == hits(index_of(data, ranking_cache_hits=0), "idea bright")
+    assert sorted(key for key, _, _ in answer) == ["a", "c", "total"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from(["common", "every", "other", "beta", "word3", "comon", "othe", "gam"]),
+        min_size=1,
+        max_size=3,
+    ),
+    order=st.randoms(use_true_random=False),
+    typos=st.booleans(),
+    prefix=st.booleans(),
+    limit=st.integers(1, 5),
+    offset=st.integers(0, 3),
+)
+def test_kept_rankings_answer_any_order_as_the_engine_does(
+    words: list[str], order: random.Random, typos: bool, prefix: bool, limit: int, offset: int
+) -> None:
+    options = dict(typos=typos, prefix=prefix, limit=limit, offset=offset)
+    shuffled = words[:]
+    order.shuffle(shuffled)
+    for text in (" ".join(words), " ".join(shuffled)):
+        assert hits(MANY_CACHED, text, **options) == hits(MANY_UNCACHED, text, **options)
+
+
 def test_a_commit_seen_empties_the_cache(tmp_path: Path) -> None:
     write_documents(tmp_path, documents_from_mapping({"ring": FILMS["ring"]}), new=True)
     index = SearchIndex.open(tmp_path)
@@ -120,7 +200,8 @@ def test_an_index_without_a_cache_keeps_nothing() -> None:
     index = index_of(FILMS, ranking_cache_hits=0)
     assert hits(index, "rabit") == hits(index, "rabit")
     assert index.ranking_cache_counts.stored == 0
-    assert not index.has_ranking("rabit", QueryOptions())
+    options = QueryOptions()
+    assert not index.has_ranking("rabit", index.words("rabit", options), options)
 
 
 def test_the_app_answers_a_kept_ranking_on_the_event_loop() -> None:

@@ -275,7 +275,7 @@ class SearchApp:
             small = index.documents <= self.inline_documents and options.fields is None
             if few and (
                 (small and index.has_dictionary_for(words))
-                or index.has_ranking(text, options)
+                or index.has_ranking(text, words, options)
                 or index.is_cheap(words, options)
             ):
                 return self._query(index, text, options)

@@ -10,7 +10,9 @@ traffic repeats its frequent queries (query logs are Zipf-distributed, as
 words are), so the ranking of such a query (the documents' addresses and
 scores, and the total) is kept, and the same query again costs a dictionary
 lookup plus fetching and highlighting its page of documents, as Solr's
-``queryResultCache`` does.
+``queryResultCache`` does. A ranking that the words as typed make alone
+(they fill the page, so no second pass runs) is kept by those words, in
+any order (see ``_words_key`` in :mod:`trio_search._engine`).
 
 Only *costly* rankings are kept (the engine says which: many matches, or a
 second pass over typos and completions), so the cache holds what is worth
