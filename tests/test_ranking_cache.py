@@ -239,37 +239,66 @@ def ranking(size: int) -> Ranking:
     return Ranking([(1.0, None)] * size, size)  # type: ignore[list-item]
 
 
-def test_a_full_cache_is_emptied_before_the_next_ranking() -> None:
+def test_a_full_cache_drops_its_cheaper_rankings_first() -> None:
+    cache = RankingCache(capacity=30)
+    cache.put("costly", ranking(10), cost=0.020)
+    cache.put("cheap", ranking(10), cost=0.001)
+    cache.put("middling", ranking(10), cost=0.002)
+    assert len(cache) == 3
+    cache.put("new", ranking(10), cost=0.001)  # 40 > 30: room made first
+    assert sorted(cache._kept) == ["costly", "new"]
+    assert cache.get("cheap") is None
+    assert cache.get("costly") == ranking(10)
+    assert (cache.counts.hits, cache.counts.stored) == (1, 4)
+
+
+def test_a_costly_ranking_nobody_asks_for_again_goes_in_time() -> None:
+    cache = RankingCache(capacity=20)
+    cache.put("costly", ranking(10), cost=0.016)
+    cheap = 0
+    while "costly" in cache:
+        # Each cheap ranking past the second makes room: the costly one's
+        # credit halves each time it stays (16, 8, 4, 2 ms, then 1, the
+        # median: gone).
+        cache.put(f"cheap{cheap}", ranking(10), cost=0.001)
+        cheap += 1
+    assert cheap == 6
+
+
+def test_a_ranking_asked_for_again_gets_its_credit_back() -> None:
+    cache = RankingCache(capacity=20)
+    cache.put("costly", ranking(10), cost=0.004)
+    for number in range(50):
+        cache.put(f"cheap{number}", ranking(10), cost=0.001)
+        assert cache.get("costly") is not None
+
+
+def test_rankings_alike_in_cost_are_all_dropped_to_make_room() -> None:
     cache = RankingCache(capacity=25)
-    cache.put("a", ranking(10))
-    cache.put("b", ranking(10))
-    assert len(cache) == 2
-    cache.put("c", ranking(10))  # 30 > 25: emptied first
-    assert len(cache) == 1
-    assert "c" in cache and "a" not in cache
-    assert cache.get("a") is None
-    assert cache.get("c") == ranking(10)
-    assert (cache.counts.hits, cache.counts.stored) == (1, 3)
+    cache.put("a", ranking(10), cost=0.001)
+    cache.put("b", ranking(10), cost=0.001)
+    cache.put("c", ranking(10), cost=0.001)  # 30 > 25: a and b at the median
+    assert sorted(cache._kept) == ["c"]
 
 
 def test_a_ranking_bigger_than_the_cache_is_not_kept() -> None:
     cache = RankingCache(capacity=5)
-    cache.put("a", ranking(3))
-    cache.put("big", ranking(6))
+    cache.put("a", ranking(3), cost=0.001)
+    cache.put("big", ranking(6), cost=0.001)
     assert "a" in cache and "big" not in cache
     nothing = RankingCache(capacity=0)
-    nothing.put("empty", ranking(0))
+    nothing.put("empty", ranking(0), cost=0.001)
     assert len(nothing) == 0
 
 
 @pytest.mark.parametrize("size", [0, 1])
 def test_fresh_caches_share_the_counts(size: int) -> None:
     cache = RankingCache(capacity=10)
-    cache.put("a", ranking(size))
+    cache.put("a", ranking(size), cost=0.001)
     cache.get("a")
     fresh = cache.fresh()
     assert "a" not in fresh
-    fresh.put("a", ranking(size))
+    fresh.put("a", ranking(size), cost=0.001)
     assert fresh.counts is cache.counts
     assert (fresh.counts.hits, fresh.counts.stored) == (1, 2)
 

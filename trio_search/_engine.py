@@ -430,6 +430,7 @@ class SearchIndex:
             kept = snapshot.rankings.get(_words_key(words, fields, wanted))
             if kept is not None:
                 return kept
+        started = time.thread_time()
         ranked, total, counted, typed = self._passes(snapshot, words, paths, keys, wanted)
         # Costly: many postings scored, or a second pass (the dictionary's
         # words within typos measured, completions read).
@@ -454,12 +455,13 @@ class SearchIndex:
         as_typed = (len(key_ranked), len(key_ranked) + typed)
         ranking = Ranking(key_ranked + ranked, total, as_typed)
         if costly:
+            cost = time.thread_time() - started
             if not keys and total >= wanted and counted is not None and not counted.tolerant:
                 # The words as typed filled the page: the same for them in
                 # any order and case, whatever the options.
-                snapshot.rankings.put(_words_key(words, fields, wanted), ranking)
+                snapshot.rankings.put(_words_key(words, fields, wanted), ranking, cost)
             else:
-                snapshot.rankings.put(_ranking_key(text, options), ranking)
+                snapshot.rankings.put(_ranking_key(text, options), ranking, cost)
         return ranking
 
     def _passes(

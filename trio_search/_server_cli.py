@@ -128,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "hits (a document's address and score, about 100 bytes) of costly queries' "
             "rankings kept for the next time they are asked: queries of words in many "
-            "documents, or needing typos or completions. Emptied whenever the data "
-            "changes; 0 turns the cache off"
+            "documents, or needing typos or completions. When it is full, those that "
+            "were cheapest to compute go first. Emptied whenever the data changes; "
+            "0 turns the cache off"
         ),
     )
     limits = parser.add_argument_group("limits")
