@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trio_search._dictionary as dictionary_module
+from tests.helpers import collector_work
 from trio_search import IndexMeta, SearchIndex
 from trio_search._dictionary import Dictionary
 from trio_search._documents import documents_from_mapping
@@ -150,6 +152,20 @@ def test_a_slice_too_large_for_the_tails_is_looked_up_spelling_by_spelling(
     assert "w" in tails.pieces
     assert set(words.near(robots)) == {"robotsaaa"}
     assert set(words.near(Word("ponderlan", 2, True))) == {"wonderland", "onderland", "ponderland"}
+
+
+def test_the_garbage_collector_does_not_walk_what_lookups_keep() -> None:
+    """Looking one typo up spelling by spelling keeps each long list of
+    words as a set; a full collection costs the same whatever its size."""
+
+    def looked_up(letters: str) -> Dictionary:
+        # Every six-letter word "r" + five of ``letters``: a long list.
+        words = dictionary_of(*("r" + "".join(p) for p in itertools.product(letters, repeat=5)))
+        assert set(words.near(Word("raabbx", 1, False))) == {"raabb" + c for c in letters}
+        return words
+
+    small, large = looked_up("abc"), looked_up("abcd")  # 243 and 1,024 words
+    assert collector_work(small) == collector_work(large)
 
 
 def test_a_slice_too_large_is_not_read_a_longer_prefix_is(

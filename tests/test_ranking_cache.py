@@ -8,12 +8,13 @@ import random
 from pathlib import Path
 
 import pytest
+import tantivy
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trio_search._engine
-from tests.helpers import start_server
+from tests.helpers import collector_work, start_server
 from tests.test_engine import FILMS, VOCABULARY, big_data, index_of, write_documents
 from tests.test_metrics import parse, value
 from trio_search import (
@@ -236,7 +237,7 @@ def test_the_app_answers_a_kept_ranking_on_the_event_loop() -> None:
 
 
 def ranking(size: int) -> Ranking:
-    return Ranking([(1.0, None)] * size, size)  # type: ignore[list-item]
+    return Ranking(((1.0, None),) * size, size)  # type: ignore[arg-type]
 
 
 def test_a_full_cache_drops_its_cheaper_rankings_first() -> None:
@@ -279,6 +280,24 @@ def test_rankings_alike_in_cost_are_all_dropped_to_make_room() -> None:
     cache.put("b", ranking(10), cost=0.001)
     cache.put("c", ranking(10), cost=0.001)  # 30 > 25: a and b at the median
     assert sorted(cache._kept) == ["c"]
+
+
+def test_the_garbage_collector_does_not_walk_the_rankings_kept() -> None:
+    """A full collection costs the same with 10 rankings kept as with 200:
+    the cache holds them in tuples the collector stops walking."""
+
+    def filled(count: int) -> RankingCache:
+        cache = RankingCache(capacity=10_000)
+        for number in range(count):
+            hits = tuple((float(at), tantivy.DocAddress(0, at)) for at in range(10))
+            cache.put(("words", str(number)), Ranking(hits, 10, (0, 10)), cost=0.001)
+        return cache
+
+    few, many = filled(10), filled(200)
+    assert collector_work(many) == collector_work(few)
+    assert many.get(("words", "7")) == Ranking(
+        tuple((float(at), tantivy.DocAddress(0, at)) for at in range(10)), 10, (0, 10)
+    )
 
 
 def test_a_ranking_bigger_than_the_cache_is_not_kept() -> None:

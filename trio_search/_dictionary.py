@@ -62,7 +62,7 @@ import bisect
 import functools
 import string
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, KeysView, Sequence
 
 import tantivy
 from rapidfuzz import process
@@ -129,7 +129,7 @@ class _Slice:
         self.beginnings: dict[int, Words] = {}
         #: The lists above as sets, made when one typo is looked for in them
         #: by its spellings (see :meth:`_one_typo`), by the list's identity.
-        self.sets: dict[int, tuple[Words, frozenset[str]]] = {}
+        self.sets: dict[int, tuple[Words, KeysView[str]]] = {}
         #: Every character of its words: what a typo may put in a word.
         self.alphabet = "".join(sorted(set("".join(self.sorted))))
         #: Words and beginnings held, for the dictionary's bound.
@@ -201,15 +201,20 @@ class _Slice:
             edits = {text[:at] + c + text[at:] for at in range(size + 1) for c in alphabet}
         else:
             edits = {text[:at] + text[at + 1 :] for at in range(size)}
-        found = [bisect.bisect_left(words, match) for match in edits & self._set_of(words)]
+        found = [bisect.bisect_left(words, match) for match in self._set_of(words) & edits]
         # As rapidfuzz orders them: the word itself (no typo) first.
         return sorted(found, key=lambda at: (words[at] != text, at))
 
-    def _set_of(self, words: Words) -> frozenset[str]:
-        """``words`` (one of this slice's lists) as a set, made once."""
+    def _set_of(self, words: Words) -> KeysView[str]:
+        """``words`` (one of this slice's lists) as a set, made once: the
+        keys of a dict of strings, which the garbage collector does not
+        track, where it walks a frozenset item by item at every full
+        collection (on the million generated documents, after 20,000 of
+        the open loop's queries, a full collection took 49 ms with
+        frozensets, 35 with dicts). A lookup costs 4.5 us against 2.2."""
         kept = self.sets.get(id(words))
         if kept is None or kept[0] is not words:
-            kept = (words, frozenset(words))
+            kept = (words, dict.fromkeys(words).keys())
             self.sets[id(words)] = kept
             self.held += len(words)
         return kept[1]

@@ -453,7 +453,7 @@ class SearchIndex:
             key_ranked.append((score, address))
             total += 1
         as_typed = (len(key_ranked), len(key_ranked) + typed)
-        ranking = Ranking(key_ranked + ranked, total, as_typed)
+        ranking = Ranking(tuple(key_ranked + ranked), total, as_typed)
         if costly:
             cost = time.thread_time() - started
             if not keys and total >= wanted and counted is not None and not counted.tolerant:
