@@ -238,3 +238,27 @@ def test_the_open_loop_target_is_judged_per_server_configuration() -> None:
     rows = report.targets({"corpora": {"generated": corpus}})
     verdicts = {row["server"]: row["met"] for row in rows if row["target"] == "open_loop_p99"}
     assert verdicts == {"trio_search": False, "trio_search, 2 workers": True}
+
+
+#: A stand-in server for the harness: listens where it is told, says so on
+#: stderr, and waits to be stopped.
+STAND_IN_SERVER = """
+import socket, sys, time
+port = int(sys.argv[sys.argv.index("--port") + 1])
+print("stand-in listening", file=sys.stderr, flush=True)
+listener = socket.create_server(("127.0.0.1", port))
+time.sleep(60)
+"""
+
+
+def test_a_server_s_stderr_holds_only_this_run_s_lines(tmp_path: Path) -> None:
+    import bench
+
+    (tmp_path / "stand-in.stderr").write_text("a line from an earlier run\n")
+    server = bench.ServerProcess("stand-in", [sys.executable, "-c", STAND_IN_SERVER], tmp_path)
+    try:
+        server.stop()
+        server.start()  # a restart within the run keeps what the run wrote
+    finally:
+        server.stop()
+    assert server.stderr().splitlines() == ["stand-in listening"] * 2

@@ -309,12 +309,15 @@ class ServerProcess:
         self.name = name
         self.argv = argv
         self.log_dir = log_dir
+        # This run's lines only (a restart within the run appends to them):
+        # the work folder is kept from run to run.
+        self.log_path = log_dir / f"{name}.stderr"
+        self.log_path.write_bytes(b"")
         self.start()
 
     def start(self) -> None:
         name = self.name
         self.port = free_port()
-        self.log_path = self.log_dir / f"{name}.stderr"
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [*self.argv, "--host", HOST, "--port", str(self.port)],
