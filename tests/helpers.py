@@ -1,5 +1,6 @@
 """Helpers for tests: start a real server on port 0, in this process or as
-the ``trio-search-server`` command, and talk raw bytes to it."""
+the ``trio-search-server`` command, and talk raw bytes to it; and measure
+what the garbage collector walks."""
 
 from __future__ import annotations
 

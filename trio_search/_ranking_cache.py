@@ -130,7 +130,7 @@ class RankingCache:
     def put(self, key: Hashable, ranking: Ranking, cost: float) -> None:
         """Keep ``ranking``, which took ``cost`` CPU seconds to compute,
         making room first if the cache would hold too many hits."""
-        size = _size(ranking)
+        size = _size(ranking.hits)
         if size > self.capacity:
             return
         with self._lock:
@@ -153,7 +153,7 @@ class RankingCache:
             if credit > median:
                 kept[key] = credit / 2
             else:
-                self._held -= max(1, len(self._kept.pop(key)[0]))
+                self._held -= _size(self._kept.pop(key)[0])
         self._credits = kept
         if self._held + size > self.capacity:
             self._kept.clear()
@@ -168,6 +168,7 @@ class RankingCache:
         return RankingCache(self.counts, self.capacity)
 
 
-def _size(ranking: Ranking) -> int:
-    """What a ranking counts for against the capacity: its hits, at least 1."""
-    return max(1, len(ranking.hits))
+def _size(hits: tuple[tuple[float, tantivy.DocAddress], ...]) -> int:
+    """What a ranking of ``hits`` counts for against the capacity: its
+    hits, at least 1."""
+    return max(1, len(hits))
