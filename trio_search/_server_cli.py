@@ -388,7 +388,9 @@ def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
 #: which no connection is served. At 500 queries/s of the million's mixed
 #: list, one process, runs of 10 s interleaved: a full collection in every
 #: run with the default, in none with this; p99 15.5-32 ms in 6 runs against
-#: 9.6-15.6 ms in 8.
+#: 9.6-15.6 ms in 8. (Since then the dictionary's sets and the query cache's
+#: rankings are out of the collector's sight, and a full collection after
+#: 20,000 of those queries takes 4-5 ms: still a stall worth making rare.)
 GC_YOUNG_THRESHOLD = 10_000
 
 
