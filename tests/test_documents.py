@@ -339,6 +339,18 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
         ":1: invalid JSON at column 27: trailing comma is not allowed",
         "line 1",
     ),
+    "jsonl record cut short": (
+        "d.jsonl",
+        b'{"key": "a", "answer": "x"\n',
+        ":1: invalid JSON at column 27: unexpected end of data",
+        "line 1",
+    ),
+    "jsonl record cut short, crlf": (
+        "d.jsonl",
+        b'{"key": "\xc3\xa9", "answer": "x"\r\n',
+        ":1: invalid JSON at column 27: unexpected end of data",
+        "line 1",
+    ),
     "jsonl two objects on a line": (
         "d.jsonl",
         b'{"key": "a", "answer": "x"} {}\n',

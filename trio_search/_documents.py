@@ -667,7 +667,11 @@ def _json_line_reason(line: bytes, exc: orjson.JSONDecodeError) -> str:
         line.decode("utf-8")
     except UnicodeDecodeError as decode_error:
         return _utf8_reason(decode_error)
-    return f"invalid JSON at column {exc.colno}: {exc.msg}"
+    column = exc.colno
+    if exc.lineno > 1:
+        # Past the record's end: orjson counts the newline that ends it.
+        column = len(line.rstrip(b"\r\n").decode("utf-8")) + 1
+    return f"invalid JSON at column {column}: {exc.msg}"
 
 
 def _csv_reason(exc: csv.Error) -> str:
