@@ -139,6 +139,29 @@ def test_search_fields_and_other_field_names(
     assert index.query("secret").hits == []  # not a searchable field
 
 
+def test_a_search_field_no_record_has_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in --search-fields builds (the records are fine) but says so,
+    and the index does not list the name among the fields it has."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"key": "a", "answer": "x", "text": "alpha"}])
+    index_dir = tmp_path / "typo"
+    status, _out, err = run(
+        capsys, "build", data, "--index", index_dir, "--search-fields", "text,txet,nope"
+    )
+    assert status == 0
+    assert one_error_line(err) == (
+        "trio-search-index: warning: --search-fields names 'txet', 'nope', "
+        "which no record has (fields seen: text)\n"
+    )
+    status, out, _err = run(capsys, "info", "--index", index_dir, "--json")
+    assert json.loads(out)["fields"] == ["text"]
+    assert [hit.key for hit in SearchIndex.open(index_dir).query("alpha").hits] == ["a"]
+    # Every field named and seen: no warning.
+    status, _out, err = run(capsys, "build", data, "--index", index_dir, "--search-fields", "text")
+    assert (status, err) == (0, "")
+
+
 def test_field_queries_are_an_option_of_build(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -325,6 +325,19 @@ def _info_text(info: IndexInfo) -> str:
     return "\n".join(f"{name + ':':<{width}} {value}" for name, value in rows)
 
 
+def _warn_unseen(chosen: Sequence[str], seen: Collection[str]) -> None:
+    """Say which fields named by ``--search-fields`` no record had: a typo
+    there would otherwise build an index in which nothing is found."""
+    unseen = [name for name in chosen if name not in seen]
+    if unseen:
+        names = ", ".join(repr(name) for name in unseen)
+        print(
+            f"{PROG}: warning: --search-fields names {names}, which no record has "
+            f"(fields seen: {', '.join(sorted(seen)) or 'none'})",
+            file=sys.stderr,
+        )
+
+
 def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
     """Run the command; return what to print."""
     command = args.command
@@ -337,16 +350,17 @@ def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
         return _delete_line(delete_documents(args.index, args.keys))
     if command == "build":
         mapping = _mapping(args, FieldMapping())
-        return _build_line(
-            build_index(
-                args.data,
-                args.index,
-                mapping,
-                format=args.format,
-                progress=bar,
-                field_queries=args.field_queries,
-            )
+        result = build_index(
+            args.data,
+            args.index,
+            mapping,
+            format=args.format,
+            progress=bar,
+            field_queries=args.field_queries,
         )
+        if mapping.search_fields is not None:
+            _warn_unseen(mapping.search_fields, read_meta(result.index).fields)
+        return _build_line(result)
     options = (args.key_field, args.answer_field, args.search_fields)
     add_mapping = None
     if any(option is not None for option in options):

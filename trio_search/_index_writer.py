@@ -562,18 +562,15 @@ def _write_new_index(
         names: set[str] = set()
         reading = _Reading(reader, progress, started)
         field_queries = meta.field_queries
-        if meta.search_fields is not None:
-            # The fields are known: no need to look at each document's.
-            names.update(meta.search_fields)
-            for document in reading:
-                # A new index holds no earlier version of any key, and the
-                # reader refuses duplicates: no delete before the add.
-                add_document(writer, document, field_queries)
-        else:
-            update = names.update
-            for document in reading:
-                add_document(writer, document, field_queries)
-                update(document.fields)
+        # The fields seen: those of the chosen search fields that some
+        # record has (a name no record has is not one, so a query naming it
+        # is told the fields there are), or every string field's name.
+        update = names.update
+        for document in reading:
+            # A new index holds no earlier version of any key, and the
+            # reader refuses duplicates: no delete before the add.
+            add_document(writer, document, field_queries)
+            update(document.fields)
         _commit(writer, path)
     except BaseException:
         _abandon(writer)
