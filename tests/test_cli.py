@@ -164,6 +164,7 @@ async def test_unusable_data_file(tmp_path: Path, content: bytes | str | None) -
         ["--max-content-length", "-1"],
         ["--query-cache-hits", "-5"],
         ["--log-level", "LOUD"],
+        ["--trusted-proxies", "garbage"],
         ["--no-such-option"],
     ],
     ids=" ".join,

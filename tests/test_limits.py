@@ -134,6 +134,20 @@ async def test_at_the_limit_the_longest_idle_connection_makes_room(
     assert server.stats.connections_refused_busy == 0
 
 
+async def test_one_connection_per_address_says_connection(nursery: trio.Nursery) -> None:
+    _server, (host, port) = await start_server(nursery, max_connections_per_ip=1)
+    with trio.fail_after(10):
+        first = await trio.open_tcp_stream(host, port)
+        await ask_morpheus(first)
+        second = await trio.open_tcp_stream(host, port)
+        (response,) = await read_messages(second, 1)
+        assert result_of(response)["result"] == (
+            "Error: server busy: more than 1 connection from this address, try again later."
+        )
+        await first.aclose()
+        await second.aclose()
+
+
 async def test_connections_per_address_are_limited_when_asked(nursery: trio.Nursery) -> None:
     server, (host, port) = await start_server(nursery, max_connections_per_ip=2)
     with trio.fail_after(10):

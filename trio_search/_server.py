@@ -458,7 +458,8 @@ class SearchServer:
             stats.count_error(codes.BUSY)
             if metrics is not None:
                 metrics.connection_refused("per_ip")
-            reason = f"more than {per_address} connections from this address"
+            noun = "connection" if per_address == 1 else "connections"
+            reason = f"more than {per_address} {noun} from this address"
             return _Refusal(settings.request_timeout, self._warnings, reason)
         if stats.connections_open >= settings.max_connections:
             # Make room by closing the connection idle the longest; refuse

@@ -234,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted-proxies",
         metavar="CIDR,...",
         default=DEFAULT_TRUSTED_PROXIES,
+        type=_trusted_proxies,
         help="the balancers allowed to send the PROXY header",
     )
     proxy.add_argument(
@@ -289,6 +290,16 @@ def _metrics_address(text: str) -> tuple[str, int]:
         return parse_metrics_address(text)
     except ConfigurationError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _trusted_proxies(text: str) -> str:
+    """An argparse type: ``--trusted-proxies CIDR,...``, checked here (so a
+    bad one is a usage error, exit status 2) and kept as given."""
+    try:
+        TrustedProxies.parse(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(exc.message.removeprefix("--trusted-proxies: ")) from None
+    return text
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
