@@ -31,6 +31,7 @@ from tests.helpers import (
     server_command,
     server_subprocess,
     start_fake_server,
+    start_server,
 )
 from trio_search import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_PORT, Hit, Message, QueryResult
 from trio_search._client_cli import describe_query, render_highlight, use_bold
@@ -355,7 +356,7 @@ async def test_client_query_prints_ranked_hits(tmp_path: Path) -> None:
 async def test_client_query_json_prints_the_answer(tmp_path: Path) -> None:
     async with query_server(tmp_path) as port:
         output = await query(port, "white rabbit", "--json", "--limit", "1")
-        error = await query(port, "white rabbit", "--json", "--limit", "101", status=1)
+        error = await query(port, "white rabbit", "--json", "--fields", "nope", status=1)
     answer = json.loads(output)
     assert answer["total"] == 2
     (hit,) = answer["result"]
@@ -544,7 +545,10 @@ async def test_client_stats_needs_no_value(
 
     _, port = await start_fake_server(nursery, recording_server)
     result = await run([*client_command(), "127.0.0.1", str(port), *args])
-    assert (result.returncode, result.stdout) == (0, b"Got result: {'requests': 0}\n"), result
+    if "--json" in args:  # printed as sent
+        assert (result.returncode, json.loads(result.stdout)) == (0, {"result": {"requests": 0}})
+    else:
+        assert (result.returncode, result.stdout) == (0, b"Got result: {'requests': 0}\n")
     (request,) = received
     assert request.content_type == "text/json"
     assert result_of(request) == expected
@@ -571,7 +575,16 @@ async def test_client_fails_on_an_error_answer_without_a_code(nursery: trio.Nurs
     args = ["127.0.0.1", str(port), "bogus", "x", "--json"]
     result = await run([*client_command(), *args])
     assert result.returncode == 1
-    assert result.stdout == b"Got result: Error: invalid action 'bogus'.\n"
+    assert result.stdout == b'{"result": "Error: invalid action \'bogus\'."}\n'
+
+
+async def test_client_json_prints_any_json_answer_as_sent(nursery: trio.Nursery) -> None:
+    """--json gives stats (and every other action) as JSON a script can
+    read, not the tutorial's ``Got result: {...}`` line (a Python repr)."""
+    _server, (host, port) = await start_server(nursery)
+    result = await run([*client_command(), host, str(port), "stats", "--json"])
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["result"]["connections_open"] == 1
 
 
 async def test_client_tls_to_a_silent_plaintext_server_hints_quickly(

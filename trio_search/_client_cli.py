@@ -14,17 +14,16 @@ import re
 import ssl
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
+from . import _validators as validators
 from ._cli_common import (
     DefaultsHelpFormatter,
     OneLineErrorParser,
     fail,
-    non_negative_int,
     port_number,
-    positive_int,
     seconds,
     stdout_gone,
 )
@@ -38,11 +37,30 @@ from ._query import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     MAX_QUERY_LIMIT,
+    MAX_QUERY_OFFSET,
     QueryResult,
     marked_spans,
 )
+from ._validators import option_type
 
 PROG = "trio-search-client"
+
+
+def _at_most(most: int, check: Callable[[int], int]) -> Callable[[str], int]:
+    """An argparse type: an integer that passes ``check`` and is at most
+    ``most``, the server's bound (so that breaking it is a usage error)."""
+
+    def bounded(value: int) -> int:
+        check(value)
+        if value > most:
+            raise ValueError(f"must be at most {most:,}, not {value:,}")
+        return value
+
+    return option_type(bounded, int)
+
+
+_query_limit = _at_most(MAX_QUERY_LIMIT, validators.positive_int)
+_query_offset = _at_most(MAX_QUERY_OFFSET, validators.non_negative_int)
 #: Seconds the whole exchange may take before the client gives up.
 DEFAULT_CLIENT_TIMEOUT = 10.0
 
@@ -131,19 +149,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help=(
-            "send ACTION as a text/json request even when it is not 'search' (e.g. stats); "
-            "for 'query', print the server's JSON answer instead of the hits"
+            "send ACTION as a text/json request even when it is not 'search', and print "
+            "the server's JSON answer as sent (for 'query', instead of the hits)"
         ),
     )
     query = parser.add_argument_group("query options (ACTION 'query' only)")
     query.add_argument(
         "--limit",
-        type=positive_int,
+        type=_query_limit,
         metavar="N",
         help=f"hits to show, 1 to {MAX_QUERY_LIMIT} (default: {DEFAULT_QUERY_LIMIT})",
     )
     query.add_argument(
-        "--offset", type=non_negative_int, metavar="N", help="hits to skip first (default: 0)"
+        "--offset",
+        type=_query_offset,
+        metavar="N",
+        help=f"hits to skip first, at most {MAX_QUERY_OFFSET:,} (default: 0)",
     )
     query.add_argument(
         "--no-typos",
@@ -403,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == QUERY_ACTION:
             return print_query_answer(args, response, where)
         line, is_error = describe_response(response)
+        if args.json and response.is_json:
+            # As the server sent it, for jq and scripts: not the tutorial's line.
+            line = response.content.decode(response.content_encoding)
         print(line, flush=True)
     except ServerResponseError as exc:
         return fail(PROG, f"bad response from {where}: {exc.message}")
