@@ -6,8 +6,10 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -645,6 +647,71 @@ def test_the_command_in_a_subprocess(tmp_path: Path) -> None:
     assert failed.stdout == ""
     one_error_line(failed.stderr)
     assert "missing.csv: cannot read" in failed.stderr
+
+
+#: Runs trio-search-index with Ctrl-C raising KeyboardInterrupt, as in a
+#: terminal, even where this test process was started with SIGINT ignored (a
+#: background job), which a child would inherit.
+WITH_CTRL_C = (
+    "import signal, sys; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from trio_search._index_cli import main; "
+    "sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends POSIX signals")
+@pytest.mark.parametrize(
+    ("signum", "status", "said"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+    ids=["SIGTERM", "SIGINT"],
+)
+def test_a_signal_during_a_build_leaves_nothing_behind(
+    tmp_path: Path, signum: signal.Signals, status: int, said: str
+) -> None:
+    # Big enough to take seconds: the signal comes while documents are added.
+    records = [
+        {"key": f"k{i}", "answer": f"answer {i}", "body": f"words about document {i}"}
+        for i in range(200_000)
+    ]
+    data = write_jsonl(tmp_path / "big.jsonl", records)
+    index_dir = tmp_path / "idx"
+    process = subprocess.Popen(
+        [sys.executable, "-c", WITH_CTRL_C, "build", str(data), "--index", str(index_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not leftovers(tmp_path):
+            assert process.poll() is None, "the build ended before the signal"
+            assert time.monotonic() < deadline, "no .building- directory appeared"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == status, err
+    assert out == ""
+    one_error_line(err)
+    assert re.fullmatch(
+        rf"trio-search-index: error: {said} after \d+\.\d s; nothing was changed\n", err
+    ), err
+    assert leftovers(tmp_path) == []
+    assert not index_dir.exists()
+
+
+def test_the_sigterm_handler_is_put_back(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    assert run(capsys, "delete", "ring", "--index", built)[0] == 0
+    assert run(capsys, "build", write_data(tmp_path, "jsonl"), "--index", built)[0] == 0
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_output_to_a_closed_pipe_is_no_traceback(built: Path) -> None:

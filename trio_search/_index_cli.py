@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn, TextIO
 
 from ._cli_common import (
@@ -43,6 +45,12 @@ PROG = "trio-search-index"
 MIB = 1024 * 1024
 #: Character cells the progress bar's bar takes.
 BAR_WIDTH = 24
+#: Exit status after Ctrl-C (SIGINT): 128 + the signal number, as shells say.
+INTERRUPTED_STATUS = 130
+#: Exit status after SIGTERM: 128 + 15.
+TERMINATED_STATUS = 143
+#: The commands that change an index: SIGTERM stops them the way Ctrl-C does.
+CHANGING_COMMANDS = ("build", "add", "delete")
 
 
 class _Parser(OneLineErrorParser):
@@ -76,7 +84,8 @@ examples:
   trio-search-index info --index ./idx --json
 
 Exit status: 0 on success, 1 when the operation fails (nothing is changed
-then), 2 for a bad option.
+then), 2 for a bad option, 130 after Ctrl-C (SIGINT), 143 after SIGTERM
+to build, add or delete (nothing is changed after either).
 """
 
 _BUILD_HELP = """\
@@ -85,9 +94,9 @@ Index a data file (JSON, JSON Lines or CSV) into the directory --index.
 The directory must not exist, or be empty, or hold a trio_search index: that
 index is replaced whole. The new index is built beside it (in
 DIR.building-<random>) and swapped in only when complete (two renames), so a
-failed build (a bad record, a full disk, Ctrl-C) leaves DIR exactly as it
-was, and a server keeps answering from the old index until the new one is
-in place.
+failed build (a bad record, a full disk, Ctrl-C, SIGTERM) leaves DIR exactly
+as it was, and a server keeps answering from the old index until the new one
+is in place.
 A non-empty directory that is not a trio_search index is never touched.
 
 Each record needs a key (unique in the file; looked up exactly by 'search')
@@ -374,13 +383,48 @@ def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
     )
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. Raised where the program is, like Ctrl-C's
+    KeyboardInterrupt, so that the writer's cleanup runs the same way: a
+    build removes its ``DIR.building-<random>``, an add or delete rolls back.
+    """
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> NoReturn:
+    # Once: a second SIGTERM must not cut the cleanup of the first short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise _Terminated
+
+
+#: What :func:`_catch_sigterm` returns when it installed no handler.
+_NOT_INSTALLED = object()
+
+
+def _catch_sigterm() -> object:
+    """Make SIGTERM raise :class:`_Terminated`; return the handler it
+    replaced (for :func:`_restore_sigterm`), or ``_NOT_INSTALLED``."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        return _NOT_INSTALLED
+
+
+def _restore_sigterm(previous: object) -> None:
+    # None: a handler not set from Python, which cannot be put back from it.
+    if previous is not _NOT_INSTALLED and previous is not None:
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``trio-search-index``; return the process exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     bar = ProgressBar(sys.stderr) if args.command in ("build", "add") and _is_tty() else None
     started = time.monotonic()
+    previous_sigterm: object = _NOT_INSTALLED
     try:
+        if args.command in CHANGING_COMMANDS:
+            previous_sigterm = _catch_sigterm()
         output = _run(args, bar)
     except _UsageError as exc:
         return fail(PROG, f"{exc} (see --help)", 2)
@@ -389,12 +433,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return fail(PROG, f"{where}{exc.strerror or exc}")
+    except _Terminated:
+        elapsed = time.monotonic() - started
+        return fail(
+            PROG, f"terminated after {elapsed:.1f} s; nothing was changed", TERMINATED_STATUS
+        )
     except KeyboardInterrupt:
         elapsed = time.monotonic() - started
-        return fail(PROG, f"interrupted after {elapsed:.1f} s; nothing was changed", 130)
+        return fail(
+            PROG, f"interrupted after {elapsed:.1f} s; nothing was changed", INTERRUPTED_STATUS
+        )
     finally:
         if bar is not None:
             bar.clear()
+        _restore_sigterm(previous_sigterm)
     try:
         print(output, flush=True)
     except BrokenPipeError:  # e.g. | head: the reader has all it wanted
