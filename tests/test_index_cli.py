@@ -17,9 +17,18 @@ import pytest
 import tantivy
 
 from trio_search import QueryOptions, RequestError, SearchIndex
+from trio_search._errors import ConfigurationError
 from trio_search._index_cli import ProgressBar, main
 from trio_search._index_meta import TANTIVY_META
-from trio_search._index_writer import Progress, build_index
+from trio_search._index_writer import (
+    IndexBusyError,
+    Progress,
+    add_documents,
+    build_index,
+    build_lock,
+    delete_documents,
+    lock_file_of,
+)
 from trio_search._schema import DOCSTORE_BLOCK_BYTES, ONE_WRITER_THREAD_MAX_BYTES, writer_threads
 
 #: Seconds any one subprocess may take before the test fails.
@@ -75,8 +84,11 @@ def state(index_dir: Path) -> tuple[int, int, dict[str, str | None]]:
 
 
 def leftovers(directory: Path) -> list[str]:
+    """A build's temporary directories and lock files still there."""
     return sorted(
-        p.name for p in directory.iterdir() if ".building-" in p.name or ".old-" in p.name
+        p.name
+        for p in directory.iterdir()
+        if ".building-" in p.name or ".old-" in p.name or p.name.endswith(".lock")
     )
 
 
@@ -564,6 +576,126 @@ def test_lock_busy(built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
         holder.wait_merging_threads()
     assert state(built) == before
     assert leftovers(tmp_path) == []
+
+
+def test_a_build_into_a_new_directory_locks_it_until_done(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While a build into a directory that does not exist yet runs (its lock
+    held here, as :func:`build_index` holds it), every other writer is
+    refused and nothing is created; then the lock is gone and builds work."""
+    data = write_data(tmp_path, "jsonl")
+    target = tmp_path / "new.idx"
+    busy_error = f"another trio-search-index is writing to {target}; try again when it is done"
+    busy = f"trio-search-index: error: {busy_error}\n"
+    with build_lock(target):
+        assert lock_file_of(target).is_file()
+        with pytest.raises(IndexBusyError) as caught:
+            build_index(data, target)
+        assert caught.value.message == busy_error
+        with pytest.raises(IndexBusyError):
+            add_documents(data, target)
+        with pytest.raises(IndexBusyError):
+            delete_documents(target, ["ring"])
+        for args in (
+            ["build", data, "--index", target],
+            ["add", data, "--index", target],
+            ["add", data, "--index", target, "--key-field", "key"],
+            ["delete", "ring", "--index", target],
+        ):
+            status, out, err = run(capsys, *args)
+            assert (status, out, one_error_line(err)) == (1, "", busy)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl", "new.idx.lock"]
+    assert leftovers(tmp_path) == []
+    assert build_index(data, target).documents == len(RECORDS)
+    assert state(target)[0] == len(RECORDS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl", "new.idx"]
+
+
+def test_a_rebuild_holds_the_lock_too(built: Path, tmp_path: Path) -> None:
+    """An existing index is locked the same way while it is rebuilt."""
+    before = state(built)
+    more = write_jsonl(tmp_path / "more.jsonl", [{"key": "cat", "answer": "Meow."}])
+    with build_lock(built):
+        with pytest.raises(IndexBusyError):
+            build_index(more, built)
+        with pytest.raises(IndexBusyError):
+            add_documents(more, built)
+        with pytest.raises(IndexBusyError):
+            delete_documents(built, ["ring"])
+    assert state(built) == before
+    assert leftovers(tmp_path) == []
+
+
+def test_a_lock_left_by_a_dead_build_blocks_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "idx"
+    lock = lock_file_of(target)
+    # A process that takes the lock and dies without removing the file.
+    holder = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", holder, str(lock)], check=True, timeout=TIMEOUT)
+    assert lock.is_file()
+    data = write_data(tmp_path, "jsonl")
+    # Not "busy": there is no index, and no build under way.
+    status, _out, err = run(capsys, "add", data, "--index", target)
+    assert status == 1
+    assert "holds no trio_search index" in one_error_line(err)
+    assert run(capsys, "build", data, "--index", target)[0] == 0
+    assert state(target)[0] == len(RECORDS)
+    assert leftovers(tmp_path) == []
+    # And a dead build's lock beside an existing index stops no add.
+    subprocess.run([sys.executable, "-c", holder, str(lock)], check=True, timeout=TIMEOUT)
+    more = write_jsonl(tmp_path / "more.jsonl", [{"key": "cat", "answer": "Meow."}])
+    assert run(capsys, "add", more, "--index", target)[0] == 0
+    assert state(target)[2]["cat"] == "Meow."
+
+
+def test_a_failed_build_releases_its_lock(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"key": "oops"}\n', encoding="utf-8")
+    target = tmp_path / "idx"
+    with pytest.raises(ConfigurationError):
+        build_index(bad, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+    # The lock was released: holding it now works.
+    with build_lock(target):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+
+
+def test_the_lock_is_taken_again_if_its_file_was_removed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that opens the lock file just before the holder removes it
+    and unlocks it would lock a file no one else sees: it must start over."""
+    import fcntl
+
+    from trio_search import _index_writer
+
+    target = tmp_path / "idx"
+    lock = lock_file_of(target)
+    real_flock = fcntl.flock
+    calls = []
+
+    def flock(fd: int, operation: int) -> None:
+        calls.append(operation)
+        if len(calls) == 1:
+            lock.unlink()  # the holder before us is done, after our open
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(_index_writer.fcntl, "flock", flock)
+    with build_lock(target):
+        assert len(calls) == 2
+        monkeypatch.setattr(_index_writer.fcntl, "flock", real_flock)
+        with pytest.raises(IndexBusyError):
+            build_index(write_data(tmp_path, "jsonl"), target)
+    assert not lock.exists()
 
 
 # -- help, progress, the installed command ------------------------------------------

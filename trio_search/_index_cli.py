@@ -36,6 +36,7 @@ from ._index_writer import (
     Progress,
     add_documents,
     build_index,
+    check_not_building,
     delete_documents,
     index_info,
 )
@@ -373,7 +374,9 @@ def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
     options = (args.key_field, args.answer_field, args.search_fields)
     add_mapping = None
     if any(option is not None for option in options):
-        # The options given, over the ones the index was built with.
+        # The options given, over the ones the index was built with (a build
+        # under way into the directory is named, rather than its absence).
+        check_not_building(args.index)
         meta = read_meta(Path(args.index))
         add_mapping = _mapping(
             args, FieldMapping(meta.key_field, meta.answer_field, meta.search_fields)

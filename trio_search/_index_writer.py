@@ -24,11 +24,19 @@ optional callback. :mod:`trio_search._index_cli` is the command around it.
   from start to swap, so no ``add`` lands in an index about to be thrown
   away. Every writer is finished with ``wait_merging_threads()``, which
   also releases the lock at once rather than whenever Python frees it.
+- tantivy's lock lives inside the index, so it cannot guard a directory
+  that does not exist yet. A build therefore also holds, from start to
+  finish, an ``flock`` on the sibling file ``DIR.lock`` (:func:`build_lock`),
+  removed when it is done: a second build into ``DIR`` is refused, and so
+  are ``add`` and ``delete`` (they look at the lock before starting,
+  :func:`check_not_building`). The kernel drops an ``flock`` when its holder
+  dies, so a ``DIR.lock`` left by a killed build blocks nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets
@@ -71,6 +79,8 @@ LOW_DISK_SPACE = 1024 * 1024
 BUILDING_SUFFIX = ".building-"
 #: What the replaced index is renamed to while the new one moves in.
 OLD_SUFFIX = ".old-"
+#: What the file a build locks, beside the index directory, adds to its name.
+LOCK_SUFFIX = ".lock"
 
 
 class IndexBusyError(ConfigurationError):
@@ -252,6 +262,91 @@ def _translated(what: str, directory: Path) -> Iterator[None]:
         raise _tantivy_error(what, exc, directory) from exc
 
 
+def _busy(path: Path) -> IndexBusyError:
+    return IndexBusyError(
+        f"another trio-search-index is writing to {_show(path)}; try again when it is done"
+    )
+
+
+def _target_of(index_dir: str | Path) -> Path:
+    """The directory a build into ``index_dir`` replaces or creates."""
+    target = Path(index_dir)
+    if target.is_symlink():
+        # Replace the directory the link points to, and keep the link.
+        return target.resolve()
+    if target.name in ("", ".."):
+        # "." or "..": the new index is built beside the target, by name.
+        return Path(os.path.abspath(target))
+    return target
+
+
+def lock_file_of(target: Path) -> Path:
+    """The file beside ``target`` that a build into it holds locked."""
+    return target.with_name(f"{target.name}{LOCK_SUFFIX}")
+
+
+@contextlib.contextmanager
+def build_lock(target: Path) -> Iterator[None]:
+    """Hold the exclusive ``flock`` of :func:`lock_file_of` ``target``
+    (creating the file); on leaving, remove the file and release the lock.
+
+    Raises:
+        IndexBusyError: another build holds it.
+        ConfigurationError: the lock file cannot be created.
+    """
+    lock = lock_file_of(target)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _io_error(f"cannot create {_show(lock)}", exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The holder before us removes the file before it unlocks it:
+            # if we locked a file no longer at that name, nothing is held.
+            held = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except BlockingIOError:
+            os.close(fd)
+            raise _busy(target) from None
+        except FileNotFoundError:
+            held = False
+        except OSError as exc:
+            os.close(fd)
+            raise _io_error(f"cannot lock {_show(lock)}", exc) from exc
+        if held:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        # Remove, then unlock: whoever opened the file meanwhile sees that
+        # it is gone and takes a new one.
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def check_not_building(index_dir: str | Path) -> None:
+    """Refuse to write to ``index_dir`` while a build into it runs.
+
+    Raises:
+        IndexBusyError: a build holds the directory's :func:`build_lock`.
+    """
+    target = _target_of(index_dir)
+    try:
+        fd = os.open(lock_file_of(target), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # no lock file: no build (or none we can see)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(Path(index_dir)) from None
+    except OSError:
+        pass
+    finally:
+        os.close(fd)  # also releases the shared lock, if we got it
+
+
 def _open_writer(index: tantivy.Index, path: Path, threads: int = 1) -> tantivy.IndexWriter:
     """The index's one writer, with ``threads`` indexing threads.
 
@@ -263,9 +358,7 @@ def _open_writer(index: tantivy.Index, path: Path, threads: int = 1) -> tantivy.
         return index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=threads)
     except ValueError as exc:
         if "LockBusy" in str(exc):
-            raise IndexBusyError(
-                f"another trio-search-index is writing to {_show(path)}; try again when it is done"
-            ) from None
+            raise _busy(path) from None
         raise _tantivy_error(f"cannot write to {_show(path)}", exc, path) from exc
     except OSError as exc:
         raise _io_error(f"cannot write to {_show(path)}", exc) from exc
@@ -384,9 +477,7 @@ def _lock_old_index(path: Path) -> tantivy.IndexWriter | None:
         return index.writer(heap_size=15_000_000, num_threads=1)
     except ValueError as exc:
         if "LockBusy" in str(exc):
-            raise IndexBusyError(
-                f"another trio-search-index is writing to {_show(path)}; try again when it is done"
-            ) from None
+            raise _busy(path) from None
         return None
 
 
@@ -488,13 +579,24 @@ def build_index(
     """
     started = time.monotonic()
     mapping = mapping or FieldMapping()
-    target = Path(index_dir)
-    if target.is_symlink():
-        # Replace the directory the link points to, and keep the link.
-        target = target.resolve()
-    elif target.name in ("", ".."):
-        # "." or "..": the new index is built beside the target, by name.
-        target = Path(os.path.abspath(target))
+    target = _target_of(index_dir)
+    # Checked before the lock file is made beside it (a parent that is not
+    # a directory is named as such), and again once it is held.
+    _check_target(target)
+    with build_lock(target):
+        return _build_locked(data, target, mapping, format, progress, field_queries, started)
+
+
+def _build_locked(
+    data: str | Path,
+    target: Path,
+    mapping: FieldMapping,
+    format: str | None,
+    progress: ProgressCallback | None,
+    field_queries: bool,
+    started: float,
+) -> BuildResult:
+    """:func:`build_index`, under the target's :func:`build_lock`."""
     replacing = _check_target(target)
     old_lock = _lock_old_index(target) if replacing and _is_index(target) else None
     building = target.with_name(f"{target.name}{BUILDING_SUFFIX}{secrets.token_hex(4)}")
@@ -605,6 +707,7 @@ def add_documents(
     """
     started = time.monotonic()
     path = Path(index_dir)
+    check_not_building(path)
     meta = read_meta(path)
     if mapping is None:
         mapping = FieldMapping(meta.key_field, meta.answer_field, meta.search_fields)
@@ -670,6 +773,7 @@ def delete_documents(index_dir: str | Path, keys: Iterable[str]) -> DeleteResult
         ConfigurationError: no index there, or it cannot be written.
     """
     path = Path(index_dir)
+    check_not_building(path)
     index = open_tantivy_index(path)
     with _translated(f"cannot delete from {_show(path)}", path):
         return _delete(index, path, keys)
