@@ -605,7 +605,10 @@ def test_a_build_into_a_new_directory_locks_it_until_done(
         ):
             status, out, err = run(capsys, *args)
             assert (status, out, one_error_line(err)) == (1, "", busy)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl", "new.idx.lock"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "data.jsonl",
+            "new.idx.trio-search-build.lock",
+        ]
     assert leftovers(tmp_path) == []
     assert build_index(data, target).documents == len(RECORDS)
     assert state(target)[0] == len(RECORDS)

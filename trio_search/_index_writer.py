@@ -26,11 +26,12 @@ optional callback. :mod:`trio_search._index_cli` is the command around it.
   also releases the lock at once rather than whenever Python frees it.
 - tantivy's lock lives inside the index, so it cannot guard a directory
   that does not exist yet. A build therefore also holds, from start to
-  finish, an ``flock`` on the sibling file ``DIR.lock`` (:func:`build_lock`),
-  removed when it is done: a second build into ``DIR`` is refused, and so
-  are ``add`` and ``delete`` (they look at the lock before starting,
-  :func:`check_not_building`). The kernel drops an ``flock`` when its holder
-  dies, so a ``DIR.lock`` left by a killed build blocks nothing.
+  finish, an ``flock`` on the sibling file ``DIR.trio-search-build.lock``
+  (:func:`build_lock`), removed when it is done: a second build into
+  ``DIR`` is refused, and so are ``add`` and ``delete`` (they look at the
+  lock before starting, :func:`check_not_building`). The kernel drops an
+  ``flock`` when its holder dies, so a lock file left by a killed build
+  blocks nothing.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ BUILDING_SUFFIX = ".building-"
 #: What the replaced index is renamed to while the new one moves in.
 OLD_SUFFIX = ".old-"
 #: What the file a build locks, beside the index directory, adds to its name.
-LOCK_SUFFIX = ".lock"
+LOCK_SUFFIX = ".trio-search-build.lock"
 
 
 class IndexBusyError(ConfigurationError):
