@@ -645,6 +645,13 @@ def test_unknown_suffix(tmp_path: Path, name: str, what: str) -> None:
     )
 
 
+def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
+    # Said as such, not as a name without a suffix.
+    with pytest.raises(DataError) as info:
+        DocumentReader(tmp_path)
+    assert info.value.message == f"{tmp_path}: is a directory, not a data file"
+
+
 def test_format_overrides_the_suffix(tmp_path: Path) -> None:
     path = write(tmp_path, "data.txt", "key,answer\na,x\n")
     assert read_documents(path, format="csv") == [doc("a", "x", key="a", answer="x")]

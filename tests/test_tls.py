@@ -211,6 +211,28 @@ async def test_server_command_refuses_half_a_tls_configuration(pem_files: Path) 
     assert b"--tls-cert and --tls-key must be given together" in result.stderr
 
 
+async def test_server_command_names_a_missing_key_file(pem_files: Path) -> None:
+    missing = pem_files / "no-such-key.pem"
+    result = await trio.run_process(
+        [
+            os.path.join(os.path.dirname(sys.executable), "trio-search-server"),
+            "--port",
+            "0",
+            "--tls-cert",
+            str(pem_files / "cert.pem"),
+            "--tls-key",
+            str(missing),
+        ],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.decode() == f"trio-search-server: error: --tls-key {missing}: no such file\n"
+    )
+
+
 async def test_requests_buffered_inside_tls_are_answered_at_shutdown(
     nursery: trio.Nursery, server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:

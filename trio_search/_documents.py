@@ -347,6 +347,8 @@ def detect_format(path: str | Path) -> str:
     """
     suffix = Path(path).suffix
     format = _SUFFIX_FORMATS.get(suffix.lower())
+    if format is None and os.path.isdir(path):
+        raise DataError(f"{_show_path(str(path))}: is a directory, not a data file", path=str(path))
     if format is None:
         what = f"the suffix {_quote(suffix)}" if suffix else "a name without a suffix"
         raise DataError(

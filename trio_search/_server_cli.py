@@ -310,8 +310,15 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"cannot load TLS certificate/key: {exc}") from exc
+    except OSError as exc:
+        # Which file: open() names it, the ssl module does not.
+        for name, path in (("--tls-cert", cert), ("--tls-key", key)):
+            if not os.path.isfile(path):
+                reason = "no such file" if not os.path.exists(path) else "not a file"
+                raise ConfigurationError(f"{name} {path}: {reason}") from exc
+        raise ConfigurationError(
+            f"cannot load the TLS certificate {cert} with the key {key}: {exc}"
+        ) from exc
     return context
 
 
