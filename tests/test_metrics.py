@@ -872,3 +872,17 @@ async def test_supervisor_serves_the_sum(tmp_path: Path, nursery: trio.Nursery) 
     data = await send_and_read_to_eof(address, request(extra="Connection: close\r\n"))
     samples = parse(read_responses(data, 1)[0].body)
     assert value(samples, "trio_search_requests_total", action="search") == 7
+
+
+async def test_a_metrics_port_in_use_is_said_to_be_the_metrics_one() -> None:
+    taken = await open_metrics_listeners("127.0.0.1", 0)
+    port = taken[0].socket.getsockname()[1]
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            await open_metrics_listeners("127.0.0.1", port)
+    finally:
+        for listener in taken:
+            await listener.aclose()
+    assert caught.value.message == (
+        f"cannot listen for --metrics on 127.0.0.1:{port}: Address already in use"
+    )

@@ -143,6 +143,29 @@ async def test_port_in_use_is_one_line_and_status_1() -> None:
     ]
 
 
+async def test_a_worker_failing_to_start_beside_metrics_is_one_error_line() -> None:
+    # The supervisor serves /metrics on the port the workers then cannot
+    # listen on: their startup failure must end the command with one error
+    # line, not a traceback of an exception group.
+    finder = trio.socket.socket()
+    with finder:
+        await finder.bind(("127.0.0.1", 0))
+        port = finder.getsockname()[1]
+    command = [*server_command(), "--workers", "2", "--port", str(port)]
+    with trio.fail_after(WAIT_LIMIT):
+        result = await trio.run_process(
+            [*command, "--metrics", f"127.0.0.1:{port}"],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert result.returncode == 1
+    stderr = result.stderr.decode()
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("trio-search-server: error: worker ")
+    assert stderr.splitlines()[-1].endswith(" before it was listening")
+
+
 async def test_a_second_signal_kills_workers_still_serving() -> None:
     async with server_subprocess(*DEBUG, "--workers", "2", "--shutdown-grace", "60") as server:
         port = server.port

@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from . import _codes as codes
 from ._errors import ConfigurationError
 from ._listeners import RetryingListener, listener_address
+from ._net import format_address
 from ._transport import linger_close
 
 logger = logging.getLogger("trio_search")
@@ -327,9 +328,17 @@ async def open_metrics_listeners(host: str, port: int) -> list[trio.SocketListen
     interface; port 0 picks a free one).
 
     Raises:
-        OSError: the address cannot be bound.
+        ConfigurationError: the address cannot be bound (in use, or not
+            this machine's), said as the metrics listener's, so that it is
+            not taken for the search port's.
     """
-    return await trio.open_tcp_listeners(port, host=host or None)
+    try:
+        return await trio.open_tcp_listeners(port, host=host or None)
+    except OSError as exc:
+        where = format_address((host or "*", port))
+        raise ConfigurationError(
+            f"cannot listen for --metrics on {where}: {exc.strerror or exc}"
+        ) from exc
 
 
 def parse_metrics_address(text: str) -> tuple[str, int]:

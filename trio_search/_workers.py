@@ -381,6 +381,7 @@ async def supervise(
             ]
 
         supervisor = Supervisor(command, count)
+        failed: WorkerStartupError | None = None
         async with trio.open_nursery() as nursery:
             if metrics_listeners:
                 # Reading a few small files per worker, about a millisecond:
@@ -389,8 +390,15 @@ async def supervise(
                 where = await nursery.start(serve_metrics, metrics_listeners, scrape)
                 for address in where:
                     logger.info("serving metrics of all workers at http://%s:%d/metrics", *address)
-            await supervisor.run(lambda: on_ready(addresses))
+            try:
+                await supervisor.run(lambda: on_ready(addresses))
+            except WorkerStartupError as exc:
+                # Raised past the nursery, it would come out in an exception
+                # group, which the command does not take for a startup error.
+                failed = exc
             nursery.cancel_scope.cancel()
+        if failed is not None:
+            raise failed
     finally:
         for sock in sockets:
             sock.close()
