@@ -353,6 +353,24 @@ def test_bad_options_exit_2(
     assert not (tmp_path / "idx").exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--search-fields", "title,plot,title"], "--search-fields names 'title' twice"),
+        (["--key-field", "_id"], "--key-field must be a name of 1 to 64 characters"),
+        (["--search-fields", "a.b"], "each of --search-fields must be a name of 1 to 64"),
+    ],
+)
+def test_a_bad_field_name_is_said_by_its_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    status, _out, err = run(
+        capsys, "build", write_data(tmp_path, "jsonl"), "--index", tmp_path / "idx", *options
+    )
+    assert status == 2
+    assert one_error_line(err).startswith(f"trio-search-index: error: {message}")
+
+
 # -- add ------------------------------------------------------------------------
 
 

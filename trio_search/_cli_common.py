@@ -132,4 +132,22 @@ def field_mapping(args: argparse.Namespace, default: FieldMapping | None = None)
             search_fields=search_fields,
         )
     except ValueError as exc:
-        raise ConfigurationError(str(exc), code=codes.BAD_OPTION) from exc
+        raise ConfigurationError(_as_options(str(exc)), code=codes.BAD_OPTION) from exc
+
+
+#: :class:`FieldMapping`'s attribute names in its errors, as the options
+#: that set them (the longest first: one is a prefix of another).
+_OPTION_NAMES = (
+    ("each of search_fields", "each of --search-fields"),
+    ("search_fields", "--search-fields"),
+    ("key_field", "--key-field"),
+    ("answer_field", "--answer-field"),
+)
+
+
+def _as_options(message: str) -> str:
+    """A :class:`FieldMapping` error as the command line's user reads it."""
+    for attribute, option in _OPTION_NAMES:
+        if message.startswith(attribute):
+            return option + message[len(attribute) :]
+    return message

@@ -151,7 +151,8 @@ def _search_fields(
     for name in value:
         _check_field_name("each of search_fields", name)
     if len(set(value)) != len(value):
-        raise ValueError(f"search_fields names a field twice: {value!r}")
+        twice = next(name for name in value if value.count(name) > 1)
+        raise ValueError(f"search_fields names {twice!r} twice")
 
 
 @attrs.frozen
