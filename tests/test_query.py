@@ -59,6 +59,29 @@ def marked(answer: str, query: str, **options: Any) -> str:
 # --- parse_query_request ----------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"action": "query"}, "request has no 'value'"),
+        ({"action": "query", "value": None}, "'value' must be a string, not null"),
+        ({"action": "query", "value": ["a"]}, "'value' must be a string, not an array"),
+        (
+            {"action": "query", "value": "a", "limit": "3"},
+            "'limit' must be an integer, not a string",
+        ),
+        (
+            {"action": "query", "value": "a", "typos": 1},
+            "'typos' must be true or false, not a number",
+        ),
+    ],
+)
+def test_a_bad_request_is_said_in_json_terms(body: dict[str, Any], message: str) -> None:
+    # What the client sent, as JSON names it: not Python's NoneType or list.
+    with pytest.raises(RequestError) as caught:
+        parse_query_request(body)
+    assert caught.value.message.startswith(message)
+
+
 def test_a_request_without_options_gets_the_defaults() -> None:
     assert parse() == ("white rabbit", QueryOptions())
     assert QueryOptions() == QueryOptions(

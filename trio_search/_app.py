@@ -28,7 +28,7 @@ from ._cache import remember
 from ._engine import SearchIndex
 from ._errors import RequestError, TrioSearchError, excerpt
 from ._index import BUILTIN_INDEX, builtin_search_index, index_of_mapping
-from ._json import decode_json, encode_json
+from ._json import bad_value_reason, decode_json, encode_json, json_type_name
 from ._limits import (
     INLINE_QUERY_MAX_DOCUMENTS,
     INLINE_QUERY_MAX_HITS,
@@ -246,7 +246,7 @@ class SearchApp:
     def _answer_json(self, body: Any) -> Reply | Deferred:
         if not isinstance(body, dict):
             raise RequestError(
-                f"request must be a JSON object, not {type(body).__name__}",
+                f"request must be a JSON object, not {json_type_name(body)}",
                 code=codes.NOT_AN_OBJECT,
             )
         if "action" not in body:
@@ -255,9 +255,7 @@ class SearchApp:
         if action == "search":
             value = body.get("value")
             if not isinstance(value, str):
-                raise RequestError(
-                    f"'value' must be a string, not {type(value).__name__}", code=codes.BAD_VALUE
-                )
+                raise RequestError(bad_value_reason(body), code=codes.BAD_VALUE)
             return self._search(value)
         if action == "query":
             text, options = parse_query_request(body)

@@ -14,6 +14,31 @@ from typing import Any
 from . import _codes as codes
 from ._errors import LocalProtocolError, RequestError, excerpt
 
+#: JSON's names for what :func:`json.loads` returns, for error messages a
+#: client reads (``null``, not ``NoneType``).
+_JSON_TYPE_NAMES = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def json_type_name(value: Any) -> str:
+    """What ``value``, decoded from JSON, was in the request: ``null``,
+    ``a number``, ``an array``..."""
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def bad_value_reason(body: dict[str, Any]) -> str:
+    """Why a request's ``value`` is not the string it must be."""
+    if "value" not in body:
+        return "request has no 'value'"
+    return f"'value' must be a string, not {json_type_name(body['value'])}"
+
 
 def encode_json(obj: Any, encoding: str = "utf-8") -> bytes:
     """Encode ``obj`` as JSON text in ``encoding``, as the tutorial does.

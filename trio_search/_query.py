@@ -34,6 +34,7 @@ from rapidfuzz.distance import OSA
 
 from . import _codes as codes
 from ._errors import RequestError
+from ._json import bad_value_reason, json_type_name
 
 #: Hits per answer unless the request says otherwise.
 DEFAULT_QUERY_LIMIT = 10
@@ -192,7 +193,7 @@ def _bad(message: str, code: str = BAD_QUERY) -> RequestError:
 def _int_option(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = body.get(name, default)
     if type(value) is not int:
-        raise _bad(f"'{name}' must be an integer, not {type(value).__name__}")
+        raise _bad(f"'{name}' must be an integer, not {json_type_name(value)}")
     if not low <= value <= high:
         raise _bad(f"'{name}' must be from {low} to {high}, not {value}")
     return value
@@ -201,7 +202,7 @@ def _int_option(body: dict[str, Any], name: str, default: int, low: int, high: i
 def _bool_option(body: dict[str, Any], name: str) -> bool:
     value = body.get(name, True)
     if type(value) is not bool:
-        raise _bad(f"'{name}' must be true or false, not {type(value).__name__}")
+        raise _bad(f"'{name}' must be true or false, not {json_type_name(value)}")
     return value
 
 
@@ -219,9 +220,7 @@ def parse_query_request(body: dict[str, Any]) -> tuple[str, QueryOptions]:
         raise _bad(f"unknown option(s) {shown}")
     text = body.get("value")
     if not isinstance(text, str):
-        raise RequestError(
-            f"'value' must be a string, not {type(text).__name__}", code=codes.BAD_VALUE
-        )
+        raise RequestError(bad_value_reason(body), code=codes.BAD_VALUE)
     if len(text) > MAX_QUERY_LENGTH:
         raise _bad(
             f"query is {len(text)} characters long; at most {MAX_QUERY_LENGTH}", QUERY_TOO_LONG
