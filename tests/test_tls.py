@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,42 +195,28 @@ async def test_commands_over_tls(pem_files: Path) -> None:
         assert status == 1 and out == ""
 
 
-async def test_server_command_refuses_half_a_tls_configuration(pem_files: Path) -> None:
-    result = await trio.run_process(
-        [
-            os.path.join(os.path.dirname(sys.executable), "trio-search-server"),
-            "--port",
-            "0",
-            "--tls-cert",
-            str(pem_files / "cert.pem"),
-        ],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
+async def run_server_command(*options: str) -> subprocess.CompletedProcess[bytes]:
+    """``trio-search-server --port 0 OPTIONS``, run to its end."""
+    command = os.path.join(os.path.dirname(sys.executable), "trio-search-server")
+    return await trio.run_process(
+        [command, "--port", "0", *options], capture_stdout=True, capture_stderr=True, check=False
     )
+
+
+async def test_server_command_refuses_half_a_tls_configuration(pem_files: Path) -> None:
+    result = await run_server_command("--tls-cert", str(pem_files / "cert.pem"))
     assert result.returncode == 2  # a bad option, as for any other
     assert b"--tls-cert and --tls-key must be given together" in result.stderr
 
 
 async def test_server_command_names_a_missing_key_file(pem_files: Path) -> None:
     missing = pem_files / "no-such-key.pem"
-    result = await trio.run_process(
-        [
-            os.path.join(os.path.dirname(sys.executable), "trio-search-server"),
-            "--port",
-            "0",
-            "--tls-cert",
-            str(pem_files / "cert.pem"),
-            "--tls-key",
-            str(missing),
-        ],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
+    result = await run_server_command(
+        "--tls-cert", str(pem_files / "cert.pem"), "--tls-key", str(missing)
     )
     assert result.returncode == 1
-    assert (
-        result.stderr.decode() == f"trio-search-server: error: --tls-key {missing}: no such file\n"
+    assert result.stderr.decode() == (
+        f"trio-search-server: error: --tls-key {missing}: no such file\n"
     )
 
 
