@@ -369,6 +369,8 @@ def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
             field_queries=args.field_queries,
         )
         if mapping.search_fields is not None:
+            if bar is not None:
+                bar.clear()  # the warning starts its own line
             _warn_unseen(mapping.search_fields, read_meta(result.index).fields)
         return _build_line(result)
     options = (args.key_field, args.answer_field, args.search_fields)
