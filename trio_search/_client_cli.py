@@ -41,9 +41,11 @@ from ._query import (
     QueryResult,
     marked_spans,
 )
-from ._validators import option_type
 
 PROG = "trio-search-client"
+
+#: Seconds the whole exchange may take before the client gives up.
+DEFAULT_CLIENT_TIMEOUT = 10.0
 
 
 def _at_most(most: int, check: Callable[[int], int]) -> Callable[[str], int]:
@@ -56,13 +58,11 @@ def _at_most(most: int, check: Callable[[int], int]) -> Callable[[str], int]:
             raise ValueError(f"must be at most {most:,}, not {value:,}")
         return value
 
-    return option_type(bounded, int)
+    return validators.option_type(bounded, int)
 
 
 _query_limit = _at_most(MAX_QUERY_LIMIT, validators.positive_int)
 _query_offset = _at_most(MAX_QUERY_OFFSET, validators.non_negative_int)
-#: Seconds the whole exchange may take before the client gives up.
-DEFAULT_CLIENT_TIMEOUT = 10.0
 
 
 #: The action answered with ranked hits; every other one as the tutorial's client.
