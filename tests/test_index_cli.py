@@ -12,11 +12,12 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import tantivy
 
-from trio_search import QueryOptions, RequestError, SearchIndex
+from trio_search import QueryOptions, RequestError, SearchIndex, _index_cli, _index_writer
 from trio_search._errors import ConfigurationError
 from trio_search._index_cli import ProgressBar, main
 from trio_search._index_meta import TANTIVY_META
@@ -856,6 +857,103 @@ def test_a_signal_during_a_build_leaves_nothing_behind(
     ), err
     assert leftovers(tmp_path) == []
     assert not index_dir.exists()
+
+
+def stop_after(
+    monkeypatch: pytest.MonkeyPatch, name: str, stop: type[BaseException] = KeyboardInterrupt
+) -> None:
+    """Make the writer's ``name`` do its work, then stop as a signal would
+    (Ctrl-C, or trio-search-index's SIGTERM) just after it."""
+    real = getattr(_index_writer, name)
+
+    def then_stopped(*args: object, **kwargs: object) -> object:
+        real(*args, **kwargs)
+        raise stop
+
+    monkeypatch.setattr(_index_writer, name, then_stopped)
+
+
+def test_ctrl_c_just_after_an_add_s_commit_says_it_was_made(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop_after(monkeypatch, "_commit")
+    data = write_jsonl(tmp_path / "new.jsonl", [{"key": "new", "answer": "Added."}])
+    status, out, err = run(capsys, "add", data, "--index", built)
+    assert status == 130
+    assert out == ""
+    _, generation, answers = state(built)
+    assert re.fullmatch(
+        rf"trio-search-index: error: interrupted after \d+\.\d s; the change was already "
+        rf"made: {re.escape(str(built))} is at generation {generation}\n",
+        one_error_line(err),
+    ), err
+    assert answers["new"] == "Added."
+
+
+def test_sigterm_just_after_a_delete_s_commit_says_it_was_made(
+    built: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop_after(monkeypatch, "_commit", _index_cli._Terminated)
+    status, _out, err = run(capsys, "delete", "ring", "--index", built)
+    assert status == 143
+    assert "terminated after" in err
+    assert "the change was already made" in one_error_line(err)
+    assert state(built)[2]["ring"] is None
+
+
+def test_ctrl_c_just_after_a_rebuild_s_swap_names_the_old_copy_left(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop_after(monkeypatch, "_swap_into_place")
+    data = write_jsonl(tmp_path / "new.jsonl", [{"key": "new", "answer": "Rebuilt."}])
+    status, _out, err = run(capsys, "build", data, "--index", built)
+    assert status == 130
+    (old,) = [name for name in leftovers(tmp_path) if ".old-" in name]
+    assert one_error_line(err).endswith(f"; delete {tmp_path / old}, the index it replaced\n"), err
+    assert "the change was already made" in err
+    assert state(built)[2] == {
+        "morpheus": None,
+        "ring": None,
+        "dog": None,
+        "cat": None,
+        "new": "Rebuilt.",
+    }
+
+
+def test_ctrl_c_just_after_the_build_directory_is_made_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The window a loaded machine opens: the signal is handled as soon as
+    # the process runs again, just after it made DIR.building-<random>.
+    real_mkdir = Path.mkdir
+
+    def mkdir_then_interrupted(self: Path, *args: Any, **kwargs: Any) -> None:
+        real_mkdir(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_interrupted)
+    index_dir = tmp_path / "idx"
+    status, _out, err = run(capsys, "build", write_data(tmp_path, "jsonl"), "--index", index_dir)
+    assert status == 130
+    assert one_error_line(err).endswith("; nothing was changed\n"), err
+    assert leftovers(tmp_path) == []
+    assert not index_dir.exists()
+
+
+def test_ctrl_c_before_the_commit_still_changes_nothing(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = state(built)
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_index_writer, "_commit", interrupted)
+    data = write_jsonl(tmp_path / "new.jsonl", [{"key": "new", "answer": "Added."}])
+    status, _out, err = run(capsys, "add", data, "--index", built)
+    assert status == 130
+    assert one_error_line(err).endswith("; nothing was changed\n"), err
+    assert state(built) == before
 
 
 def test_the_sigterm_handler_is_put_back(

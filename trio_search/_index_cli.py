@@ -7,6 +7,7 @@ options, draws the progress bar and prints one line per result or error.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import signal
 import sys
@@ -27,8 +28,9 @@ from ._cli_common import (
 )
 from ._documents import FieldMapping
 from ._errors import ConfigurationError
-from ._index_meta import read_meta
+from ._index_meta import commit_stamp, generation_of, read_meta
 from ._index_writer import (
+    OLD_SUFFIX,
     AddResult,
     BuildResult,
     DeleteResult,
@@ -86,7 +88,8 @@ examples:
 
 Exit status: 0 on success, 1 when the operation fails (nothing is changed
 then), 2 for a bad option, 130 after Ctrl-C (SIGINT), 143 after SIGTERM
-to build, add or delete (nothing is changed after either).
+to build, add or delete (nothing is changed after either, unless the signal
+lands once the change is in place: the message then says so).
 """
 
 _BUILD_HELP = """\
@@ -427,8 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = ProgressBar(sys.stderr) if args.command in ("build", "add") and _is_tty() else None
     started = time.monotonic()
     previous_sigterm: object = _NOT_INSTALLED
+    before: tuple[int, ...] = ()
     try:
         if args.command in CHANGING_COMMANDS:
+            # What the index looked like: a signal that lands once the change
+            # is in place must not be reported as having stopped it.
+            before = commit_stamp(Path(args.index))
             previous_sigterm = _catch_sigterm()
         output = _run(args, bar)
     except _UsageError as exc:
@@ -438,16 +445,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return fail(PROG, f"{where}{exc.strerror or exc}")
-    except _Terminated:
-        elapsed = time.monotonic() - started
-        return fail(
-            PROG, f"terminated after {elapsed:.1f} s; nothing was changed", TERMINATED_STATUS
+    except KeyboardInterrupt as exc:
+        said, status = (
+            ("terminated", TERMINATED_STATUS)
+            if isinstance(exc, _Terminated)
+            else ("interrupted", INTERRUPTED_STATUS)
         )
-    except KeyboardInterrupt:
         elapsed = time.monotonic() - started
-        return fail(
-            PROG, f"interrupted after {elapsed:.1f} s; nothing was changed", INTERRUPTED_STATUS
-        )
+        outcome = _outcome_when_stopped(Path(args.index), before)
+        return fail(PROG, f"{said} after {elapsed:.1f} s; {outcome}", status)
     finally:
         if bar is not None:
             bar.clear()
@@ -457,6 +463,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. | head: the reader has all it wanted
         return stdout_gone()
     return 0
+
+
+def _outcome_when_stopped(index: Path, before: tuple[int, ...]) -> str:
+    """What a build, add or delete stopped by a signal left: nothing changed
+    (the usual case, as the writer rolls back), or, when the signal landed
+    just after the commit or the swap, the change in place (and the old
+    copy a build had not yet deleted)."""
+    if commit_stamp(index) == before:
+        return "nothing was changed"
+    outcome = f"the change was already made: {index} is at generation {generation_of(index)}"
+    old = sorted(index.parent.glob(f"{glob.escape(index.name)}{OLD_SUFFIX}*"))
+    if old:
+        outcome += f"; delete {old[0]}, the index it replaced"
+    return outcome
 
 
 def _is_tty() -> bool:

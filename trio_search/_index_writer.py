@@ -604,11 +604,13 @@ def _build_locked(
     aside: Path | None = None
     try:
         with DocumentReader(data, mapping, format=format) as reader:
+            # Created inside the try that removes it: a signal landing just
+            # after the directory is made must not leave it behind.
             try:
-                building.mkdir()
-            except OSError as exc:
-                raise _io_error(f"cannot create {_show(building)}", exc) from exc
-            try:
+                try:
+                    building.mkdir()
+                except OSError as exc:
+                    raise _io_error(f"cannot create {_show(building)}", exc) from exc
                 with _translated(f"cannot build the index in {_show(target)}", building):
                     meta = _meta_of(mapping, field_queries)
                     count, names = _write_new_index(reader, meta, building, progress, started)
