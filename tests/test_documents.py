@@ -230,8 +230,7 @@ def test_search_fields_accept_any_iterable_of_names() -> None:
     "kwargs",
     [
         {"key_field": ""},
-        {"answer_field": "_id"},
-        {"key_field": "$id"},
+        {"answer_field": "a\x00b"},
         {"key_field": "a.b"},
         {"answer_field": "x" * 65},
         {"key_field": 3},

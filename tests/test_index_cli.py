@@ -339,7 +339,7 @@ def test_a_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 @pytest.mark.parametrize(
     "options",
-    [["--search-fields", "title,,plot"], ["--key-field", "_id"], ["--format", "xml"]],
+    [["--search-fields", "title,,plot"], ["--key-field", "a.b"], ["--format", "xml"]],
 )
 def test_bad_options_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str]
@@ -358,7 +358,7 @@ def test_bad_options_exit_2(
     ("options", "message"),
     [
         (["--search-fields", "title,plot,title"], "--search-fields names 'title' twice"),
-        (["--key-field", "_id"], "--key-field must be a name of 1 to 64 characters"),
+        (["--key-field", "x" * 65], "--key-field must be a name of 1 to 64 characters"),
         (["--search-fields", "a.b"], "each of --search-fields must be a name of 1 to 64"),
     ],
 )
@@ -370,6 +370,32 @@ def test_a_bad_field_name_is_said_by_its_option(
     )
     assert status == 2
     assert one_error_line(err).startswith(f"trio-search-index: error: {message}")
+
+
+def test_names_starting_with_an_underscore_or_a_dollar_are_fields_like_any_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [
+        {"_id": "5f1d7a", "$title": "The Matrix", "_plot": "a hacker meets morpheus"},
+        {"_id": "5f1d7b", "$title": "The Hobbit", "_plot": "a ring in a cave"},
+    ]
+    data = write_jsonl(tmp_path / "export.jsonl", records)
+    index_dir = tmp_path / "idx"
+    options = ["--key-field", "_id", "--answer-field", "$title", "--search-fields", "_plot"]
+    status, _out, err = run(
+        capsys, "build", data, "--index", index_dir, "--field-queries", *options
+    )
+    assert status == 0, err
+    index = SearchIndex.open(index_dir)
+    assert index.lookup("5f1d7b") == "The Hobbit"
+    hits = index.query("morpheus", QueryOptions(fields=("_plot",))).hits
+    assert [(hit.key, hit.answer) for hit in hits] == [("5f1d7a", "The Matrix")]
+    # add reads the names the index was built with.
+    more = write_jsonl(
+        tmp_path / "more.jsonl", [{"_id": "5f1d7c", "$title": "Up", "_plot": "balloons"}]
+    )
+    assert run(capsys, "add", more, "--index", index_dir)[0] == 0
+    assert SearchIndex.open(index_dir).lookup("5f1d7c") == "Up"
 
 
 # -- add ------------------------------------------------------------------------

@@ -118,18 +118,18 @@ def _field_name(_instance: object, attribute: attrs.Attribute[Any], value: objec
 
 
 def _check_field_name(what: str, value: object) -> None:
-    # "_" and "$" prefixes are left to the index's own fields; "." separates
-    # the parts of a field path in query syntax.
+    # "." is kept for field paths (a step into a nested object), which the
+    # options may name one day; any other name is a record's field name.
     if (
         not isinstance(value, str)
         or not value
         or len(value) > MAX_FIELD_NAME_LENGTH
-        or value[0] in "_$"
         or "." in value
+        or "\x00" in value
     ):
         raise ValueError(
-            f"{what} must be a name of 1 to {MAX_FIELD_NAME_LENGTH} characters that does not "
-            f"start with '_' or '$' and has no '.', not {value!r}"
+            f"{what} must be a name of 1 to {MAX_FIELD_NAME_LENGTH} characters with no '.', "
+            f"not {value!r}"
         )
 
 
@@ -170,8 +170,8 @@ class FieldMapping:
             (converted with ``str()``), and a record may lack any of them
             (or hold ``null``, which is the same).
 
-    Field names are 1 to 64 (``MAX_FIELD_NAME_LENGTH``) characters, do not
-    start with ``_`` or ``$`` and contain no ``.``.
+    Field names are 1 to 64 (``MAX_FIELD_NAME_LENGTH``) characters and
+    contain no ``.`` (nor NUL): ``_id`` is one.
 
     Raises:
         ValueError: a name breaks those rules, or ``search_fields`` is empty
