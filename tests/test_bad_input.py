@@ -154,6 +154,28 @@ async def test_framing_error_is_answered_then_connection_closed(
     assert_warned(caplog, peer, code)
 
 
+async def test_a_header_value_cannot_write_lines_of_its_own_into_the_log(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trio_search")
+    forged = "1\n2026-01-01 00:00:00,000 CRITICAL trio_search: forged\u202e"
+    _, address = await start_server(nursery)
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream(*address) as stream:
+            await stream.send_all(framed(header(content_length=forged), b"{}"))
+            (error,) = parse_all(await read_until_eof(stream))
+            peer = local_address(stream)
+    # The answer quotes the value as JSON, escapes and all.
+    assert result_of(error)["result"] == (
+        "Error: content-length must be a non-negative integer, not "
+        '"1\\n2026-01-01 00:00:00,000 CRITICAL trio_search: forged\\u202e".'
+    )
+    (line,) = [r.getMessage() for r in caplog.records if peer in r.getMessage()]
+    assert "\n" not in line
+    assert "\u202e" not in line
+    assert line.startswith(f"{peer}: content-length must be a non-negative integer, not ")
+
+
 async def test_client_closing_mid_request_is_logged(
     nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -264,6 +264,26 @@ def test_header_too_long_is_refused_from_the_prefix_alone() -> None:
     assert remote_error(prefix).code == "header_too_long"
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"content-length": "5"}, 'content-length must be a non-negative integer, not "5"'),
+        ({"content-length": None}, "content-length must be a non-negative integer, not null"),
+        ({"content-length": -1}, "content-length must be a non-negative integer, not -1"),
+        ({"content-encoding": None}, "content-encoding must be a string, not null"),
+        ({"content-type": ["x\n"]}, 'content-type must be a string, not ["x\\n"]'),
+        ({"byteorder": True}, "byteorder must be a string, not true"),
+    ],
+)
+def test_a_bad_header_value_is_quoted_as_json(changes: dict[str, Any], message: str) -> None:
+    assert remote_error(header_bytes(valid_header() | changes)).message == message
+
+
+def test_a_header_that_is_not_an_object_is_named_by_its_json_type() -> None:
+    data = struct.pack(">H", 2) + b"[]"
+    assert remote_error(data).message == "header is an array, not an object"
+
+
 def test_header_at_the_limit_is_accepted() -> None:
     header = valid_header(padding="")
     header["padding"] = "x" * (200 - len(header_bytes(header)) + 2)

@@ -17,6 +17,7 @@ travels to the client in the ``"error"`` key of an error response.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ._limits import MAX_ECHO_LENGTH
@@ -30,6 +31,27 @@ def excerpt(value: Any, limit: int = MAX_ECHO_LENGTH) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def json_excerpt(value: Any, limit: int = MAX_ECHO_LENGTH) -> str:
+    """``value``, decoded from a peer's JSON, written back as JSON (``"5"``
+    for a string, ``null``), ASCII only, cut as :func:`excerpt` cuts: what a
+    message may quote of a JSON value, on one line whatever it holds."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):  # too many digits, or too deep
+        return "a value too large to quote"
+    return excerpt(text, limit)
+
+
+def printable(text: str) -> str:
+    """``text`` with each character a terminal or a log reader would act on
+    (line breaks, escapes, bidirectional overrides, other controls) written
+    as its Python escape: a peer's bytes quoted in a log line stay on that
+    line and read as what they are."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 class TrioSearchError(Exception):

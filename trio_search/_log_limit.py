@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from ._errors import printable
+
 #: Warning lines one client address may write per interval.
 WARNINGS_PER_INTERVAL = 5
 #: Seconds per interval, and between summary lines.
@@ -78,7 +80,10 @@ class PeerWarnings:
             if len(self._written) >= MAX_TRACKED_ADDRESSES:
                 self.flush()
             self._written[address] = written + 1
-            self.logger.log(level, "%s: " + message, peer, *args)
+            # A client's text quoted in the line (a header value, a path)
+            # cannot break it into lines of its own.
+            safe = [printable(arg) if type(arg) is str else arg for arg in args]
+            self.logger.log(level, "%s: " + message, printable(peer), *safe)
         else:
             count, highest = self._left_out.get(address, (0, level))
             self._left_out[address] = (count + 1, max(highest, level))

@@ -38,7 +38,8 @@ import orjson
 
 from . import _codes as codes
 from ._cache import remember
-from ._errors import LocalProtocolError, RemoteProtocolError, excerpt
+from ._errors import LocalProtocolError, RemoteProtocolError, json_excerpt
+from ._json import json_type_name
 from ._limits import (
     DEFAULT_MAX_CONTENT_LENGTH,
     DEFAULT_MAX_HEADER_LENGTH,
@@ -280,7 +281,7 @@ class MessageProtocol:
             ) from exc
         if type(fields) is not dict:
             raise RemoteProtocolError(
-                f"header is JSON {type(fields).__name__}, not an object", code=codes.BAD_HEADER
+                f"header is {json_type_name(fields)}, not an object", code=codes.BAD_HEADER
             )
         missing = [key for key in REQUIRED_HEADER_KEYS if key not in fields]
         if missing:
@@ -292,7 +293,8 @@ class MessageProtocol:
         # bool is an int subclass and float may be integral: neither is a length.
         if type(content_length) is not int or content_length < 0:
             raise RemoteProtocolError(
-                f"content-length must be a non-negative integer, not {excerpt(content_length)}",
+                "content-length must be a non-negative integer, "
+                f"not {json_excerpt(content_length)}",
                 code=codes.BAD_CONTENT_LENGTH,
             )
         if content_length > self.max_content_length:
@@ -311,7 +313,7 @@ class MessageProtocol:
         ):
             if type(value) is not str:
                 raise RemoteProtocolError(
-                    f"{excerpt(key)} must be a string, not {excerpt(value)}",
+                    f"{key} must be a string, not {json_excerpt(value)}",
                     code=codes.BAD_HEADER_VALUE,
                 )
         extra = MappingProxyType(fields) if fields else EMPTY_HEADERS
