@@ -130,6 +130,44 @@ def test_accented_documents_are_found_without_accents() -> None:
     assert keys(index, "cafe") == ["café"]
 
 
+#: "Crème brûlée" with each accent its own character after its letter (NFD),
+#: as macOS and some files write it, and the same words composed (NFC).
+CREME_DECOMPOSED = "Cre\u0300me bru\u0302le\u0301e"
+CREME_COMPOSED = "Cr\u00e8me br\u00fbl\u00e9e"
+
+
+@pytest.mark.parametrize("data", [CREME_DECOMPOSED, CREME_COMPOSED], ids=["NFD", "NFC"])
+@pytest.mark.parametrize(
+    "typed",
+    ["cre\u0300me bru\u0302le\u0301e", "cr\u00e8me br\u00fbl\u00e9e", "creme brulee"],
+    ids=["NFD", "NFC", "unaccented"],
+)
+def test_accents_typed_as_their_own_characters_match_either_way(data: str, typed: str) -> None:
+    index = index_of({"dessert": data, "tea": "Green tea"}, field_queries=True)
+    (hit,) = index.query(typed).hits
+    assert hit.key == "dessert"
+    assert hit.answer == data  # as stored, byte for byte
+    # Whole words marked, accents and all, in the answer as it is.
+    first, second = data.split(" ")
+    assert hit.highlight == f"<em>{first}</em> <em>{second}</em>"
+    assert hit.marks() == [(0, len(first)), (len(first) + 1, len(data))]
+    assert keys(index, typed, fields=("answer",)) == ["dessert"]
+
+
+def test_a_decomposed_key_is_matched_exactly() -> None:
+    index = index_of({"caf\u00e9": "a place", "x": "cafe cafe cafe"})
+    assert keys(index, "cafe\u0301")[0] == "caf\u00e9"
+    index = index_of({"cafe\u0301": "a place", "x": "cafe cafe cafe"})
+    assert keys(index, "caf\u00e9")[0] == "cafe\u0301"
+
+
+def test_a_long_decomposed_word_is_one_word() -> None:
+    # Twenty "é" typed as twenty letters, each with its accent after it.
+    word = "e\u0301" * 20
+    index = index_of({"long": "\u00e9" * 20, "short": "e"})
+    assert keys(index, word, prefix=False) == ["long"]
+
+
 def test_words_with_combining_letters_are_found_as_typed_and_highlighted() -> None:
     hello_world = "\u0928\u092e\u0938\u094d\u0924\u0947 \u0926\u0941\u0928\u093f\u092f\u093e"
     world = "\u0926\u0941\u0928\u093f\u092f\u093e"

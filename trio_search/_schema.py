@@ -12,6 +12,10 @@ Each document is stored once, with these tantivy fields:
 - ``all``: every searchable field's text, cut into words by the folding
   analyzer (letters and digits, lower case, ASCII folding): what a query
   searches by default;
+
+All text is read in Unicode's composed form (NFC) before the analyzers see
+it, queries as documents: a letter with its accent as a second character
+(``e`` + U+0300, as macOS types it) would otherwise end the word there.
 - ``f``: a JSON field holding each searchable field under its own name, for
   queries restricted to ``fields``; only in an index built with field
   queries (:attr:`IndexMeta.field_queries`), since it indexes every word a
@@ -25,9 +29,10 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import orjson
 import tantivy
@@ -130,25 +135,71 @@ def encodable(text: str) -> str:
     return text
 
 
+def composed(text: str) -> str:
+    """``text`` in Unicode's composed form (NFC): an accent typed as its own
+    character (``e`` + U+0301) joined to its letter (``é``), which the
+    analyzers keep in the word. ASCII text, and text already composed (the
+    usual case), is returned as it is, at the cost of a check."""
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return text
+    return unicodedata.normalize("NFC", text)
+
+
 def analyze(text: str) -> list[str]:
     """``text``'s words as the index stores them (lower case, accents folded)."""
-    return _TEXT.analyze(encodable(text))
+    return _TEXT.analyze(composed(encodable(text)))
 
 
 def normalized_key(key: str) -> str:
     """``key`` as the field ``key_norm`` holds it: lower case, accents
     folded (empty for an empty key)."""
-    terms = _KEY.analyze(encodable(key))
+    terms = _KEY.analyze(composed(encodable(key)))
     return terms[0] if terms else ""
 
 
-def tokens(text: str) -> list[tantivy.Token]:
+class PlacedWord(NamedTuple):
+    """A word of a text and where it is in that text, in characters (what a
+    ``tantivy.Token`` of the text's composed form says, moved to the text)."""
+
+    text: str
+    char_offset_from: int
+    char_offset_to: int
+
+
+def tokens(text: str) -> list[tantivy.Token] | list[PlacedWord]:
     """``text``'s words as the index stores them, each with where it is in
     ``text`` (``char_offset_from`` and ``char_offset_to``, in characters):
     what highlighting needs, in one call to the analyzer."""
     # A lone surrogate becomes one U+FFFD: the offsets stay those of text.
-    tokenized: list[tantivy.Token] = _TEXT.pre_tokenize(encodable(text)).tokens
-    return tokenized
+    text = encodable(text)
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        tokenized: list[tantivy.Token] = _TEXT.pre_tokenize(text).tokens
+        return tokenized
+    return _tokens_of_decomposed(text)
+
+
+def _tokens_of_decomposed(text: str) -> list[PlacedWord]:
+    """:func:`tokens` for a text not in composed form: each letter with the
+    marks that follow it is composed on its own, so that every character of
+    the composed text comes from one such cluster of ``text``, and a word's
+    place in ``text`` runs from its first cluster's start to its last one's
+    end."""
+    pieces: list[str] = []
+    starts: list[int] = []  # per composed character: its cluster's start in text
+    ends: list[int] = []  # and its cluster's end
+    start = 0
+    for position in range(1, len(text) + 1):
+        if position < len(text) and unicodedata.combining(text[position]):
+            continue
+        piece = unicodedata.normalize("NFC", text[start:position])
+        pieces.append(piece)
+        starts += [start] * len(piece)
+        ends += [position] * len(piece)
+        start = position
+    return [
+        PlacedWord(token.text, starts[token.char_offset_from], ends[token.char_offset_to - 1])
+        for token in _TEXT.pre_tokenize("".join(pieces)).tokens
+    ]
 
 
 def _schema() -> tantivy.Schema:
@@ -178,19 +229,24 @@ def tantivy_document(document: DocumentLike, field_queries: bool = False) -> tan
     # of Document(**kwargs), and tantivy parses a JSON string faster than it
     # converts a dict (about 7 instead of 11 us per document in all).
     key = document.key
-    fields = document.fields
+    fields = _composed_fields(document.fields)
     doc = tantivy.Document()
     doc.add_text("key", key)
-    doc.add_text("key_norm", key)
+    doc.add_text("key_norm", composed(key))
     doc.add_text("answer", document.answer)
     doc.add_text("all", "\n".join(fields.values()))
     if not field_queries:
         return doc
     try:
-        doc.add_json("f", _dumps(dict(fields)).decode())
+        doc.add_json("f", _dumps(fields).decode())
     except orjson.JSONEncodeError:
-        doc.add_json("f", dict(fields))  # a lone surrogate: tantivy refuses it too
+        doc.add_json("f", fields)  # a lone surrogate: tantivy refuses it too
     return doc
+
+
+def _composed_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """The searchable fields' text in composed form (see :func:`composed`)."""
+    return {name: composed(text) for name, text in fields.items()}
 
 
 def add_document(
@@ -204,20 +260,24 @@ def add_document(
     """
     key = document.key
     fields = document.fields
+    text = "\n".join(fields.values())
+    if not text.isascii():
+        fields = _composed_fields(fields)
+        text = "\n".join(fields.values())
     record: dict[str, object] = {
         "key": key,
-        "key_norm": key,
+        "key_norm": key if key.isascii() else composed(key),
         "answer": document.answer,
-        "all": "\n".join(fields.values()),
+        "all": text,
     }
     if field_queries:
         record["f"] = fields if type(fields) is dict else dict(fields)
     try:
-        text = _dumps(record).decode()
+        encoded = _dumps(record).decode()
     except orjson.JSONEncodeError:  # a lone surrogate: let the slow path fix it
         writer.add_document(tantivy_document(document, field_queries))
     else:
-        writer.add_json(text)
+        writer.add_json(encoded)
 
 
 def create_index(path: Path | None) -> tantivy.Index:
