@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import socket
+from typing import Any
 
 import attrs
 import pytest
@@ -246,6 +247,39 @@ async def test_shutdown_before_serve_starts(
     with trio.fail_after(60):
         await server.serve([listener])
     assert listener.closed
+
+
+async def test_shutdown_before_serve_is_started_by_a_nursery(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    # As docs/embedding.md starts it: nursery.start hears that serve() began
+    # (listening on nothing), and every listener given is closed.
+    server = SearchServer(ServerSettings(port=0))
+    server.shutdown()
+    listeners = [MemoryListener(nursery), MemoryListener(nursery)]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as inner:
+            assert await inner.start(server.serve, listeners) == []
+    assert [listener.closed for listener in listeners] == [True, True]
+
+
+async def test_shutdown_while_listening_begins_is_a_clean_start_and_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_open = SearchServer.open_listeners
+
+    async def shut_down_meanwhile(self: SearchServer) -> list[trio.abc.Listener[Any]]:
+        opened = await real_open(self)
+        self.shutdown()  # from another task, as a signal handler would
+        return opened
+
+    monkeypatch.setattr(SearchServer, "open_listeners", shut_down_meanwhile)
+    server = SearchServer(ServerSettings(port=0))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as inner:
+            ((host, port),) = await inner.start(server.serve)
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream(host, port)
 
 
 async def test_new_tcp_connections_are_refused_after_shutdown(nursery: trio.Nursery) -> None:

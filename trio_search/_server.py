@@ -310,6 +310,7 @@ class SearchServer:
                 await connections.start(self._poller.run)
                 if self._closing:
                     self._poller.close()
+            reported = False
             async with trio.open_nursery() as acceptor:
                 self._accept_scope = acceptor.cancel_scope
                 if self._closing:
@@ -327,7 +328,16 @@ class SearchServer:
                         "listening on %s", ", ".join(format_address(a) for a in self.addresses)
                     )
                 task_status.started(self.addresses)
+                reported = True
             # The accept loop ended: a graceful shutdown is under way.
+            if not reported:
+                # Shut down before every accept loop ran (shutdown() came
+                # first, or while listening began): the listeners no loop
+                # took are closed here (closing is idempotent), and
+                # nursery.start still hears that serve() began.
+                for listener in retrying:
+                    await trio.aclose_forcefully(listener)
+                task_status.started(self.addresses)
             grace = self.settings.shutdown_grace
             if self._connections:
                 logger.info(
