@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from trio_search import ConfigurationError
 from trio_search._http_metrics import (
+    METRICS_EVICT_AFTER,
     METRICS_LINGER_TIMEOUT,
     METRICS_MAX_CONNECTIONS,
     METRICS_MAX_HEADER_SIZE,
@@ -461,8 +463,15 @@ class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
     def __attrs_post_init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel[trio.abc.Stream](1000)
 
-    def connect(self) -> trio.abc.Stream:
-        client, server_side = trio.testing.memory_stream_pair()
+    def connect(
+        self,
+        pair: Callable[
+            [], tuple[trio.abc.Stream, trio.abc.Stream]
+        ] = trio.testing.memory_stream_pair,
+    ) -> trio.abc.Stream:
+        """A new client; with ``lockstep_stream_pair``, one whose answers
+        stay unsent until it reads them."""
+        client, server_side = pair()
         self._send.send_nowait(server_side)
         return client
 
@@ -474,23 +483,125 @@ class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
         await trio.lowlevel.checkpoint()
 
 
-async def test_connection_limit(autojump_clock: trio.testing.MockClock) -> None:
+async def is_open(client: trio.abc.ReceiveStream) -> bool:
+    """Whether the server still holds ``client``'s connection open (it
+    neither answers nor closes it within a second)."""
+    with trio.move_on_after(1):
+        await client.receive_some()
+        return False
+    return True
+
+
+async def wait_silently(client: trio.abc.Stream) -> None:
+    """The client sends nothing."""
+
+
+async def send_part_of_a_head(client: trio.abc.Stream) -> None:
+    await client.send_all(request()[:5])
+
+
+async def keep_alive_after_a_scrape(client: trio.abc.Stream) -> None:
+    await client.send_all(request())
+    assert b"200 OK" in await client.receive_some()
+
+
+@pytest.mark.parametrize("wait", [wait_silently, send_part_of_a_head, keep_alive_after_a_scrape])
+async def test_at_the_limit_a_scrape_takes_the_slot_of_the_longest_waiting(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    wait: Callable[[trio.abc.Stream], Awaitable[None]],
+) -> None:
+    """Connections that wait for a request fill the endpoint: a scrape still
+    gets its answer, at most METRICS_EVICT_AFTER later, in the slot of the
+    one that waited longest, which is closed; the others stay open."""
+    caplog.set_level(logging.INFO, logger="trio_search")
     listener = MemoryListener()
     async with trio.open_nursery() as nursery:
-        assert await nursery.start(serve_metrics, [listener], lambda: b"m 1\n") == []
-        clients = [listener.connect() for _ in range(METRICS_MAX_CONNECTIONS + 1)]
+        await nursery.start(serve_metrics, [listener], lambda: b"m 1\n")
+        waiting = []
+        for _ in range(METRICS_MAX_CONNECTIONS):
+            client = listener.connect()
+            await wait(client)
+            waiting.append(client)
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        scrape = listener.connect()
+        await scrape.send_all(request(extra="Connection: close\r\n"))
+        [response] = read_responses(await read_until_eof(scrape), 1)
+        assert response.status == 200
+        assert response.body == b"m 1\n"
+        assert trio.current_time() - start == pytest.approx(METRICS_EVICT_AFTER)
+        assert await read_until_eof(waiting[0]) == b""
+        assert await is_open(waiting[1])
+        assert await is_open(waiting[-1])
+        nursery.cancel_scope.cancel()
+    [line] = [r.getMessage() for r in caplog.records if "to make room" in r.getMessage()]
+    assert line == (
+        f"?: metrics connection closed after {METRICS_EVICT_AFTER:.1f} s without a request, "
+        f"to make room for a new one (at most {METRICS_MAX_CONNECTIONS} at once)"
+    )
+    assert listener.closed
+
+
+async def test_a_connection_being_answered_is_not_closed_for_a_new_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = MemoryListener()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_metrics, [listener], lambda: b"m 1\n")
+        # The oldest connection: its answer waits for it to read.
+        being_answered = listener.connect(trio.testing.lockstep_stream_pair)
+        await being_answered.send_all(request())
+        silent = [listener.connect() for _ in range(METRICS_MAX_CONNECTIONS - 1)]
+        await trio.sleep(METRICS_SEND_TIMEOUT / 2)
+        scrape = listener.connect()
+        await scrape.send_all(request(extra="Connection: close\r\n"))
+        assert read_responses(await read_until_eof(scrape), 1)[0].status == 200
+        assert await read_until_eof(silent[0]) == b""  # the longest waiting
+        assert await is_open(silent[1])
+        assert read_responses(await being_answered.receive_some(), 1)[0].status == 200
+        nursery.cancel_scope.cancel()
+
+
+async def test_when_every_connection_is_being_answered_a_new_one_waits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = MemoryListener()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_metrics, [listener], lambda: b"m 1\n")
+        clients = [
+            listener.connect(trio.testing.lockstep_stream_pair)
+            for _ in range(METRICS_MAX_CONNECTIONS)
+        ]
+        for client in clients:
+            await client.send_all(request())  # and never read the answer
+        start = trio.current_time()
+        scrape = listener.connect()
+        await scrape.send_all(request(extra="Connection: close\r\n"))
+        # Served once the others' answers time out, not before.
+        assert read_responses(await read_until_eof(scrape), 1)[0].status == 200
+        assert trio.current_time() - start == pytest.approx(METRICS_SEND_TIMEOUT)
+        nursery.cancel_scope.cancel()
+    assert listener.closed
+
+
+async def test_connection_limit(autojump_clock: trio.testing.MockClock) -> None:
+    """Past the limit, a connection is served only in the place of another:
+    never more than METRICS_MAX_CONNECTIONS at once."""
+    listener = MemoryListener()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_metrics, [listener], lambda: b"m 1\n")
+        clients = [listener.connect() for _ in range(METRICS_MAX_CONNECTIONS * 3)]
         for client in clients:
             await client.send_all(request())
         await trio.testing.wait_all_tasks_blocked()
         # The connections within the limit are answered at once...
-        for client in clients[:-1]:
+        for client in clients[:METRICS_MAX_CONNECTIONS]:
             assert b"200 OK" in await client.receive_some()
-        # ...the one past it waits, unaccepted, until a slot frees.
-        with trio.move_on_after(1):
-            await clients[-1].receive_some()
-            raise AssertionError("served past the connection limit")
-        await clients[0].aclose()
-        assert b"200 OK" in await clients[-1].receive_some()
+        # ...and each one past it in the place of one of those.
+        for index, client in enumerate(clients[METRICS_MAX_CONNECTIONS:]):
+            assert b"200 OK" in await client.receive_some()
+            assert await clients[index].receive_some() == b""
         nursery.cancel_scope.cancel()
     assert listener.closed
 
@@ -581,6 +692,35 @@ async def test_endpoint_many_concurrent_scrapes(nursery: trio.Nursery) -> None:
             for _ in range(clients):
                 scrapers.start_soon(scrape)
     assert statuses == [200] * clients
+
+
+async def test_endpoint_full_of_silent_connections_answers_a_scrape(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The user's report: METRICS_MAX_CONNECTIONS sockets that send nothing
+    no longer keep a scrape waiting until they time out (10 s, Prometheus'
+    own scrape timeout)."""
+    caplog.set_level(logging.INFO, logger="trio_search")
+    metrics = busy_metrics()
+    address = await start_endpoint(nursery, metrics.exposition)
+    async with contextlib.AsyncExitStack() as silent_clients:
+        silent = [
+            await silent_clients.enter_async_context(await trio.open_tcp_stream(*address))
+            for _ in range(METRICS_MAX_CONNECTIONS)
+        ]
+        with trio.fail_after(METRICS_EVICT_AFTER + 3):
+            data = await send_and_read_to_eof(address, request(extra="Connection: close\r\n"))
+            [response] = read_responses(data, 1)
+            assert response.status == 200
+            assert parse(response.body) == parse(metrics.exposition())
+            # Its slot was the first silent connection's (accepted first).
+            assert await read_until_eof(silent[0]) == b""
+        host, port = silent[0].socket.getsockname()[:2]
+    assert any(
+        record.levelno == logging.INFO
+        and record.getMessage().startswith(f"{host}:{port}: metrics connection closed after")
+        for record in caplog.records
+    )
 
 
 async def test_endpoint_on_ipv6(nursery: trio.Nursery) -> None:

@@ -22,14 +22,27 @@ supervisor that serves nothing else has its loop to itself anyway.
 A failure while serving one scrape (a bug, an exposition that raises) is
 logged and ends that connection only: the metrics endpoint never takes
 down the server whose nursery it runs in.
+
+At most :data:`METRICS_MAX_CONNECTIONS` connections are served at once
+(:class:`MetricsConnections` counts them). A client that arrives at the
+limit is accepted and takes the slot of the connection that has waited
+longest for a request, once that one has waited
+:data:`METRICS_EVICT_AFTER`: it is closed, as the search port closes its
+longest-idle connection for a new client. Otherwise anyone could keep
+every scrape out by holding the slots with connections that send nothing.
+A connection whose request is being answered is never closed for another;
+when every connection is, the new client waits for one to end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import enum
 import http
 import logging
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -40,7 +53,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from . import _codes as codes
 from ._errors import ConfigurationError
 from ._listeners import RetryingListener, listener_address
-from ._net import format_address
+from ._log_limit import WARNING_INTERVAL, PeerWarnings
+from ._net import format_address, peer_name
 from ._transport import linger_close
 
 logger = logging.getLogger("trio_search")
@@ -59,8 +73,19 @@ METRICS_SEND_TIMEOUT = 10.0
 METRICS_MAX_HEADER_SIZE = 8 * 1024
 
 #: Connections served at once. Scrapers are few (Prometheus keeps one per
-#: target); further connections wait in the listen backlog until one ends.
+#: target); a further client takes the slot of one waiting for a request
+#: (see :data:`METRICS_EVICT_AFTER`), or waits until one ends.
 METRICS_MAX_CONNECTIONS = 64
+
+#: Seconds a connection must have waited for a request (since it was
+#: accepted or last answered) before a client arriving at
+#: :data:`METRICS_MAX_CONNECTIONS` may close it to take its slot. A scraper
+#: sends its request head within a round trip of connecting, so one that
+#: waits longer is idle between scrapes, or no scraper; younger ones are
+#: spared so that a burst of scrapes past the limit does not close scrapes
+#: whose requests are on their way. Also the longest a new scrape waits for
+#: its slot when the connections filling the endpoint send nothing.
+METRICS_EVICT_AFTER = 1.0
 
 #: Bytes asked of the transport per receive: a whole request head at once.
 METRICS_RECEIVE_SIZE = 16 * 1024
@@ -211,12 +236,199 @@ class MetricsHTTP:
         return Reply(data=data, keep_alive=keep_alive, status=int(status))
 
 
+class Phase(enum.Enum):
+    """Where a metrics connection is, as :class:`MetricsConnections` sees it."""
+
+    #: Waiting for a request head, with nothing or part of one received:
+    #: since it was accepted, or since its last answer (keep-alive). The
+    #: only phase in which it may be closed for a new client.
+    WAITING = "waiting for a request"
+    #: Anything else: its task starting, a request being answered, lingering
+    #: after the last answer. Never closed for a new client.
+    BUSY = "busy"
+    #: Closed for a new client: it ends without reading further.
+    EVICTED = "evicted"
+
+
+@attrs.define(eq=False)
+class MetricsConnection:
+    """One connection counted by :class:`MetricsConnections`.
+
+    Attributes:
+        stream: The connection's stream.
+        phase: See :class:`Phase`.
+        waiting_since: When it entered :attr:`Phase.WAITING` (Trio time).
+        reading: While waiting: the scope of that wait, which an eviction
+            cancels.
+    """
+
+    stream: trio.abc.Stream
+    phase: Phase = Phase.BUSY
+    waiting_since: float = 0.0
+    reading: trio.CancelScope | None = None
+
+
+@attrs.define(eq=False)
+class MetricsConnections:
+    """The metrics endpoint's connections: how many are open, and which are
+    waiting for a request, longest first (the one to close when a new client
+    needs room).
+
+    A connection moves to the end of the waiting ones each time it starts
+    waiting, and leaves when its request is complete, so the first has
+    waited longest; each move is O(1) (a dict keeps insertion order), as in
+    ``IdleConnections`` for the search port.
+
+    Args:
+        limit: Connections served at once.
+    """
+
+    limit: int = METRICS_MAX_CONNECTIONS
+    #: Where eviction lines go, rate-limited per client address.
+    warnings: PeerWarnings = attrs.field(factory=lambda: PeerWarnings(logger, trio.current_time))
+    #: Connections counted in and not yet out.
+    open: int = attrs.field(default=0, init=False)
+    #: Of those, the ones evicted and not yet closed: room on its way.
+    _evicting: int = attrs.field(default=0, init=False)
+    _waiting: dict[MetricsConnection, None] = attrs.field(factory=dict, init=False)
+    #: Where :meth:`make_room` waits; woken when a connection ends or
+    #: starts waiting.
+    _changed: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot, init=False)
+
+    def add(self, stream: trio.abc.Stream) -> MetricsConnection:
+        """Count a new connection in (after :meth:`make_room`)."""
+        self.open += 1
+        return MetricsConnection(stream)
+
+    def remove(self, connection: MetricsConnection) -> None:
+        """Count a connection out; its stream is closed."""
+        self.open -= 1
+        if connection.phase is Phase.EVICTED:
+            self._evicting -= 1
+        self._waiting.pop(connection, None)
+        self._changed.unpark_all()
+
+    @contextlib.contextmanager
+    def waiting(self, connection: MetricsConnection, reading: trio.CancelScope) -> Iterator[None]:
+        """Within this block ``connection`` waits for a request, in
+        ``reading``, which an eviction cancels (then its phase is
+        :attr:`Phase.EVICTED`)."""
+        connection.phase = Phase.WAITING
+        connection.waiting_since = trio.current_time()
+        connection.reading = reading
+        self._waiting[connection] = None
+        self._changed.unpark_all()
+        try:
+            yield
+        finally:
+            self._waiting.pop(connection, None)
+            connection.reading = None
+            if connection.phase is Phase.WAITING:
+                connection.phase = Phase.BUSY
+
+    async def make_room(self) -> None:
+        """Return when one more connection may be served: at once below the
+        limit; at the limit, once a connection has ended, or once the one
+        that has waited longest for a request, and at least
+        :data:`METRICS_EVICT_AFTER`, has been closed to make room."""
+        while self.open >= self.limit:
+            wake_at = math.inf
+            # Unless an eviction under way will make the room already.
+            if self.open - self._evicting >= self.limit:
+                victim = next(iter(self._waiting), None)
+                if victim is not None:
+                    evictable_at = victim.waiting_since + METRICS_EVICT_AFTER
+                    if trio.current_time() >= evictable_at:
+                        self._evict(victim)
+                    else:
+                        wake_at = evictable_at
+            with trio.move_on_at(wake_at):
+                await self._changed.park()
+
+    def _evict(self, connection: MetricsConnection) -> None:
+        assert connection.phase is Phase.WAITING and connection.reading is not None
+        connection.phase = Phase.EVICTED
+        self._evicting += 1
+        self._waiting.pop(connection)
+        connection.reading.cancel()
+        self.warnings.info(
+            peer_name(connection.stream),
+            "metrics connection closed after %.1f s without a request, "
+            "to make room for a new one (at most %d at once)",
+            trio.current_time() - connection.waiting_since,
+            self.limit,
+        )
+
+    async def summarize_warnings(self) -> None:
+        """Say, once per interval, how many eviction lines each client
+        address had left out; runs until cancelled."""
+        try:
+            while True:
+                await trio.sleep(WARNING_INTERVAL)
+                self.warnings.flush()
+        finally:
+            self.warnings.flush()
+
+
 async def _next_reply(stream: trio.abc.ReceiveStream, connection: MetricsHTTP) -> Reply | None:
     while True:
         reply = connection.next_reply()
         if not isinstance(reply, _NeedData):
             return reply
         connection.receive_data(await stream.receive_some(METRICS_RECEIVE_SIZE))
+
+
+async def _read_request(
+    connections: MetricsConnections, connection: MetricsConnection, http_side: MetricsHTTP
+) -> Reply | None:
+    """The reply to the next request, or to its lateness (408); ``None``:
+    close without a reply (the client closed, was idle too long, or the
+    connection was evicted)."""
+    with trio.move_on_after(METRICS_REQUEST_TIMEOUT) as reading:
+        with connections.waiting(connection, reading):
+            reply = await _next_reply(connection.stream, http_side)
+    if connection.phase is Phase.EVICTED:
+        # Also when the request's last bytes came in the same instant as
+        # the eviction: the client sees the close, as a moment earlier.
+        return None
+    if reading.cancelled_caught:
+        return http_side.timeout_reply()
+    return reply
+
+
+async def _serve_connection(
+    connections: MetricsConnections,
+    connection: MetricsConnection,
+    exposition: Callable[[], bytes],
+) -> None:
+    """Serve one counted connection, close its stream, and count it out."""
+    stream = connection.stream
+    try:
+        async with stream:
+            http_side = MetricsHTTP(exposition)
+            try:
+                while True:
+                    reply = await _read_request(connections, connection, http_side)
+                    if reply is None:
+                        return
+                    with trio.move_on_after(METRICS_SEND_TIMEOUT) as sending:
+                        await stream.send_all(reply.data)
+                    if sending.cancelled_caught:
+                        return
+                    if not reply.keep_alive:
+                        await linger_close(
+                            stream,
+                            METRICS_LINGER_TIMEOUT,
+                            METRICS_LINGER_BYTES,
+                            METRICS_RECEIVE_SIZE,
+                        )
+                        return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the client reset the connection
+            except Exception:
+                logger.exception("metrics connection failed")
+    finally:
+        connections.remove(connection)
 
 
 async def handle_metrics_connection(
@@ -227,64 +439,33 @@ async def handle_metrics_connection(
 
     Returns normally on every client behaviour, broken connections
     included; only cancellation propagates. The stream is closed on every
-    path, cancellation included.
+    path, cancellation included. (The connection is counted by no limit:
+    :func:`serve_metrics` counts the connections it accepts.)
     """
-    async with stream:
-        connection = MetricsHTTP(exposition)
-        try:
-            while True:
-                reply: Reply | None = None
-                with trio.move_on_after(METRICS_REQUEST_TIMEOUT) as reading:
-                    reply = await _next_reply(stream, connection)
-                if reading.cancelled_caught:
-                    reply = connection.timeout_reply()
-                if reply is None:
-                    return
-                with trio.move_on_after(METRICS_SEND_TIMEOUT) as sending:
-                    await stream.send_all(reply.data)
-                if sending.cancelled_caught:
-                    return
-                if not reply.keep_alive:
-                    await linger_close(
-                        stream, METRICS_LINGER_TIMEOUT, METRICS_LINGER_BYTES, METRICS_RECEIVE_SIZE
-                    )
-                    return
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return  # the client reset the connection
-        except Exception:
-            logger.exception("metrics connection failed")
-
-
-async def _serve_one(
-    stream: trio.abc.Stream, exposition: Callable[[], bytes], slots: trio.Semaphore
-) -> None:
-    try:
-        await handle_metrics_connection(stream, exposition)
-    finally:
-        slots.release()
+    connections = MetricsConnections()
+    await _serve_connection(connections, connections.add(stream), exposition)
 
 
 async def _accept_loop(
     listener: trio.abc.Listener[Any],
     exposition: Callable[[], bytes],
-    slots: trio.Semaphore,
+    connections: MetricsConnections,
     nursery: trio.Nursery,
 ) -> None:
-    retrying = RetryingListener(
-        listener, connections_open=lambda: METRICS_MAX_CONNECTIONS - slots.value
-    )
+    retrying = RetryingListener(listener, connections_open=lambda: connections.open)
     while True:
-        # A slot before accepting: at the limit, clients wait in the backlog.
-        await slots.acquire()
+        stream = await retrying.accept()
         try:
-            stream = await retrying.accept()
+            # At the limit the client waits here, accepted, for room.
+            await connections.make_room()
         except BaseException:
-            slots.release()
+            await trio.aclose_forcefully(stream)
             raise
+        connection = connections.add(stream)
         try:
-            nursery.start_soon(_serve_one, stream, exposition, slots)
+            nursery.start_soon(_serve_connection, connections, connection, exposition)
         except BaseException:
-            slots.release()
+            connections.remove(connection)
             await trio.aclose_forcefully(stream)
             raise
 
@@ -299,8 +480,11 @@ async def serve_metrics(
     the server's nursery with ``await nursery.start(serve_metrics, ...)``.
 
     At most :data:`METRICS_MAX_CONNECTIONS` connections are served at once,
-    across all listeners. The listeners are closed when this returns, and
-    every connection before that.
+    across all listeners; a client arriving at the limit takes the slot of
+    the connection waiting longest for a request (see
+    :data:`METRICS_EVICT_AFTER`), or waits until one ends if every
+    connection is being answered. The listeners are closed when this
+    returns, and every connection before that.
 
     Args:
         listeners: Where to accept (``trio.SocketListener`` from
@@ -311,11 +495,12 @@ async def serve_metrics(
         task_status: Started with the ``(host, port)`` of each socket
             listener once accepting.
     """
-    slots = trio.Semaphore(METRICS_MAX_CONNECTIONS)
+    connections = MetricsConnections()
     try:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(connections.summarize_warnings)
             for listener in listeners:
-                nursery.start_soon(_accept_loop, listener, exposition, slots, nursery)
+                nursery.start_soon(_accept_loop, listener, exposition, connections, nursery)
             addresses = [listener_address(listener) for listener in listeners]
             task_status.started([address for address in addresses if address is not None])
     finally:
