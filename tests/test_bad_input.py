@@ -191,6 +191,27 @@ async def test_client_closing_mid_request_is_logged(
     assert_warned(caplog, peer, "truncated")
 
 
+async def test_client_gone_mid_request_is_one_event(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Closed outright, not half-closed: telling it "truncated" finds it gone
+    # (a reset), which is the same event, logged and counted once.
+    caplog.set_level(logging.INFO, logger="trio_search")
+    server, address = await start_server(nursery)
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(*address)
+        await stream.send_all(GOOD_REQUEST[:5])
+        peer = local_address(stream)
+        await trio.sleep(0.2)  # read by the server, which waits for the rest
+        await stream.aclose()
+        while server.stats.connections_open:  # noqa: ASYNC110 (a counter, no event)
+            await trio.sleep(0.01)
+    assert dict(server.stats.errors) == {"truncated": 1}
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{peer}:")]
+    assert len(lines) == 1, lines
+    assert "truncated" in lines[0]
+
+
 async def test_garbage_never_affects_another_connection(nursery: trio.Nursery) -> None:
     server, address = await start_server(nursery)
     with trio.fail_after(10):

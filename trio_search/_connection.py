@@ -211,6 +211,9 @@ class ServerConnection:
     _closing: bool = attrs.field(default=False, init=False)
     #: Closed to make room for a new client at the connection limit.
     _evicted: bool = attrs.field(default=False, init=False)
+    #: Why the connection ends was logged and counted (a broken message, a
+    #: timeout): the peer going away while it is told is not a second event.
+    _reported: bool = attrs.field(default=False, init=False)
     #: Bounds every wait of its task; see the module's theory of operation.
     #: Made with the task (a connection the poller serves to its end never
     #: needs one).
@@ -444,7 +447,10 @@ class ServerConnection:
         try:
             await self._serve()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._lost(exc)
+            if self._reported:
+                logger.debug("%s: gone before its error answer: %s", self.peer, exc)
+            else:
+                self._lost(exc)
         except Exception:
             # A bug of ours must not escape into the server's nursery and take
             # the other connections down with it.
@@ -839,6 +845,7 @@ class ServerConnection:
 
     def _report_error(self, error: TrioSearchError) -> None:
         """Log and count an error that ends the connection."""
+        self._reported = True
         reason = error.message
         if len(reason) > MAX_LOGGED_REASON:
             # The reason may quote the peer's header values: bound what a
