@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,14 @@ from typing import Any
 import pytest
 import trio
 
-from tests.helpers import STARTUP_TIMEOUT, ServerProcess, server_subprocess, start_server
+from tests.helpers import (
+    STARTUP_TIMEOUT,
+    SUBPROCESS_TIMEOUT,
+    ServerProcess,
+    server_command,
+    server_subprocess,
+    start_server,
+)
 from trio_search import (
     IndexMeta,
     QueryOptions,
@@ -175,6 +183,40 @@ async def test_a_sighup_during_start_up_reloads_once_the_server_runs(tmp_path: P
             async with open_client("127.0.0.1", server.port) as c:
                 assert await c.search("k1") == "answer 1 of version 2"
         assert server.process.returncode is None  # not killed by the early SIGHUP
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_stop_signal_during_start_up_stops_it_before_serving(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    # Several seconds of indexing: the signal lands well before it is done.
+    data = tmp_path / "data.jsonl"
+    write_jsonl(data, slow_version(1) * 5)
+    process = await trio.lowlevel.open_process(
+        [*server_command(), "--port", "0", "--data", str(data)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    server = ServerProcess(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server._pump, process.stdout, "stdout")
+            nursery.start_soon(server._pump, process.stderr, "stderr")
+            await server.wait_for(INDEXING, within=STARTUP_TIMEOUT)
+            process.send_signal(signum)
+            with trio.fail_after(SUBPROCESS_TIMEOUT):
+                status = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert status == 0, bytes(server.stderr)
+    assert server.stdout == b""  # it never listened
+    said = f"INFO trio_search: {signum.name} received during start-up: stopped before serving\n"
+    assert bytes(server.stderr).endswith(said.encode()), bytes(server.stderr)
+    assert b"Traceback" not in server.stderr
 
 
 async def test_a_sighup_while_workers_start_reaches_them_once_they_listen(tmp_path: Path) -> None:

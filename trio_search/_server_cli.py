@@ -13,7 +13,7 @@ import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "SIGINT (Ctrl-C) or SIGTERM shuts down gracefully: no new connections, "
             "idle ones closed, requests in progress given --shutdown-grace seconds; "
-            "a second signal stops at once. SIGHUP reloads --data or --index "
+            "a second signal stops at once; during start-up (while --data is "
+            "indexed) either one stops before serving. SIGHUP reloads --data or --index "
             "(requests in flight finish on the old data; if loading fails the old "
             "data stays; one sent while the server starts reloads once it runs); "
             "what 'trio-search-index add/delete' commits to --index is searched "
@@ -482,6 +483,48 @@ class _StartupHangups:
         self.seen = True
 
 
+class _StartupSignal(BaseException):
+    """SIGINT or SIGTERM before the server runs (while ``--data`` is being
+    indexed, say): raised where the program is, as Ctrl-C's
+    KeyboardInterrupt is, to stop before serving."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_startup_signal(signum: int, frame: object) -> NoReturn:
+    raise _StartupSignal(signum)
+
+
+#: The signals that stop the server, before it runs as once it does.
+_STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+#: Signal number -> the handler it had before start-up.
+_Handlers = dict[int, Any]
+
+
+def _stop_on_signals_during_startup() -> _Handlers:
+    """Until :func:`_signals_to_trio`, SIGINT and SIGTERM stop the start-up
+    with a log line (SIGTERM's default action would kill the process
+    silently). Returns the handlers they had (none off the main thread,
+    where signals are not ours to handle)."""
+    try:
+        return {
+            signum: signal.signal(signum, _raise_startup_signal) for signum in _STOPPING_SIGNALS
+        }
+    except ValueError:
+        return {}
+
+
+def _signals_to_trio(previous: _Handlers) -> None:
+    """Put SIGINT's and SIGTERM's handlers back, for trio.run (whose signal
+    receivers take them from there). Idempotent."""
+    for signum, handler in previous.items():
+        if handler is not None:  # None: set outside Python, cannot be put back
+            signal.signal(signum, handler)
+
+
 class _Reloads:
     """Reload requests (SIGHUP), coalesced: any made during a reload lead to
     one more reload after it, however many they are."""
@@ -587,6 +630,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     # action); it is answered with a reload once the server runs.
     startup_hangups = _StartupHangups()
     signal.signal(signal.SIGHUP, startup_hangups.note)
+    previous = _stop_on_signals_during_startup()
+    try:
+        return _start(parser, args, startup_hangups, previous)
+    except _StartupSignal as exc:
+        name = signal.Signals(exc.signum).name
+        logging.getLogger("trio_search").info(
+            "%s received during start-up: stopped before serving", name
+        )
+        return 0
+    finally:
+        _signals_to_trio(previous)
+
+
+def _start(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    startup_hangups: _StartupHangups,
+    handlers: _Handlers,
+) -> int:
+    """Load the data and run the server (or its workers) until it stops;
+    return the exit status."""
     try:
         loader = _data_loader(args)
         settings = ServerSettings(
@@ -612,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.data is not None:
                 # Each worker indexes the file; a bad one is better said once, here.
                 check_data_file(args.data, field_mapping(args), format=args.format)
+            _signals_to_trio(handlers)
             trio.run(
                 functools.partial(
                     supervise,
@@ -635,6 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = SearchServer(
                 settings, index, loader=loader, metrics=Metrics() if wants_metrics else None
             )
+            _signals_to_trio(handlers)
             trio.run(
                 _run,
                 server,
