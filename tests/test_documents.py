@@ -350,6 +350,26 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
         ":1: invalid JSON at column 27: unexpected end of data",
         "line 1",
     ),
+    "jsonl string left open": (
+        "d.jsonl",
+        b'{"key": "a", "answer": "x\n{"key": "b", "answer": "y"}\n',
+        ":1: invalid JSON at column 26: the line ends inside a string "
+        "(a line break in a string is written \\n)",
+        "line 1",
+    ),
+    "jsonl string left open, crlf": (
+        "d.jsonl",
+        b'{"key": "a", "answer": "x\r\n',
+        ":1: invalid JSON at column 26: the line ends inside a string "
+        "(a line break in a string is written \\n)",
+        "line 1",
+    ),
+    "jsonl control character in a string": (
+        "d.jsonl",
+        b'{"key": "a", "answer": "x\ty"}\n',
+        ":1: invalid JSON at column 26: unexpected control character in string",
+        "line 1",
+    ),
     "jsonl two objects on a line": (
         "d.jsonl",
         b'{"key": "a", "answer": "x"} {}\n',

@@ -671,9 +671,16 @@ def _json_line_reason(line: bytes, exc: orjson.JSONDecodeError) -> str:
     except UnicodeDecodeError as decode_error:
         return _utf8_reason(decode_error)
     column = exc.colno
+    end = len(line.rstrip(b"\r\n").decode("utf-8")) + 1
     if exc.lineno > 1:
         # Past the record's end: orjson counts the newline that ends it.
-        column = len(line.rstrip(b"\r\n").decode("utf-8")) + 1
+        column = end
+    elif column == end and "control character" in exc.msg:
+        # The line break is the control character: a string left open.
+        return (
+            f"invalid JSON at column {column}: the line ends inside a string "
+            "(a line break in a string is written \\n)"
+        )
     return f"invalid JSON at column {column}: {exc.msg}"
 
 
