@@ -254,12 +254,26 @@ def test_other_paths_are_not_found(target: str) -> None:
     assert reply.keep_alive
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "HEAD", "OPTIONS"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
 def test_other_methods_are_not_allowed(method: str) -> None:
     reply = reply_to(request(method=method))
     assert reply.status == 405
     [response] = read_responses(reply.data, 1, method=method.encode())
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_head_has_get_s_headers_and_no_body() -> None:
+    connection = MetricsHTTP(lambda: b"m 1\n")
+    connection.receive_data(request(method="HEAD") + request())
+    head, get = connection.next_reply(), connection.next_reply()
+    assert isinstance(head, Reply) and isinstance(get, Reply)
+    assert head.status == 200 and head.keep_alive
+    [head_response] = read_responses(head.data, 1, method=b"HEAD")
+    [get_response] = read_responses(get.data, 1)
+    assert head_response.body == b""
+    assert get_response.body == b"m 1\n"
+    del head_response.headers["date"], get_response.headers["date"]
+    assert head_response.headers == get_response.headers
 
 
 @pytest.mark.parametrize(

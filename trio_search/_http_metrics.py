@@ -7,7 +7,7 @@ connections on listeners and runs as a task in the server's own nursery,
 so no thread and no task outlives it.
 
 Routes: ``GET /metrics`` (any query string) answers 200 with the
-exposition; other paths 404; other methods 405; bytes that are not HTTP/1.1
+exposition (``HEAD`` its headers); other paths 404; other methods 405; bytes that are not HTTP/1.1
 400 (431 for an over-long head), as h11 judges them. Connections are kept
 alive between scrapes for :data:`METRICS_REQUEST_TIMEOUT` seconds. Request
 bodies are never read: a request with one is answered, then the connection
@@ -71,6 +71,10 @@ METRICS_SEND_TIMEOUT = 10.0
 #: Largest request head accepted, in bytes (h11's ``max_incomplete_event_size``).
 #: A scrape's head is about 200 bytes; h11's default is 16 KiB.
 METRICS_MAX_HEADER_SIZE = 8 * 1024
+
+#: The methods ``/metrics`` answers: HEAD, which every HTTP server must
+#: take where it takes GET (RFC 9110, 9.1), has GET's headers, no body.
+_READ_METHODS = (b"GET", b"HEAD")
 
 #: Connections served at once. Scrapers are few (Prometheus keeps one per
 #: target); a further client takes the slot of one waiting for a request
@@ -185,20 +189,20 @@ class MetricsHTTP:
         head = request.method == b"HEAD"
         if path != METRICS_PATH:
             return self._reply(http.HTTPStatus.NOT_FOUND, close=close, head=head)
-        if request.method != b"GET":
+        if request.method not in _READ_METHODS:
             return self._reply(
                 http.HTTPStatus.METHOD_NOT_ALLOWED,
                 close=close,
                 head=head,
-                headers=[("Allow", "GET")],
+                headers=[("Allow", "GET, HEAD")],
             )
         try:
             body = self.exposition()
         except Exception:
             logger.exception("metrics exposition failed")
-            return self._reply(http.HTTPStatus.INTERNAL_SERVER_ERROR, close=close)
+            return self._reply(http.HTTPStatus.INTERNAL_SERVER_ERROR, close=close, head=head)
         return self._reply(
-            http.HTTPStatus.OK, close=close, body=body, content_type=CONTENT_TYPE_LATEST
+            http.HTTPStatus.OK, close=close, head=head, body=body, content_type=CONTENT_TYPE_LATEST
         )
 
     def _reply(
