@@ -56,6 +56,7 @@ from trio_search._metrics_aggregate import (
     merge_snapshots,
     write_snapshots,
 )
+from trio_search._server_cli import main as server_main
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -1039,4 +1040,36 @@ async def test_a_metrics_port_in_use_is_said_to_be_the_metrics_one() -> None:
             await listener.aclose()
     assert caught.value.message == (
         f"cannot listen for --metrics on 127.0.0.1:{port}: Address already in use"
+    )
+
+
+async def test_a_metrics_port_taken_by_the_server_itself_says_so() -> None:
+    taken = await open_metrics_listeners("127.0.0.1", 0)  # as the search port
+    port = taken[0].socket.getsockname()[1]
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            await open_metrics_listeners("127.0.0.1", port, search_port=port)
+    finally:
+        for listener in taken:
+            await listener.aclose()
+    assert caught.value.message.endswith(
+        "Address already in use (by the server itself: it is --port too; "
+        "give the metrics their own)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "metrics"),
+    [("127.0.0.1", "127.0.0.1:{port}"), ("127.0.0.1", ":{port}"), ("", "[::1]:{port}")],
+)
+def test_metrics_on_the_search_port_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], host: str, metrics: str
+) -> None:
+    port = 38_211
+    with pytest.raises(SystemExit) as exited:
+        server_main(["--host", host, "--port", str(port), "--metrics", metrics.format(port=port)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"trio-search-server: error: --metrics and --port both name port {port}: "
+        "the metrics need a port of their own (see --help)\n"
     )

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import enum
+import errno
 import http
 import logging
 import math
@@ -512,9 +513,15 @@ async def serve_metrics(
             await trio.aclose_forcefully(listener)
 
 
-async def open_metrics_listeners(host: str, port: int) -> list[trio.SocketListener]:
+async def open_metrics_listeners(
+    host: str, port: int, search_port: int | None = None
+) -> list[trio.SocketListener]:
     """Listen for metrics scrapes on ``host``:``port`` (``""`` is every
     interface; port 0 picks a free one).
+
+    Args:
+        search_port: The port the server itself listens on (bound first):
+            named when the metrics' port is in use because it is that one.
 
     Raises:
         ConfigurationError: the address cannot be bound (in use, or not
@@ -525,9 +532,10 @@ async def open_metrics_listeners(host: str, port: int) -> list[trio.SocketListen
         return await trio.open_tcp_listeners(port, host=host or None)
     except OSError as exc:
         where = format_address((host or "*", port))
-        raise ConfigurationError(
-            f"cannot listen for --metrics on {where}: {exc.strerror or exc}"
-        ) from exc
+        message = f"cannot listen for --metrics on {where}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE and port and port == search_port:
+            message += " (by the server itself: it is --port too; give the metrics their own)"
+        raise ConfigurationError(message) from exc
 
 
 def parse_metrics_address(text: str) -> tuple[str, int]:

@@ -563,7 +563,9 @@ async def _run(
         # plain OSError rather than inside an exception group.
         listeners = await server.open_listeners()
         metrics_listeners = (
-            await open_metrics_listeners(*metrics_address) if metrics_address else []
+            await open_metrics_listeners(*metrics_address, server.settings.port)
+            if metrics_address
+            else []
         )
         async with trio.open_nursery() as nursery:
             if metrics_listeners:
@@ -607,6 +609,24 @@ async def _run(
                 nursery.start_soon(watch_supervisor, server.shutdown)
 
 
+#: Hosts that mean every interface, and so take a port on all of them.
+_EVERY_INTERFACE = ("", "0.0.0.0", "::")
+
+
+def _same_port(metrics: tuple[str, int], search: tuple[str, int]) -> bool:
+    """Whether the metrics' address would take the search port: the same
+    port (not 0, which picks a free one), on the same host or on every
+    interface."""
+    (metrics_host, metrics_port), (search_host, search_port) = metrics, search
+    if metrics_port == 0 or metrics_port != search_port:
+        return False
+    return (
+        metrics_host == search_host
+        or metrics_host in _EVERY_INTERFACE
+        or search_host in _EVERY_INTERFACE
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; return the process exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -614,6 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key must be given together")
+    if args.metrics is not None and _same_port(args.metrics, (args.host, args.port)):
+        parser.error(
+            f"--metrics and --port both name port {args.port}: the metrics need a port of their own"
+        )
     if (has_field_mapping_options(args) or args.field_queries) and args.data is None:
         parser.error(
             "--format, --key-field, --answer-field, --search-fields and --field-queries "

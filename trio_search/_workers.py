@@ -353,7 +353,7 @@ async def supervise(
     sockets = await bind_sockets(host, port, reuse_port=True)
     try:
         metrics_listeners = (
-            await open_metrics_listeners(*metrics_address) if metrics_address else []
+            await open_metrics_listeners(*metrics_address, port) if metrics_address else []
         )
     except BaseException:
         for sock in sockets:
