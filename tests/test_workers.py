@@ -23,6 +23,7 @@ from tests.helpers import (
     server_subprocess,
 )
 from trio_search import BUILTIN_INDEX
+from trio_search._index_writer import build_index
 from trio_search._workers import RESTART_DELAY_INITIAL, RESTART_DELAY_MAX, restart_delay
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreading is Linux")
@@ -143,24 +144,29 @@ async def test_port_in_use_is_one_line_and_status_1() -> None:
     ]
 
 
-async def test_a_worker_failing_to_start_beside_metrics_is_one_error_line() -> None:
-    # The supervisor serves /metrics on the port the workers then cannot
-    # listen on: their startup failure must end the command with one error
-    # line, not a traceback of an exception group.
-    finder = trio.socket.socket()
-    with finder:
-        await finder.bind(("127.0.0.1", 0))
-        port = finder.getsockname()[1]
-    command = [*server_command(), "--workers", "2", "--port", str(port)]
+async def test_a_worker_failing_to_start_beside_metrics_is_one_error_line(
+    tmp_path: Path,
+) -> None:
+    # The supervisor serves /metrics, and its workers cannot open the index
+    # (its tantivy files are corrupt; the supervisor reads only trio_search's
+    # own): their startup failure must end the command with one error line,
+    # not a traceback of an exception group.
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"key": "k", "answer": "an answer"}\n')
+    index_dir = tmp_path / "idx"
+    build_index(data, index_dir)
+    (index_dir / "meta.json").write_text("garbage\n")
+    command = [*server_command(), "--workers", "2", "--port", "0", "--index", str(index_dir)]
     with trio.fail_after(WAIT_LIMIT):
         result = await trio.run_process(
-            [*command, "--metrics", f"127.0.0.1:{port}"],
+            [*command, "--metrics", "127.0.0.1:0"],
             capture_stdout=True,
             capture_stderr=True,
             check=False,
         )
     assert result.returncode == 1
     stderr = result.stderr.decode()
+    assert "serving metrics of all workers" in stderr
     assert "Traceback" not in stderr
     assert stderr.splitlines()[-1].startswith("trio-search-server: error: worker ")
     assert stderr.splitlines()[-1].endswith(" before it was listening")
