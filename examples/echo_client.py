@@ -18,6 +18,13 @@ MESSAGE = b"Hello, world"
 TIMEOUT = 10.0
 
 
+def parse_port(text: str) -> int:
+    """A port number from the command line; ValueError if it is not one."""
+    if not (text.isdecimal() and 1 <= int(text) <= 65535):
+        raise ValueError(f"port must be a number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
 async def echo_once(host: str, port: int, message: bytes = MESSAGE) -> bytes:
     """Send ``message``, then read until the server has echoed all of it."""
     with trio.fail_after(TIMEOUT):
@@ -47,8 +54,12 @@ async def run(host: str, port: int) -> int:
 def main(argv: list[str]) -> int:
     if len(argv) not in (1, 3):
         print(f"Usage: {argv[0]} [<host> <port>]", file=sys.stderr)
-        return 1
-    host, port = (argv[1], int(argv[2])) if len(argv) == 3 else (HOST, PORT)
+        return 2
+    try:
+        host, port = (argv[1], parse_port(argv[2])) if len(argv) == 3 else (HOST, PORT)
+    except ValueError as exc:
+        print(f"{argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
     status = 1
     try:
         status = trio.run(run, host, port)

@@ -22,6 +22,13 @@ PORT = 65432  # Port to listen on (non-privileged ports are > 1023)
 IDLE_TIMEOUT = 60.0
 
 
+def parse_port(text: str) -> int:
+    """A port number from the command line (0: any free port); ValueError if it is not one."""
+    if not (text.isdecimal() and 0 <= int(text) <= 65535):
+        raise ValueError(f"port must be a number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
 async def echo(stream: trio.SocketStream, idle_timeout: float = IDLE_TIMEOUT) -> None:
     """Echo one client until it closes its side, or goes quiet for too long."""
     addr = stream.socket.getpeername()
@@ -59,8 +66,12 @@ async def serve(
 def main(argv: list[str]) -> int:
     if len(argv) not in (1, 3):
         print(f"Usage: {argv[0]} [<host> <port>]", file=sys.stderr)
-        return 1
-    host, port = (argv[1], int(argv[2])) if len(argv) == 3 else (HOST, PORT)
+        return 2
+    try:
+        host, port = (argv[1], parse_port(argv[2])) if len(argv) == 3 else (HOST, PORT)
+    except ValueError as exc:
+        print(f"{argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
     try:
         # Ctrl-C is raised at the next await, never between two lines of
         # plain Python (where it could leave a coroutine made but never

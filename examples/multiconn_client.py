@@ -20,6 +20,20 @@ MESSAGES = [b"Message 1 from client.", b"Message 2 from client."]
 TIMEOUT = 10.0
 
 
+def parse_port(text: str) -> int:
+    """A port number from the command line; ValueError if it is not one."""
+    if not (text.isdecimal() and 1 <= int(text) <= 65535):
+        raise ValueError(f"port must be a number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+def parse_count(text: str) -> int:
+    """A number of connections from the command line; ValueError if it is not one."""
+    if not (text.isdecimal() and int(text) >= 1):
+        raise ValueError(f"num_connections must be a number from 1 up, not {text!r}")
+    return int(text)
+
+
 async def receive_exactly(stream: trio.SocketStream, count: int) -> bytes:
     """Read ``count`` bytes; raise EOFError if the server closes first."""
     data = bytearray()
@@ -68,8 +82,12 @@ async def run(host: str, port: int, num_conns: int) -> int:
 def main(argv: list[str]) -> int:
     if len(argv) != 4:
         print(f"Usage: {argv[0]} <host> <port> <num_connections>", file=sys.stderr)
-        return 1
-    host, port, num_conns = argv[1], int(argv[2]), int(argv[3])
+        return 2
+    try:
+        host, port, num_conns = argv[1], parse_port(argv[2]), parse_count(argv[3])
+    except ValueError as exc:
+        print(f"{argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
     status = 1
     try:
         status = trio.run(run, host, port, num_conns)

@@ -478,6 +478,15 @@ async def test_client_bad_query_option(options: list[str]) -> None:
     assert options[2] in one_line_error(result, "trio-search-client")
 
 
+@pytest.mark.parametrize("port", ["0", "-1", "65536", "99117"])
+async def test_client_refuses_a_port_out_of_range(port: str) -> None:
+    # 99117 is 33581 + 65536: the resolver would have connected to 33581.
+    result = await run([*client_command(), "127.0.0.1", port, "stats"])
+    assert result.returncode == 2
+    error = one_line_error(result, "trio-search-client")
+    assert f"argument PORT: must be an integer from 1 to 65535, not {port}" in error
+
+
 async def test_client_help_explains_query() -> None:
     result = await run([*client_command(), "--help"])
     assert result.returncode == 0

@@ -402,6 +402,25 @@ async def test_unreachable_server_raises_oserror(nursery: trio.Nursery) -> None:
             pass
 
 
+@pytest.mark.parametrize("offset", [65536, -65536], ids=["port + 65536", "port - 65536"])
+async def test_open_client_refuses_a_port_out_of_range(nursery: trio.Nursery, offset: int) -> None:
+    # The resolver takes a port modulo 65536: 65536 above a listening port
+    # would silently connect to it. Refused before any connection is made.
+    server, (host, port) = await start_server(nursery)
+    with trio.fail_after(5), pytest.raises(ValueError) as raised:
+        async with open_client(host, port + offset):
+            pass  # pragma: no cover
+    assert str(raised.value) == f"port must be an integer from 1 to 65535, not {port + offset}"
+    assert server.stats.connections_total == 0
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, True, "65432"])
+async def test_open_client_names_a_bad_port(port: object) -> None:
+    with trio.fail_after(5), pytest.raises(ValueError, match=r"^port must be an integer from 1 to"):
+        async with open_client("127.0.0.1", port):  # type: ignore[arg-type]
+            pass  # pragma: no cover
+
+
 async def test_tls_handshake_timeout(nursery: trio.Nursery) -> None:
     # A server that does not speak TLS often just waits for the rest of what
     # it takes for a request: the handshake is bounded on its own.

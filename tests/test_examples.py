@@ -303,8 +303,30 @@ async def test_clients_report_a_refused_connection() -> None:
 )
 async def test_wrong_arguments_print_usage(name: str, usage: str) -> None:
     result = await run(example(name, "127.0.0.1"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.decode() == f"Usage: {EXAMPLES / name} {usage}\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "error"),
+    [
+        # Not wrapped around to port 34463, and no ValueError traceback.
+        ("echo_server.py", ["99999"], "port must be a number from 0 to 65535, not '99999'"),
+        ("echo_server.py", ["abc"], "port must be a number from 0 to 65535, not 'abc'"),
+        ("multiconn_server.py", ["-1"], "port must be a number from 0 to 65535, not '-1'"),
+        ("echo_client.py", ["0"], "port must be a number from 1 to 65535, not '0'"),
+        ("multiconn_client.py", ["65536", "2"], "port must be a number from 1 to 65535"),
+        # Not a silent exit status 0 after no connection at all.
+        ("multiconn_client.py", ["1", "0"], "num_connections must be a number from 1 up, not '0'"),
+        ("multiconn_client.py", ["1", "-1"], "num_connections must be a number from 1 up"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else value[:20],
+)
+async def test_bad_arguments_are_a_one_line_error(name: str, args: list[str], error: str) -> None:
+    result = await run(example(name, "127.0.0.1", *args))
+    assert (result.returncode, result.stdout) == (2, b""), result
+    stderr = result.stderr.decode()
+    assert stderr.startswith(f"{EXAMPLES / name}: error: {error}") and stderr.count("\n") == 1
 
 
 # --- against the tutorial's own echo and multiconn scripts --------------------

@@ -58,6 +58,7 @@ def fail(prog: str, message: str, status: int = 1) -> int:
 
 #: argparse types for the options, from the same checks as ServerSettings.
 port_number = option_type(validators.port, int)
+remote_port_number = option_type(validators.remote_port, int)
 positive_int = option_type(validators.positive_int, int)
 non_negative_int = option_type(validators.non_negative_int, int)
 seconds = option_type(validators.seconds, float)

@@ -21,6 +21,7 @@ import attrs
 import trio
 
 from . import _codes as codes
+from . import _validators as validators
 from ._errors import ErrorResponse, RemoteProtocolError, RequestError, ServerResponseError
 from ._json import decode_json, encode_json
 from ._limits import DEFAULT_MAX_CONTENT_LENGTH, DEFAULT_MAX_HEADER_LENGTH, RECEIVE_SIZE
@@ -381,10 +382,16 @@ async def open_client(
     the same way (:class:`SearchClient`); ``retry=False`` turns that off.
 
     Raises:
+        ValueError: ``port`` is not an integer from 1 to 65535 (checked
+            before connecting: the resolver would wrap a larger one around).
         OSError: the server cannot be reached.
         trio.BrokenResourceError: the TLS handshake failed (its cause says why).
         trio.TooSlowError: the TLS handshake took longer than ``handshake_timeout``.
     """
+    try:
+        validators.remote_port(port)
+    except ValueError as exc:
+        raise ValueError(f"port {exc}") from None
     connect = functools.partial(
         _connect, host, port, ssl_context, server_hostname or host, handshake_timeout
     )

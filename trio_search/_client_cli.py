@@ -23,7 +23,7 @@ from ._cli_common import (
     DefaultsHelpFormatter,
     OneLineErrorParser,
     fail,
-    port_number,
+    remote_port_number,
     seconds,
     stdout_gone,
 )
@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("host", metavar="HOST", help="server address or hostname")
-    parser.add_argument("port", metavar="PORT", type=port_number, help="server port")
+    parser.add_argument(
+        "port", metavar="PORT", type=remote_port_number, help="server port, 1 to 65535"
+    )
     parser.add_argument(
         "action", metavar="ACTION", help="'search', 'query', or anything else (see above)"
     )

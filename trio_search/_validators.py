@@ -47,6 +47,13 @@ def port(value: int) -> int:
     return value
 
 
+def remote_port(value: int) -> int:
+    # A port to connect to: 0 means "any free port" only when binding.
+    if type(value) is not int or not 1 <= value <= 65535:
+        raise ValueError(f"must be an integer from 1 to 65535, not {value!r}")
+    return value
+
+
 def header_length(value: int) -> int:
     if type(value) is not int or not 1 <= value <= MAX_ENCODABLE_HEADER_LENGTH:
         raise ValueError(
