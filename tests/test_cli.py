@@ -539,10 +539,13 @@ def test_query_lines_in_bold_on_a_terminal(
         (["stats"], {"action": "stats"}),
         (["stats", "-"], {"action": "stats", "value": "-"}),
         (["stats", "-", "--json"], {"action": "stats", "value": "-"}),
+        (["health"], {"action": "health"}),
+        # As for stats: the VALUE goes as a JSON "value", not as binary "health"+VALUE.
+        (["health", "x"], {"action": "health", "value": "x"}),
     ],
     ids=" ".join,
 )
-async def test_client_stats_needs_no_value(
+async def test_client_stats_and_health_need_no_value(
     nursery: trio.Nursery, args: list[str], expected: dict[str, str]
 ) -> None:
     received: list[Message] = []
@@ -568,6 +571,23 @@ async def test_client_stats_from_a_real_server() -> None:
         result = await run([*client_command(), "127.0.0.1", str(port_of(server)), "stats"])
     assert result.returncode == 0, result
     assert result.stdout.startswith(b"Got result: {'connections_open': 1,")
+
+
+async def test_client_health_from_a_real_server(nursery: trio.Nursery) -> None:
+    """As a load balancer's check does (docs/deploy.md), from a shell."""
+    _server, (host, port) = await start_server(nursery)
+    result = await run([*client_command(), host, str(port), "health"])
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"Got result: ok\n", b"")
+    result = await run([*client_command(), host, str(port), "health", "--json"])
+    assert (result.returncode, json.loads(result.stdout)) == (0, {"result": "ok"})
+
+
+async def test_client_help_says_health_needs_no_value() -> None:
+    result = await run([*client_command(), "--help"])
+    text = " ".join(result.stdout.decode().split())
+    assert "ACTIONs 'stats' and 'health' are always sent as text/json and need no VALUE" in text
+    assert "not needed for health, stats" in text
+    assert "trio-search-client 127.0.0.1 65432 health" in text
 
 
 @pytest.mark.parametrize("action", ["search", "query", "binary"])

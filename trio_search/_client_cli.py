@@ -68,7 +68,7 @@ _query_offset = _at_most(MAX_QUERY_OFFSET, validators.non_negative_int)
 #: The action answered with ranked hits; every other one as the tutorial's client.
 QUERY_ACTION = "query"
 #: Actions that take no VALUE: always sent as text/json, VALUE optional.
-NO_VALUE_ACTIONS = frozenset({"stats"})
+NO_VALUE_ACTIONS = frozenset({"health", "stats"})
 #: Seconds the TLS handshake may take with --tls. A server that does not
 #: speak TLS usually neither answers nor closes (the ClientHello reads as
 #: the start of a long request), so without a bound of its own the user
@@ -96,7 +96,9 @@ and print the answer.
 ACTION 'search' and any other ACTION work as the tutorial's app-client.py:
 'search' is sent as text/json and prints "Got result: ANSWER"; any other
 ACTION is sent as binary ACTION+VALUE (as text/json with --json).
-ACTION 'stats' is always sent as text/json and needs no VALUE.
+ACTIONs 'stats' and 'health' are always sent as text/json and need no
+VALUE; 'health', a load balancer's check, prints "Got result: ok" (exit
+status 0) when the server serves.
 
 ACTION 'query' runs a full-text search for VALUE: ranked, typo tolerant,
 the last word matching as a prefix. It prints a summary line, then one line
@@ -110,6 +112,7 @@ examples:
   trio-search-client 127.0.0.1 65432 query "white rabit"
   trio-search-client 127.0.0.1 65432 query rabbit --limit 5 --offset 5 --fields answer
   trio-search-client 127.0.0.1 65432 stats
+  trio-search-client 127.0.0.1 65432 health
 
 Exit status 0 for an answer, 1 when the server is unreachable, answers
 garbage, reports an error ("Error: ..." answers included) or is too slow,
