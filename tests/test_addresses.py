@@ -12,7 +12,14 @@ import sys
 import pytest
 import trio
 
-from tests.helpers import raw_message, read_messages, result_of, server_subprocess, start_server
+from tests.helpers import (
+    raw_message,
+    read_messages,
+    result_of,
+    server_command,
+    server_subprocess,
+    start_server,
+)
 from trio_search import open_client
 
 RABBIT = "Follow the white rabbit. \U0001f430"
@@ -94,6 +101,44 @@ async def test_command_empty_host_serves_ipv4_and_ipv6() -> None:
                     capture_stderr=True,
                 )
             assert result.stdout.decode() == f"Got result: {RABBIT}\n"
+
+
+@needs_ipv6
+async def test_commands_take_an_ipv6_host_in_brackets() -> None:
+    # As --metrics [::1]:9100 and URLs write it: the brackets are dropped.
+    async with server_subprocess("--host", "[::1]") as server:
+        ((host, port),) = server.addresses
+        assert host == "::1"
+        with trio.fail_after(20):
+            result = await trio.run_process(
+                [CLIENT_COMMAND, "[::1]", str(port), "search", "morpheus"],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    assert (result.returncode, result.stdout.decode()) == (0, f"Got result: {RABBIT}\n"), result
+
+
+@pytest.mark.parametrize(
+    "host", ["[127.0.0.1]", "[localhost]", "[::1", "::1]", "[::1]:65432", "[]"]
+)
+@pytest.mark.parametrize("command", ["server", "client"])
+async def test_commands_refuse_brackets_around_anything_but_an_ipv6_address(
+    command: str, host: str
+) -> None:
+    if command == "server":
+        args = [*server_command(), "--port", "0", "--host", host]
+        prefix = "trio-search-server: error: argument --host: "
+    else:
+        args = [CLIENT_COMMAND, host, "65432", "stats"]
+        prefix = "trio-search-client: error: argument HOST: "
+    with trio.fail_after(20):
+        result = await trio.run_process(args, capture_stdout=True, capture_stderr=True, check=False)
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr.decode() == (
+        f"{prefix}not a host: {host!r} (brackets hold an IPv6 address, as in [::1], "
+        "without a port) (see --help)\n"
+    )
 
 
 @needs_ipv6

@@ -23,6 +23,7 @@ from ._cli_common import (
     DefaultsHelpFormatter,
     OneLineErrorParser,
     fail,
+    host_name,
     remote_port_number,
     seconds,
     stdout_gone,
@@ -134,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("host", metavar="HOST", help="server address or hostname")
+    parser.add_argument(
+        "host",
+        metavar="HOST",
+        type=host_name,
+        help="server address or hostname; an IPv6 address with or without brackets",
+    )
     parser.add_argument(
         "port", metavar="PORT", type=remote_port_number, help="server port, 1 to 65535"
     )

@@ -26,6 +26,7 @@ from ._cli_common import (
     field_mapping,
     has_field_mapping_options,
     header_length,
+    host_name,
     non_negative_int,
     port_number,
     positive_int,
@@ -99,8 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     net = parser.add_argument_group("address")
     net.add_argument(
         "--host",
+        type=host_name,
         default=DEFAULT_HOST,
-        help="IPv4/IPv6 address or hostname to listen on; '' listens on every interface",
+        help=(
+            "IPv4/IPv6 address or hostname to listen on, an IPv6 address with or without "
+            "brackets (::1 or [::1]); '' listens on every interface"
+        ),
     )
     net.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="TCP port; 0 picks one")
     data = parser.add_argument_group("data")
