@@ -214,6 +214,26 @@ async def test_server_help_shows_every_option_with_its_default() -> None:
             assert f"(default: {action.default})" in entries[option], entries[option]
 
 
+LIMITS_DOC = Path(__file__).parent.parent / "docs" / "limits-and-timeouts.md"
+#: The limits each --workers process enforces on its own connections.
+PER_WORKER_LIMITS = ["--max-connections", "--max-buffered-bytes", "--max-connections-per-ip"]
+
+
+async def test_server_help_says_which_limits_apply_per_worker() -> None:
+    # With --workers 2 --max-connections-per-ip 1, two connections from one
+    # address get through: one per worker. The help and the docs say so.
+    result = await run([*server_command(), "--help"])
+    entries = help_entries(result.stdout.decode())
+    rows = {
+        row.split("`")[1].split()[0]: row
+        for row in LIMITS_DOC.read_text(encoding="utf-8").splitlines()
+        if row.startswith("| `--")
+    }
+    for option in PER_WORKER_LIMITS:
+        assert "per worker process with --workers" in entries[option], entries[option]
+        assert "per worker process with `--workers`" in rows[option], rows[option]
+
+
 async def test_server_serves_data_file(tmp_path: Path) -> None:
     data = tmp_path / "index.json"
     data.write_text(json.dumps({"neo": "The One. \U0001f576"}), encoding="utf-8")

@@ -160,9 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help=(
-            "connections served at once; at the limit the connection idle the longest "
-            "is closed to make room, and only when none is idle is a new one answered "
-            "'server busy'"
+            "connections served at once, per worker process with --workers; at the limit "
+            "the connection idle the longest is closed to make room, and only when none "
+            "is idle is a new one answered 'server busy'"
         ),
     )
     limits.add_argument(
@@ -171,9 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_BUFFERED_BYTES,
         metavar="BYTES",
         help=(
-            "request bytes all connections together may hold; past it, requests in "
-            "progress are read no further until others free room (their clients' "
-            "sends block), under the request timeout"
+            "request bytes all connections together may hold, per worker process with "
+            "--workers; past it, requests in progress are read no further until others "
+            "free room (their clients' sends block), under the request timeout"
         ),
     )
     limits.add_argument(
@@ -181,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="N",
         help=(
-            "connections from one client address at once; more are answered 'server "
-            "busy' (default: no per-address limit, so that a load test from one host "
-            "works; set it when clients are many hosts)"
+            "connections from one client address at once, per worker process with "
+            "--workers; more are answered 'server busy' (default: no per-address limit, "
+            "so that a load test from one host works; set it when clients are many hosts)"
         ),
     )
     limits.add_argument(
