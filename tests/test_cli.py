@@ -234,6 +234,20 @@ async def test_server_help_says_which_limits_apply_per_worker() -> None:
         assert "per worker process with `--workers`" in rows[option], rows[option]
 
 
+def test_server_refuses_more_workers_than_it_may_start(capsys: pytest.CaptureFixture[str]) -> None:
+    # Parsed in this process: "--workers 1000" used to start 1000 processes.
+    parser = build_parser()
+    assert parser.parse_args(["--workers", "64"]).workers == 64
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--workers", "1000"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "trio-search-server: error: argument --workers: must be at most 64, not 1,000 "
+        "(see --help)\n"
+    )
+    assert "at most 64" in " ".join(parser.format_help().split())
+
+
 async def test_server_serves_data_file(tmp_path: Path) -> None:
     data = tmp_path / "index.json"
     data.write_text(json.dumps({"neo": "The One. \U0001f576"}), encoding="utf-8")

@@ -8,6 +8,7 @@ import ipaddress
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 from . import _codes as codes
@@ -64,6 +65,18 @@ positive_int = option_type(validators.positive_int, int)
 non_negative_int = option_type(validators.non_negative_int, int)
 seconds = option_type(validators.seconds, float)
 header_length = option_type(validators.header_length, int)
+
+
+def int_at_most(most: int, check: Callable[[int], int]) -> Callable[[str], int]:
+    """An argparse type: an integer that passes ``check`` and is at most ``most``."""
+
+    def bounded(value: int) -> int:
+        check(value)
+        if value > most:
+            raise ValueError(f"must be at most {most:,}, not {value:,}")
+        return value
+
+    return option_type(bounded, int)
 
 
 def host_name(text: str) -> str:

@@ -14,7 +14,7 @@ import re
 import ssl
 import sys
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import trio
 
@@ -24,6 +24,7 @@ from ._cli_common import (
     OneLineErrorParser,
     fail,
     host_name,
+    int_at_most,
     remote_port_number,
     seconds,
     stdout_gone,
@@ -49,21 +50,9 @@ PROG = "trio-search-client"
 DEFAULT_CLIENT_TIMEOUT = 10.0
 
 
-def _at_most(most: int, check: Callable[[int], int]) -> Callable[[str], int]:
-    """An argparse type: an integer that passes ``check`` and is at most
-    ``most``, the server's bound (so that breaking it is a usage error)."""
-
-    def bounded(value: int) -> int:
-        check(value)
-        if value > most:
-            raise ValueError(f"must be at most {most:,}, not {value:,}")
-        return value
-
-    return validators.option_type(bounded, int)
-
-
-_query_limit = _at_most(MAX_QUERY_LIMIT, validators.positive_int)
-_query_offset = _at_most(MAX_QUERY_OFFSET, validators.non_negative_int)
+# The server's bounds, checked here too: breaking one is a usage error.
+_query_limit = int_at_most(MAX_QUERY_LIMIT, validators.positive_int)
+_query_offset = int_at_most(MAX_QUERY_OFFSET, validators.non_negative_int)
 
 
 #: The action answered with ranked hits; every other one as the tutorial's client.

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import trio
 
+from . import _validators as validators
 from ._cli_common import (
     FIELD_QUERIES_HELP,
     DefaultsHelpFormatter,
@@ -27,6 +28,7 @@ from ._cli_common import (
     has_field_mapping_options,
     header_length,
     host_name,
+    int_at_most,
     non_negative_int,
     port_number,
     positive_int,
@@ -64,7 +66,7 @@ from ._ranking_cache import RANKING_CACHE_HITS
 from ._server import SearchServer, load_and_read
 from ._settings import ServerSettings
 from ._trusted_proxies import TrustedProxies
-from ._workers import WorkerStartupError, supervise, watch_supervisor
+from ._workers import MAX_WORKERS, WorkerStartupError, supervise, watch_supervisor
 
 PROG = "trio-search-server"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -213,12 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     procs = parser.add_argument_group("processes")
     procs.add_argument(
         "--workers",
-        type=positive_int,
+        type=int_at_most(MAX_WORKERS, validators.positive_int),
         default=1,
         metavar="N",
         help=(
-            "server processes sharing the port (SO_REUSEPORT), supervised by this "
-            "one: a worker that dies is restarted; 1 serves in this process"
+            f"server processes sharing the port (SO_REUSEPORT), at most {MAX_WORKERS}, "
+            "supervised by this one: a worker that dies is restarted; 1 serves in this process"
         ),
     )
     # Internal: run as worker K of a --workers supervisor, which learns that

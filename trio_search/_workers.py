@@ -54,6 +54,13 @@ from ._metrics_aggregate import aggregate
 
 logger = logging.getLogger("trio_search")
 
+#: Most worker processes ``--workers`` starts. More than one per core only
+#: adds context switches (docs/performance.md), and each is a whole process
+#: started at once: about 28 MB at rest, plus its own copy of ``--data``'s
+#: index. Above the cores of most machines that serve this, so a larger
+#: number is a slip (``--workers 1000``), refused before any process starts.
+MAX_WORKERS = 64
+
 #: Seconds a worker has, from its start, to print its "listening on" line;
 #: past that it is killed and counts as a crash. Python's start-up and our
 #: imports take well under a second; the rest is room for a loaded machine.
