@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 import trio_search
@@ -76,3 +77,29 @@ async def test_the_examples_search_app_answers_stats_once_given_the_counters(
         counters = (await client.request_json({"action": "stats"}))["result"]
     assert counters["connections_open"] == 1
     assert counters["index_documents"] == 3
+
+
+async def test_the_page_names_what_the_stats_action_adds_to_the_snapshot(
+    nursery: trio.Nursery,
+) -> None:
+    """The page said the snapshot "gives what the `stats` action answers";
+    the answer has more (buffered_bytes*, index_*, query_cache_*)."""
+    server, (host, port) = await start_server(nursery)
+    async with trio_search.open_client(host, port) as client:
+        answered = (await client.request_json({"action": "stats"}))["result"]
+    snapshot = server.stats.snapshot(trio.current_time())
+    assert set(snapshot) < set(answered)
+    text = EMBEDDING_DOC.read_text(encoding="utf-8")
+    bullet = text.split("- `server.stats` holds the live counters", 1)[1].split("\n\n", 1)[0]
+    for key in answered:
+        assert f"`{key}`" in bullet, key
+
+
+def test_the_page_says_which_error_a_bad_setting_raises() -> None:
+    with pytest.raises(ValueError) as raised:
+        trio_search.ServerSettings(port=-1)
+    assert not isinstance(raised.value, trio_search.ConfigurationError)
+    text = " ".join(EMBEDDING_DOC.read_text(encoding="utf-8").split())
+    assert f"`ServerSettings(port=-1)`: `{raised.value}`" in text
+    errors = text.split("## Errors", 1)[1]
+    assert "`ValueError` for a field of `ServerSettings`" in errors

@@ -102,7 +102,10 @@ class ServerResponseError(TrioSearchError):
 
 
 class ConfigurationError(TrioSearchError):
-    """A server or client setting is invalid (bad option, unusable data file)."""
+    """A command's option, a data file or an index cannot be used.
+
+    A bad field of :class:`ServerSettings` raises ``ValueError`` instead.
+    """
 
     default_code = "bad_configuration"
 
