@@ -561,3 +561,112 @@ def test_a_query_to_a_server_without_it_says_what_the_server_answered() -> None:
         parse_query_answer({"result": "Error: invalid action 'query'."})
     assert info.value.code == "bad_result"
     assert "Error: invalid action 'query'." in str(info.value)
+
+
+# --- A call left mid-request, and tasks sharing a client ----------------------
+
+
+#: Seconds the slow fake server takes to answer; a call is cancelled sooner.
+SLOW_ANSWER = 0.3
+
+
+class SlowServer:
+    """Answers each search, in order, SLOW_ANSWER seconds after it came."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        async with stream:
+            protocol = MessageProtocol()
+            while True:
+                event = protocol.next_message()
+                if event is NEED_DATA:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    protocol.receive_data(data)
+                    continue
+                assert isinstance(event, Message)
+                key = json.loads(event.content)["value"]
+                await trio.sleep(SLOW_ANSWER)
+                answer = TUTORIAL_DATA.get(key, f"No match for '{key}'.")
+                await stream.send_all(json_response({"result": answer}))
+
+
+async def test_a_cancelled_call_does_not_hand_its_answer_to_the_next(
+    nursery: trio.Nursery,
+) -> None:
+    # As docs/embedding.md has callers bound their calls: the request went
+    # out, the call was cancelled, and its answer would come next.
+    server = SlowServer()
+    host, port = await start_fake_server(nursery, server)
+    with trio.fail_after(10):
+        async with open_client(host, port) as client:
+            with trio.move_on_after(SLOW_ANSWER / 5):
+                await client.search("morpheus")
+            assert await client.search("ring") == TUTORIAL_DATA["ring"]
+            with trio.move_on_after(SLOW_ANSWER / 5):
+                await client.search("ring")
+            assert await client.search("morpheus") == RABBIT
+            assert client.retried == 0  # nothing was sent twice
+    assert server.connections == 3  # a new one after each cancelled call
+
+
+async def test_a_call_cancelled_before_its_turn_sends_nothing(nursery: trio.Nursery) -> None:
+    server = SlowServer()
+    host, port = await start_fake_server(nursery, server)
+    with trio.fail_after(10):
+        async with open_client(host, port) as client:
+            with trio.move_on_after(0):
+                await client.search("morpheus")
+            assert await client.search("ring") == TUTORIAL_DATA["ring"]
+    assert server.connections == 1
+
+
+async def test_an_answer_too_long_leaves_the_client_usable(nursery: trio.Nursery) -> None:
+    _, (host, port) = await start_server(nursery)
+    with trio.fail_after(10):
+        # The morpheus answer is 43 bytes of content; the dog's is shorter.
+        async with open_client(host, port, max_content_length=40) as client:
+            with pytest.raises(ServerResponseError) as info:
+                await client.search("morpheus")
+            assert info.value.code == "content_too_long"
+            assert await client.search("\U0001f436") == TUTORIAL_DATA["\U0001f436"]
+
+
+async def test_a_client_that_cannot_reconnect_says_its_connection_was_abandoned(
+    nursery: trio.Nursery,
+) -> None:
+    host, port = await start_fake_server(nursery, SlowServer())
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream(host, port) as stream:
+            client = SearchClient(stream)
+            with trio.move_on_after(SLOW_ANSWER / 5):
+                await client.search("morpheus")
+            with pytest.raises(ServerResponseError) as info:
+                await client.search("ring")
+    assert info.value.code == "connection_abandoned"
+    assert "make a new client" in info.value.message
+
+
+async def test_tasks_sharing_a_client_each_get_their_own_answers(
+    nursery: trio.Nursery,
+) -> None:
+    server, (host, port) = await start_server(nursery)
+    keys = [*TUTORIAL_DATA, "neo", "trinity"] * 5
+    answers: dict[int, str] = {}
+    with trio.fail_after(10):
+        async with open_client(host, port) as client:
+
+            async def ask(n: int, key: str) -> None:
+                answers[n] = await client.search(key)
+
+            async with trio.open_nursery() as tasks:
+                for n, key in enumerate(keys):
+                    tasks.start_soon(ask, n, key)
+    assert answers == {
+        n: TUTORIAL_DATA.get(key, f"No match for '{key}'.") for n, key in enumerate(keys)
+    }
+    assert server.stats.connections_total == 1

@@ -36,7 +36,16 @@ class SearchClient:
     """A connection to a trio_search (or the tutorial's) server.
 
     Requests on one client are answered in order; :meth:`request_many`
-    pipelines them in one write. Use one client from one task at a time.
+    pipelines them in one write. Several tasks may share a client: their
+    requests take turns, each sent once the answers to the one before it
+    have arrived.
+
+    A call that ends before all its answers arrived (cancelled by a
+    ``trio.fail_after``, or failed) leaves the connection out of step:
+    answers may still be on their way, and would be read as the next
+    request's. The client closes that connection at once, and the next
+    request opens a new one with ``reconnect`` (without one, it raises
+    :class:`ServerResponseError`, code ``connection_abandoned``).
 
     Retry once on a reused connection: when a connection that has already
     answered requests ends (end of file, or reset) before any byte of the
@@ -72,6 +81,10 @@ class SearchClient:
     _transport: Transport = attrs.field(init=False)
     #: Answers received on the current connection: above 0, it is reused.
     _answered: int = attrs.field(default=0, init=False)
+    #: One request (or batch) at a time, in the order the tasks asked.
+    _turn: trio.StrictFIFOLock = attrs.field(factory=trio.StrictFIFOLock, init=False)
+    #: The current connection was left mid-request and closed (see the class).
+    _abandoned: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._protocol = MessageProtocol(self.max_header_length, self.max_content_length)
@@ -108,6 +121,20 @@ class SearchClient:
         responses: list[Message] = []
         if not batch:
             return responses
+        async with self._turn:
+            if self._abandoned:
+                await self._replace_abandoned()
+            try:
+                await self._exchange_or_retry(batch, responses)
+            except BaseException:
+                # Whatever was sent and not answered may still be answered:
+                # nothing read from this connection could be trusted.
+                self._abandoned = True
+                await trio.aclose_forcefully(self.stream)
+                raise
+        return responses
+
+    async def _exchange_or_retry(self, batch: list[bytes], responses: list[Message]) -> None:
         reused = self._answered > 0
         try:
             await self._exchange(batch, responses)
@@ -118,7 +145,17 @@ class SearchClient:
             unanswered = batch[len(responses) :]
             self.retried += len(unanswered)
             await self._exchange(unanswered, responses)
-        return responses
+
+    async def _replace_abandoned(self) -> None:
+        """A new connection for one left mid-request (see the class)."""
+        if self.reconnect is None:
+            raise ServerResponseError(
+                "this client's connection was left mid-request (a call cancelled or "
+                "failed) and it cannot open a new one: make a new client",
+                code=codes.CONNECTION_ABANDONED,
+            )
+        await self._reopen()
+        self._abandoned = False
 
     async def _exchange(self, batch: list[bytes], responses: list[Message]) -> None:
         """Send ``batch`` in one write; add each answer to ``responses`` as it

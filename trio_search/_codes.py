@@ -64,6 +64,10 @@ INDEX_IO = "index_io"
 BAD_TRUSTED_PROXIES = "bad_trusted_proxies"
 BAD_RESULT = "bad_result"
 NO_RESPONSE = "no_response"
+#: A client's connection was left mid-request (a call cancelled, or a
+#: failure), so answers still due on it could be taken for the next
+#: request's; a client that cannot open a new one says so.
+CONNECTION_ABANDONED = "connection_abandoned"
 UNEXPECTED_CONTENT_TYPE = "unexpected_content_type"
 
 #: The codes an error answer can carry.
