@@ -247,3 +247,20 @@ def test_process_tree_cpu_counts_children() -> None:
     assert after is not None
     assert after - before >= 0.15
     assert process_tree_cpu_seconds(2**22 + 1) is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["127.0.0.1", "0"], "argument PORT: must be an integer from 1 to 65535, not 0"),
+        (["127.0.0.1", "99117"], "argument PORT: must be an integer from 1 to 65535, not 99117"),
+        (["[127.0.0.1]", "5"], "argument HOST: not a host: '[127.0.0.1]'"),
+    ],
+)
+def test_a_bad_address_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], arguments: list[str], said: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench_main(arguments)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith(f"trio-search-bench: error: {said}")

@@ -16,8 +16,9 @@ from .._cli_common import (
     DefaultsHelpFormatter,
     OneLineErrorParser,
     fail,
-    port_number,
+    host_name,
     positive_int,
+    remote_port_number,
     seconds,
     stdout_gone,
 )
@@ -59,10 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument(
-        "host", nargs="?", default=DEFAULT_HOST, metavar="HOST", help="server address or hostname"
+        "host",
+        nargs="?",
+        type=host_name,
+        default=DEFAULT_HOST,
+        metavar="HOST",
+        help="server address or hostname; an IPv6 address with or without brackets",
     )
     parser.add_argument(
-        "port", nargs="?", type=port_number, default=DEFAULT_PORT, metavar="PORT", help="port"
+        "port",
+        nargs="?",
+        type=remote_port_number,
+        default=DEFAULT_PORT,
+        metavar="PORT",
+        help="server port, 1 to 65535",
     )
     load = parser.add_argument_group("load")
     load.add_argument(
