@@ -328,7 +328,8 @@ async def server_subprocess(
     before_listening: Callable[[ServerProcess], Awaitable[None]] | None = None,
 ) -> AsyncIterator[ServerProcess]:
     """Run ``trio-search-server --port 0 *options``; yield it once it has
-    printed ``listeners`` "listening on" lines (and nothing else before them).
+    printed ``listeners`` "listening on" lines (and nothing else before them;
+    0: at once, for a server expected to stop before it listens).
     ``before_listening``, if given, is awaited first, as soon as the process
     runs (to act while it starts up).
 

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from tests.helpers import (
     STARTUP_TIMEOUT,
     SUBPROCESS_TIMEOUT,
     ServerProcess,
-    server_command,
     server_subprocess,
     start_server,
 )
@@ -192,26 +190,16 @@ async def test_a_stop_signal_during_start_up_stops_it_before_serving(
     # Several seconds of indexing: the signal lands well before it is done.
     data = tmp_path / "data.jsonl"
     write_jsonl(data, slow_version(1) * 5)
-    process = await trio.lowlevel.open_process(
-        [*server_command(), "--port", "0", "--data", str(data)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-    )
-    assert process.stdout is not None and process.stderr is not None
-    server = ServerProcess(process)
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server._pump, process.stdout, "stdout")
-            nursery.start_soon(server._pump, process.stderr, "stderr")
-            await server.wait_for(INDEXING, within=STARTUP_TIMEOUT)
-            process.send_signal(signum)
-            with trio.fail_after(SUBPROCESS_TIMEOUT):
-                status = await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
+
+    async def stop_while_indexing(server: ServerProcess) -> None:
+        await server.wait_for(INDEXING, within=STARTUP_TIMEOUT)
+        server.signal(signum)
+
+    async with server_subprocess(
+        "--data", str(data), listeners=0, before_listening=stop_while_indexing
+    ) as server:
+        with trio.fail_after(SUBPROCESS_TIMEOUT):
+            status = await server.wait()
     assert status == 0, bytes(server.stderr)
     assert server.stdout == b""  # it never listened
     said = f"INFO trio_search: {signum.name} received during start-up: stopped before serving\n"
