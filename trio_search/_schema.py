@@ -12,10 +12,6 @@ Each document is stored once, with these tantivy fields:
 - ``all``: every searchable field's text, cut into words by the folding
   analyzer (letters and digits, lower case, ASCII folding): what a query
   searches by default;
-
-All text is read in Unicode's composed form (NFC) before the analyzers see
-it, queries as documents: a letter with its accent as a second character
-(``e`` + U+0300, as macOS types it) would otherwise end the word there.
 - ``f``: a JSON field holding each searchable field under its own name, for
   queries restricted to ``fields``; only in an index built with field
   queries (:attr:`IndexMeta.field_queries`), since it indexes every word a
@@ -23,6 +19,10 @@ it, queries as documents: a letter with its accent as a second character
 
 The analyzers are registered under the same names in every index, so that
 one written by ``trio-search-index`` is read alike by every server.
+
+All text is read in Unicode's composed form (NFC) before the analyzers see
+it, queries as documents: a letter with its accent as a second character
+(``e`` + U+0300, as macOS types it) would otherwise end the word there.
 """
 
 from __future__ import annotations
@@ -140,9 +140,11 @@ def composed(text: str) -> str:
     character (``e`` + U+0301) joined to its letter (``é``), which the
     analyzers keep in the word. ASCII text, and text already composed (the
     usual case), is returned as it is, at the cost of a check."""
-    if text.isascii() or unicodedata.is_normalized("NFC", text):
-        return text
-    return unicodedata.normalize("NFC", text)
+    return text if _is_composed(text) else unicodedata.normalize("NFC", text)
+
+
+def _is_composed(text: str) -> bool:
+    return text.isascii() or unicodedata.is_normalized("NFC", text)
 
 
 def analyze(text: str) -> list[str]:
@@ -172,7 +174,7 @@ def tokens(text: str) -> list[tantivy.Token] | list[PlacedWord]:
     what highlighting needs, in one call to the analyzer."""
     # A lone surrogate becomes one U+FFFD: the offsets stay those of text.
     text = encodable(text)
-    if text.isascii() or unicodedata.is_normalized("NFC", text):
+    if _is_composed(text):
         tokenized: list[tantivy.Token] = _TEXT.pre_tokenize(text).tokens
         return tokenized
     return _tokens_of_decomposed(text)
@@ -266,7 +268,7 @@ def add_document(
         text = "\n".join(fields.values())
     record: dict[str, object] = {
         "key": key,
-        "key_norm": key if key.isascii() else composed(key),
+        "key_norm": composed(key),
         "answer": document.answer,
         "all": text,
     }
