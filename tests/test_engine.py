@@ -40,6 +40,7 @@ from trio_search._query import (
     MAX_QUERY_LIMIT,
     MIN_PREFIX_LENGTH,
     highlight,
+    parse_query_request,
 )
 from trio_search._schema import create_index, open_tantivy_index, tantivy_document, tokens
 
@@ -403,6 +404,48 @@ def test_unknown_field_is_bad_query(films: SearchIndex) -> None:
         films.query("rabbit", QueryOptions(fields=("answer", "title")))
     assert caught.value.code == "bad_query"
     assert "title" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"limit": 0}, "'limit' must be from 1 to 100, not 0"),
+        ({"limit": MAX_QUERY_LIMIT + 900}, "'limit' must be from 1 to 100, not 1000"),
+        ({"limit": True}, "'limit' must be an integer, not a boolean"),
+        ({"offset": -1}, "'offset' must be from 0 to 10000, not -1"),
+        ({"offset": 10**6}, "'offset' must be from 0 to 10000, not 1000000"),
+        ({"typos": 1}, "'typos' must be true or false, not a number"),
+        ({"prefix": None}, "'prefix' must be true or false, not null"),
+        ({"fields": ()}, "'fields' must name at least one field"),
+        ({"fields": "title"}, "'fields' must be a list of field names"),
+        ({"fields": ("title", 1)}, "'fields' must be a list of field names"),
+        (
+            {"fields": tuple(f"f{n}" for n in range(MAX_QUERY_FIELDS + 1))},
+            f"'fields' names {MAX_QUERY_FIELDS + 1} fields; at most {MAX_QUERY_FIELDS}",
+        ),
+    ],
+)
+def test_query_options_out_of_bounds_are_refused_as_the_server_refuses_them(
+    films: SearchIndex, options: dict[str, Any], message: str
+) -> None:
+    # The library's options get the server's bounds and words: QueryOptions
+    # (limit=0) used to reach tantivy, which panics (a BaseException), and
+    # limit=1000 returned every hit.
+    with pytest.raises(ValueError) as caught:
+        films.query("white", QueryOptions(**options))
+    assert str(caught.value) == message
+    request = {"action": "query", "value": "white", **options}
+    if isinstance(request.get("fields"), tuple):
+        request["fields"] = list(request["fields"])
+    with pytest.raises(RequestError) as refused:
+        parse_query_request(request)
+    assert (refused.value.code, refused.value.message) == ("bad_query", message)
+
+
+def test_query_options_take_a_list_of_fields_each_once() -> None:
+    assert QueryOptions(fields=["title", "body", "title"]).fields == ("title", "body")
+    index = SearchIndex.from_documents(BOOKS, IndexMeta(field_queries=True))
+    assert keys(index, "alice", fields=["title", "title"]) == ["b1"]
 
 
 def test_too_many_words_is_refused(films: SearchIndex) -> None:

@@ -149,6 +149,9 @@ def test_fields_are_kept_in_order_without_repeats() -> None:
     assert options.fields == ("title", "body")
     _, options = parse(fields=[f"f{n}" for n in range(MAX_QUERY_FIELDS)])
     assert options.fields is not None and len(options.fields) == MAX_QUERY_FIELDS
+    # The limit counts fields searched: a name given twice counts once.
+    _, options = parse(fields=["title"] * (MAX_QUERY_FIELDS + 1))
+    assert options.fields == ("title",)
 
 
 def test_null_fields_search_every_field() -> None:

@@ -375,8 +375,14 @@ class SearchIndex:
     def query(self, text: str, options: QueryOptions | None = None) -> QueryResult:
         """The documents matching ``text``, best first, one page of them.
 
+        ``options`` were checked when made (:class:`QueryOptions` raises
+        ``ValueError`` for a limit, offset or field list out of bounds).
+
         Raises:
-            RequestError: the query breaks a limit or names an unknown field.
+            RequestError: the text has more than ``MAX_QUERY_WORDS`` words
+                (``query_too_long``), or ``fields`` names an unknown field
+                or, on an index without field queries, not all of them
+                (``bad_query``).
         """
         options = options or QueryOptions()
         words = self.words(text, options)

@@ -75,23 +75,77 @@ QUERY_TOO_LONG = codes.QUERY_TOO_LONG
 _OPTION_NAMES = frozenset({"action", "value", "limit", "offset", "typos", "prefix", "fields"})
 
 
+def _option_range(low: int, high: int) -> Callable[[object, attrs.Attribute[Any], Any], None]:
+    """An attrs validator: an integer (not a bool) from ``low`` to ``high``."""
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        name = attribute.name
+        if type(value) is not int:
+            raise ValueError(f"'{name}' must be an integer, not {json_type_name(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"'{name}' must be from {low} to {high}, not {value}")
+
+    return check
+
+
+def _option_bool(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is not bool:
+        raise ValueError(f"'{attribute.name}' must be true or false, not {json_type_name(value)}")
+
+
+def _field_names(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``fields`` as a tuple, each name once, in order; anything but a list
+    or tuple of strings is left for :func:`_check_fields` to refuse."""
+    if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
+        return tuple(dict.fromkeys(value))
+    return value  # type: ignore[return-value]  # refused by the validator
+
+
+def _check_fields(
+    _instance: object, _attribute: attrs.Attribute[Any], value: tuple[str, ...] | None
+) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not all(isinstance(name, str) for name in value):
+        raise ValueError("'fields' must be a list of field names")
+    if not value:
+        raise ValueError("'fields' must name at least one field")
+    if len(value) > MAX_QUERY_FIELDS:
+        raise ValueError(f"'fields' names {len(value)} fields; at most {MAX_QUERY_FIELDS}")
+
+
 @attrs.frozen
 class QueryOptions:
     """How to run a query; the defaults are those of a request without options.
 
+    Checked on creation with the bounds and messages a ``query`` request's
+    options get from the server (where they are a ``bad_query`` answer).
+
     Attributes:
         limit: Hits to return, 1 to 100 (``MAX_QUERY_LIMIT``).
-        offset: Hits to skip first (for paging).
+        offset: Hits to skip first (for paging), 0 to 10,000
+            (``MAX_QUERY_OFFSET``).
         typos: Let longer words match with one or two typos.
         prefix: Let the last word match as a prefix.
-        fields: Search only these fields; ``None`` searches every searchable field.
+        fields: Search only these fields (a list or tuple of 1 to 16 names,
+            ``MAX_QUERY_FIELDS``, kept as a tuple, each name once); ``None``
+            searches every searchable field.
+
+    Raises:
+        ValueError: an option of the wrong type or out of range, with the
+            message the server answers it with (``'limit' must be from 1 to
+            100, not 0``).
     """
 
-    limit: int = DEFAULT_QUERY_LIMIT
-    offset: int = 0
-    typos: bool = True
-    prefix: bool = True
-    fields: tuple[str, ...] | None = None
+    limit: int = attrs.field(
+        default=DEFAULT_QUERY_LIMIT, validator=_option_range(1, MAX_QUERY_LIMIT)
+    )
+    offset: int = attrs.field(default=0, validator=_option_range(0, MAX_QUERY_OFFSET))
+    typos: bool = attrs.field(default=True, validator=_option_bool)
+    prefix: bool = attrs.field(default=True, validator=_option_bool)
+    fields: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_field_names, validator=_check_fields
+    )
 
 
 @attrs.frozen
@@ -190,29 +244,13 @@ def _bad(message: str, code: str = BAD_QUERY) -> RequestError:
     return RequestError(message, code=code)
 
 
-def _int_option(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = body.get(name, default)
-    if type(value) is not int:
-        raise _bad(f"'{name}' must be an integer, not {json_type_name(value)}")
-    if not low <= value <= high:
-        raise _bad(f"'{name}' must be from {low} to {high}, not {value}")
-    return value
-
-
-def _bool_option(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, True)
-    if type(value) is not bool:
-        raise _bad(f"'{name}' must be true or false, not {json_type_name(value)}")
-    return value
-
-
 def parse_query_request(body: dict[str, Any]) -> tuple[str, QueryOptions]:
     """The text and options of a ``query`` request's JSON object.
 
     Raises:
         RequestError: an option is unknown, of the wrong type or out of
-            range (``bad_query``), or the text is too long
-            (``query_too_long``).
+            range (``bad_query``: what :class:`QueryOptions` refuses), or
+            the text is too long (``query_too_long``).
     """
     unknown = sorted(str(name) for name in body if name not in _OPTION_NAMES)
     if unknown:
@@ -225,22 +263,16 @@ def parse_query_request(body: dict[str, Any]) -> tuple[str, QueryOptions]:
         raise _bad(
             f"query is {len(text)} characters long; at most {MAX_QUERY_LENGTH}", QUERY_TOO_LONG
         )
-    fields = body.get("fields")
-    if fields is not None:
-        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-            raise _bad("'fields' must be a list of field names")
-        if not fields:
-            raise _bad("'fields' must name at least one field")
-        if len(fields) > MAX_QUERY_FIELDS:
-            raise _bad(f"'fields' names {len(fields)} fields; at most {MAX_QUERY_FIELDS}")
-        fields = tuple(dict.fromkeys(fields))
-    options = QueryOptions(
-        limit=_int_option(body, "limit", DEFAULT_QUERY_LIMIT, 1, MAX_QUERY_LIMIT),
-        offset=_int_option(body, "offset", 0, 0, MAX_QUERY_OFFSET),
-        typos=_bool_option(body, "typos"),
-        prefix=_bool_option(body, "prefix"),
-        fields=fields,
-    )
+    try:
+        options = QueryOptions(
+            limit=body.get("limit", DEFAULT_QUERY_LIMIT),
+            offset=body.get("offset", 0),
+            typos=body.get("typos", True),
+            prefix=body.get("prefix", True),
+            fields=body.get("fields"),
+        )
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
     return text, options
 
 
