@@ -31,6 +31,7 @@ from trio_search import (
 )
 from trio_search._engine import CHEAP_QUERY_POSTINGS
 from trio_search._index_meta import write_meta
+from trio_search._index_writer import build_index
 from trio_search._limits import INLINE_QUERY_MAX_HITS
 from trio_search._query import (
     DEFAULT_QUERY_LIMIT,
@@ -380,6 +381,51 @@ def test_field_names_with_dots_and_backslashes_can_be_searched(tmp_path: Path) -
     assert keys(index, "tolkien", fields=["author"]) == []
     assert keys(index, "x", fields=["author"]) == ["hobbit"]
     assert keys(index, "rabbit", fields=["tag\\s"]) == ["alice"]
+
+
+#: Records whose key field is not named "key": the document whose key is
+#: the query text says it least, so only the exact-key tier ranks it first.
+ISBN_RECORDS = [
+    {"isbn": "alice", "title": "A book", "summary": "something else"},
+    {"isbn": "b2", "title": "Alice alice alice", "summary": "alice in wonderland alice"},
+    {"isbn": "b3", "title": "Alice returns", "summary": "alice"},
+]
+
+
+@pytest.mark.parametrize("field_queries", [False, True])
+def test_documents_read_with_a_key_field_rank_their_key_first_as_the_index_command_does(
+    tmp_path: Path, field_queries: bool
+) -> None:
+    # docs/embedding.md's example: the meta is not told the key field; the
+    # documents say it. It used to stay "key", so a query naming the fields
+    # lost the exact-key tier: "alice" ranked last.
+    data = tmp_path / "books.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ISBN_RECORDS), encoding="utf-8")
+    mapping = FieldMapping(key_field="isbn", answer_field="title")
+    documents = read_documents(data, mapping)
+    assert (documents[0].key_field, documents[0].answer_field) == ("isbn", "title")
+    meta = IndexMeta(field_queries=True) if field_queries else None
+    in_memory = SearchIndex.from_documents(documents, meta)
+    assert (in_memory.meta.key_field, in_memory.meta.answer_field) == ("isbn", "title")
+    build_index(data, tmp_path / "books.idx", mapping, field_queries=field_queries)
+    on_disk = SearchIndex.open(tmp_path / "books.idx")
+    everything = ["isbn", "summary", "title"]
+    for index in (in_memory, on_disk):
+        assert keys(index, "alice", fields=everything) == ["alice", "b2", "b3"]
+        assert keys(index, "alice") == ["alice", "b2", "b3"]
+    if field_queries:
+        for index in (in_memory, on_disk):
+            assert keys(index, "alice", fields=["summary", "isbn"])[0] == "alice"
+            assert keys(index, "alice", fields=["summary"]) == ["b2", "b3"]
+
+
+def test_the_meta_keeps_its_key_field_for_documents_that_do_not_name_one() -> None:
+    # Documents made by hand name no field: the meta says it.
+    meta = IndexMeta(key_field="id", answer_field="name")
+    index = SearchIndex.from_documents(BOOKS, meta)
+    assert (index.meta.key_field, index.meta.answer_field) == ("id", "name")
+    index = SearchIndex.from_documents(documents_from_mapping(FILMS))
+    assert (index.meta.key_field, index.meta.answer_field) == ("key", "answer")
 
 
 @pytest.mark.parametrize("name", ["", "a\x00b"])

@@ -197,11 +197,20 @@ class Document:
         answer: What a search that finds the document returns.
         fields: The searchable text, field name -> text. Holds the key and
             answer fields too when they are searchable, under their own names.
+        key_field: The name of the field the key came from, when known
+            (:func:`read_documents` and :func:`documents_from_mapping` say
+            it): ``SearchIndex.from_documents`` records it in the index's
+            :class:`IndexMeta`, so a query whose ``fields`` name it finds
+            the document whose key is the query text first. Not compared.
+        answer_field: The name of the field the answer came from, when
+            known. Not compared.
     """
 
     key: str
     answer: str
     fields: Mapping[str, str] = attrs.field(hash=False)
+    key_field: str | None = attrs.field(default=None, eq=False)
+    answer_field: str | None = attrs.field(default=None, eq=False)
 
 
 #: Marks a field a record does not have (``None`` is JSON's null).
@@ -325,7 +334,7 @@ class _Rules:
                     raise _BadRecord(
                         f"{_quote(name)} must be a string or a number, not {_type_name(value)}"
                     )
-        return Document(key, answer, MappingProxyType(fields))
+        return Document(key, answer, MappingProxyType(fields), key_field, self._answer_field)
 
 
 def _record_rules(mapping: FieldMapping) -> _Rules:

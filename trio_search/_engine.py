@@ -169,19 +169,36 @@ class SearchIndex:
     ) -> SearchIndex:
         """An index in memory holding ``documents`` (later keys replace
         earlier ones), written by ``threads`` writer threads (see
-        ``writer_threads()``)."""
+        ``writer_threads()``).
+
+        The meta's ``key_field`` and ``answer_field`` are those the
+        documents name (``Document.key_field``, ``answer_field``: what
+        :func:`read_documents` read them with), so that a query whose
+        ``fields`` name the key field ranks the document whose key is its
+        text first; ``meta``'s (by default ``key`` and ``answer``) only
+        for documents that do not name them, or name several.
+        """
         meta = meta or IndexMeta()
         index = create_index(None)
         writer = index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=threads)
         names: set[str] = set()
+        key_fields: set[str | None] = set()
+        answer_fields: set[str | None] = set()
         field_queries = meta.field_queries
         for document in documents:
             writer.delete_documents_by_term("key", document.key)
             add_document(writer, document, field_queries)
             names.update(document.fields)
+            key_fields.add(getattr(document, "key_field", None))
+            answer_fields.add(getattr(document, "answer_field", None))
         writer.commit()
         writer.wait_merging_threads()
-        return cls(index, meta.with_fields(names), ranking_cache_hits=ranking_cache_hits)
+        meta = attrs.evolve(
+            meta.with_fields(names),
+            key_field=_one_name(key_fields) or meta.key_field,
+            answer_field=_one_name(answer_fields) or meta.answer_field,
+        )
+        return cls(index, meta, ranking_cache_hits=ranking_cache_hits)
 
     @classmethod
     def open(cls, path: str | Path, *, ranking_cache_hits: int = RANKING_CACHE_HITS) -> SearchIndex:
@@ -619,6 +636,14 @@ class _Counted(NamedTuple):
         """The queries a document is scored by, first match wins: as typed,
         then as the second pass finds it."""
         return [self.exact] if self.query is self.exact else [self.exact, self.query]
+
+
+def _one_name(names: set[str | None]) -> str | None:
+    """The field name every document gave, if they all gave the same one."""
+    if len(names) == 1:
+        (name,) = names
+        return name
+    return None
 
 
 def _ranking_key(text: str, options: QueryOptions) -> Hashable:

@@ -36,8 +36,11 @@ class IndexMeta:
     """What an index holds, kept in ``trio_search.json`` (``META_FILE``) beside tantivy's files.
 
     Attributes:
-        key_field: The data field the keys came from.
-        answer_field: The data field the answers came from.
+        key_field: The data field the keys came from (a query whose
+            ``fields`` leave it out has no exact-key tier).
+            ``SearchIndex.from_documents`` takes it from the documents when
+            they name it.
+        answer_field: The data field the answers came from (likewise).
         search_fields: The fields chosen as searchable, or ``None`` for every
             string field.
         fields: Every searchable field seen in the documents: what a query's
