@@ -68,7 +68,7 @@ nitpicky = True
 # so there is no intersphinx: references to the standard library, Trio and
 # tantivy cannot resolve here, and are the only ones let through.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(collections|collections\.abc|typing|pathlib|ssl|enum)\..*"),
+    (r"py:.*", r"(collections|collections\.abc|typing|pathlib|ssl|enum|ipaddress)\..*"),
     (r"py:.*", r"trio\..*"),
     # tantivy's Python binding publishes no Sphinx inventory at all.
     (r"py:.*", r"tantivy\..*"),
@@ -83,11 +83,9 @@ nitpick_ignore = [
     # The "..." of tuple[int, ...], which sphinx-autodoc-typehints links to
     # the Ellipsis constant of Python's documentation (no intersphinx here).
     ("py:data", "Ellipsis"),
-    # Settings and server fields whose types live in private modules: the
-    # metric set (documented in docs/metrics.md) and the trusted proxies
-    # (docs/protocol.md).
+    # A server field whose type lives in a private module: the metric set
+    # (documented in docs/metrics.md).
     ("py:class", "trio_search._metrics.Metrics"),
-    ("py:class", "trio_search._trusted_proxies.TrustedProxies"),
     # SearchIndex.ranking_cache_counts: two counters, also in the stats
     # action (docs/search.md, "The query cache").
     ("py:class", "trio_search._ranking_cache.CacheCounts"),

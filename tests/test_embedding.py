@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +105,56 @@ def test_the_page_says_which_error_a_bad_setting_raises() -> None:
     assert f"`ServerSettings(port=-1)`: `{raised.value}`" in text
     errors = text.split("## Errors", 1)[1]
     assert "`ValueError` for a field of `ServerSettings`" in errors
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("host", 5, "host must be an address or hostname (a string), not 5"),
+        ("proxy_protocol", "no", "proxy_protocol must be True or False, not 'no'"),
+        ("proxy_protocol", 1, "proxy_protocol must be True or False, not 1"),
+        ("reuse_port", "yes", "reuse_port must be True or False, not 'yes'"),
+        ("ssl_context", "ctx", "ssl_context must be an ssl.SSLContext or None, not 'ctx'"),
+        (
+            "trusted_proxies",
+            "127.0.0.1,localhost",
+            "trusted_proxies: 'localhost' is not an IPv4 or IPv6 network in CIDR notation, "
+            "like 10.0.0.0/8 or fd00::/8",
+        ),
+        (
+            "trusted_proxies",
+            ["10.0.0.0/8", 10],
+            "trusted_proxies: 10 is not an IPv4 or IPv6 network in CIDR notation, "
+            "like 10.0.0.0/8 or fd00::/8",
+        ),
+        (
+            "trusted_proxies",
+            5,
+            "trusted_proxies must be a TrustedProxies, CIDRs separated by commas, "
+            "or a list of networks, not 5",
+        ),
+    ],
+)
+def test_every_setting_is_checked_on_creation(setting: str, value: object, message: str) -> None:
+    # The page says ServerSettings "validates every field on creation".
+    with pytest.raises(ValueError) as raised:
+        trio_search.ServerSettings(**{setting: value})  # type: ignore[arg-type]
+    assert str(raised.value) == message
+
+
+def test_a_client_side_ssl_context_is_refused() -> None:
+    # Every handshake with it would fail ("Cannot create a server socket
+    # with a PROTOCOL_TLS_CLIENT context"): said once, at creation.
+    with pytest.raises(ValueError, match=r"^ssl_context must be a server-side context"):
+        trio_search.ServerSettings(ssl_context=ssl.create_default_context())
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    assert trio_search.ServerSettings(ssl_context=server_side).ssl_context is server_side
+
+
+def test_trusted_proxies_are_public_and_take_networks() -> None:
+    proxies = trio_search.TrustedProxies(["10.0.0.0/8", ipaddress.ip_network("fd00::/8")])
+    assert proxies == trio_search.TrustedProxies.parse("10.0.0.0/8,fd00::/8")
+    assert proxies.is_trusted("10.1.2.3")
+    assert trio_search.ServerSettings(trusted_proxies=proxies).trusted_proxies is proxies
+    with pytest.raises(ValueError, match="not the string"):
+        trio_search.TrustedProxies("10.0.0.0/8")  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ import pytest
 import trio
 import trustme
 
+import trio_search
 from tests.helpers import json_request, read_messages, read_until_eof, result_of, start_server
 from trio_search import SearchServer, ServerSettings
 from trio_search._trusted_proxies import TrustedProxies
@@ -110,3 +111,23 @@ async def test_health_answers_ok(nursery: trio.Nursery) -> None:
             await stream.send_all(json_request({"action": "health"}))
             (answer,) = await read_messages(stream, 1)
     assert result_of(answer) == {"result": "ok"}
+
+
+@pytest.mark.parametrize(
+    "trusted",
+    ["127.0.0.1", "127.0.0.0/8, ::1", ["127.0.0.1"], ("10.0.0.0/8", "127.0.0.0/8")],
+)
+async def test_trusted_proxies_given_as_text_or_a_list(
+    nursery: trio.Nursery, trusted: object
+) -> None:
+    # An embedding program writes the networks as --trusted-proxies takes
+    # them. A string used to be kept as is: every connection then failed
+    # with AttributeError and closed without an answer.
+    settings = ServerSettings(port=0, proxy_protocol=True, trusted_proxies=trusted)  # type: ignore[arg-type]
+    assert isinstance(settings.trusted_proxies, trio_search.TrustedProxies)
+    _, (host, port) = await start_server(nursery, SearchServer(settings))
+    with trio.fail_after(10):
+        async with await trio.open_tcp_stream(host, port) as stream:
+            await stream.send_all(V1 + MORPHEUS)
+            (answer,) = await read_messages(stream, 1)
+    assert result_of(answer) == MORPHEUS_ANSWER

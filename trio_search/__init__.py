@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._server import SearchServer
     from ._settings import ServerSettings
     from ._stats import ServerStats
+    from ._trusted_proxies import TrustedProxies
 
 __version__ = "0.1.0"
 
@@ -96,6 +97,7 @@ __all__ = [
     "ServerStats",
     "Signal",
     "TrioSearchError",
+    "TrustedProxies",
     "decode_json",
     "documents_from_mapping",
     "encode_json",
@@ -153,6 +155,7 @@ _SUBMODULE_OF = {
     "ServerStats": "._stats",
     "Signal": "._protocol",
     "TrioSearchError": "._errors",
+    "TrustedProxies": "._trusted_proxies",
     "decode_json": "._json",
     "documents_from_mapping": "._documents",
     "encode_json": "._json",

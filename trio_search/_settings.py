@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterable
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any
 
 import attrs
 
@@ -19,7 +22,7 @@ from ._limits import (
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_TRUSTED_PROXIES,
 )
-from ._trusted_proxies import TrustedProxies
+from ._trusted_proxies import TrustedProxies, parse_networks
 from ._validators import attrs_validator
 
 _non_negative_int = attrs_validator(validators.non_negative_int)
@@ -28,6 +31,42 @@ _optional_positive_int = attrs_validator(validators.positive_int, optional=True)
 _seconds = attrs_validator(validators.seconds)
 _port = attrs_validator(validators.port)
 _header_length = attrs_validator(validators.header_length)
+_boolean = attrs_validator(validators.boolean)
+_host = attrs_validator(validators.host, optional=True)
+
+
+def _ssl_context(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, ssl.SSLContext):
+        raise ValueError(f"ssl_context must be an ssl.SSLContext or None, not {value!r}")
+    if value.protocol == ssl.PROTOCOL_TLS_CLIENT:
+        # Every handshake would fail: "Cannot create a server socket with
+        # a PROTOCOL_TLS_CLIENT context".
+        raise ValueError(
+            "ssl_context must be a server-side context, such as "
+            "ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), not one made for "
+            "clients (PROTOCOL_TLS_CLIENT, create_default_context()'s default)"
+        )
+
+
+def _to_trusted_proxies(
+    value: TrustedProxies | str | Iterable[str | IPv4Network | IPv6Network],
+) -> TrustedProxies:
+    """``trusted_proxies`` as given: a :class:`TrustedProxies`, CIDRs
+    separated by commas (as ``--trusted-proxies`` takes them), or a list of
+    networks (:class:`TrustedProxies`' ``networks``)."""
+    if isinstance(value, TrustedProxies):
+        return value
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, (str, Iterable)):
+        raise ValueError(
+            "trusted_proxies must be a TrustedProxies, CIDRs separated by commas, or a list "
+            f"of networks, not {value!r}"
+        )
+    try:
+        return TrustedProxies(parse_networks(value) if isinstance(value, str) else value)
+    except ValueError as exc:
+        raise ValueError(f"trusted_proxies: {exc}") from None
 
 
 @attrs.frozen
@@ -63,13 +102,15 @@ class ServerSettings:
             address it carries.
         trusted_proxies: The peers allowed to send that header (the load
             balancers); a connection from any other address is closed with
-            a log line. Loopback only by default.
+            a log line. Loopback only by default. A :class:`TrustedProxies`,
+            or CIDRs separated by commas (``"10.0.0.0/8,fd00::/8"``), or a
+            list of networks, made into one.
         reuse_port: Set SO_REUSEPORT before binding, so several processes
             can listen on the same port and the kernel spreads connections
             over them (``--workers``).
     """
 
-    host: str | None = DEFAULT_HOST
+    host: str | None = attrs.field(default=DEFAULT_HOST, validator=_host)
     port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
     max_header_length: int = attrs.field(
         default=DEFAULT_MAX_HEADER_LENGTH, validator=_header_length
@@ -85,9 +126,10 @@ class ServerSettings:
         default=DEFAULT_MAX_BUFFERED_BYTES, validator=_positive_int
     )
     shutdown_grace: float = attrs.field(default=DEFAULT_SHUTDOWN_GRACE, validator=_seconds)
-    ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
-    proxy_protocol: bool = False
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False, validator=_ssl_context)
+    proxy_protocol: bool = attrs.field(default=False, validator=_boolean)
     trusted_proxies: TrustedProxies = attrs.field(
-        factory=lambda: TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES)
+        factory=lambda: TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES),
+        converter=_to_trusted_proxies,
     )
-    reuse_port: bool = False
+    reuse_port: bool = attrs.field(default=False, validator=_boolean)

@@ -39,16 +39,74 @@ def _unmap_address(address: _Address) -> _Address:
     return address
 
 
-def _as_networks(networks: Iterable[_Network]) -> tuple[_Network, ...]:
-    return tuple(_unmap_network(network) for network in networks)
+#: How a network is written, for the messages about one that is not.
+_NETWORK_EXAMPLE = "in CIDR notation, like 10.0.0.0/8 or fd00::/8"
+
+
+def _network(item: object) -> _Network:
+    """One network: an ``ipaddress`` network or address, or its text (a
+    CIDR, or one address, a /32 or /128); host bits are cleared.
+
+    Raises:
+        ValueError: with the reason, quoting the item.
+    """
+    if isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return item
+    if isinstance(item, (str, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        try:
+            return ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            pass
+    raise ValueError(f"{excerpt(repr(item))} is not an IPv4 or IPv6 network {_NETWORK_EXAMPLE}")
+
+
+def _as_networks(networks: Iterable[_Network | _Address | str]) -> tuple[_Network, ...]:
+    if isinstance(networks, str):
+        raise ValueError(
+            f"networks must be a list of networks, not the string {excerpt(repr(networks))} "
+            "(TrustedProxies.parse reads CIDRs separated by commas)"
+        )
+    return tuple(_unmap_network(_network(network)) for network in networks)
+
+
+def parse_networks(value: str) -> list[_Network]:
+    """The networks of CIDRs separated by commas (see :meth:`TrustedProxies.parse`).
+
+    Raises:
+        ValueError: with the reason.
+    """
+    items = value.split(",")
+    networks: list[_Network] = []
+    for item in items:
+        text = item.strip()
+        if not text:
+            if len(items) == 1:
+                raise ValueError(
+                    "no network given; expected CIDRs separated by commas, like 10.0.0.0/8,fd00::/8"
+                )
+            raise ValueError(f"empty item in {excerpt(repr(value))}")
+        networks.append(_network(text))
+    return networks
 
 
 @attrs.frozen
 class TrustedProxies:
-    """The networks whose peers may send a PROXY header.
+    """The networks whose peers may send a PROXY header
+    (``ServerSettings.trusted_proxies``).
+
+    Example::
+
+        TrustedProxies.parse("10.0.0.0/8,fd00::/8")
+        TrustedProxies([ipaddress.ip_network("10.0.0.0/8"), "fd00::/8"])
 
     Attributes:
-        networks: IPv4 and IPv6 networks, IPv4-mapped ones as IPv4.
+        networks: IPv4 and IPv6 networks, IPv4-mapped ones as IPv4. Given
+            as a list of networks, addresses or their text (a CIDR, or one
+            address); host bits are cleared.
+
+    Raises:
+        ValueError: an item that is not a network, or a string given
+            instead of a list.
     """
 
     networks: tuple[_Network, ...] = attrs.field(converter=_as_networks)
@@ -66,31 +124,12 @@ class TrustedProxies:
             ConfigurationError: code ``"bad_trusted_proxies"``: no item, an
                 empty item, or an item that is not a network.
         """
-        networks: list[_Network] = []
-        items = value.split(",")
-        for item in items:
-            text = item.strip()
-            if not text:
-                if len(items) == 1:
-                    raise ConfigurationError(
-                        "--trusted-proxies: no network given; expected CIDRs separated "
-                        "by commas, like 10.0.0.0/8,fd00::/8",
-                        code=codes.BAD_TRUSTED_PROXIES,
-                    )
-                raise ConfigurationError(
-                    f"--trusted-proxies: empty item in {excerpt(repr(value))}",
-                    code=codes.BAD_TRUSTED_PROXIES,
-                )
-            try:
-                network = ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                raise ConfigurationError(
-                    f"--trusted-proxies: {excerpt(repr(text))} is not an IPv4 or IPv6 network in "
-                    f"CIDR notation, like 10.0.0.0/8 or fd00::/8",
-                    code=codes.BAD_TRUSTED_PROXIES,
-                ) from None
-            networks.append(network)
-        return cls(networks)
+        try:
+            return cls(parse_networks(value))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"--trusted-proxies: {exc}", code=codes.BAD_TRUSTED_PROXIES
+            ) from None
 
     def is_trusted(self, address: str) -> bool:
         """Whether a peer at ``address`` may send a PROXY header.

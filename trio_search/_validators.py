@@ -63,6 +63,19 @@ def header_length(value: int) -> int:
     return value
 
 
+def host(value: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be an address or hostname (a string), not {value!r}")
+    return value
+
+
+def boolean(value: bool) -> bool:
+    # Not truthiness: "no" and 0 must not turn a setting on or stay off.
+    if type(value) is not bool:
+        raise ValueError(f"must be True or False, not {value!r}")
+    return value
+
+
 def attrs_validator(
     check: Callable[[Any], object], *, optional: bool = False
 ) -> Callable[[object, attrs.Attribute[Any], Any], None]:
