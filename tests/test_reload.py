@@ -8,6 +8,7 @@ These use real time (worker threads, file stamps, subprocesses), bounded by
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -318,3 +319,28 @@ async def test_a_reload_reads_the_dictionary_ahead(tmp_path: Path, nursery: trio
     # The index a server is given is read by whoever opened it, as
     # trio-search-server does (docs/embedding.md): not by the server.
     assert not first.has_dictionary_for(words)
+
+
+async def test_a_loader_that_raises_anything_keeps_the_old_data(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An embedding program's loader may fail in ways of its own: reload_index()
+    # used to let anything but TrioSearchError and OSError out, which would
+    # take the server down if called from a task in its nursery.
+    def broken_loader() -> SearchIndex:
+        return json.loads("{not json")  # type: ignore[no-any-return]
+
+    server = SearchServer(ServerSettings(port=0), loader=broken_loader)
+    _, (host, port) = await start_server(nursery, server)
+    before = server.search_index
+    with caplog.at_level(logging.ERROR, logger="trio_search"):
+        assert await server.reload_index() is False
+    assert server.search_index is before
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.getMessage().startswith(
+        "reload failed; still serving the previous data: the loader raised JSONDecodeError: "
+    )
+    assert record.exc_info is not None  # the traceback, for the bug it is
+    async with open_client(host, port) as client:
+        with trio.fail_after(10):
+            assert await client.search("morpheus") == "Follow the white rabbit. \U0001f430"

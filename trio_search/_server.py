@@ -128,8 +128,12 @@ class SearchServer:
         """Load the data anew with ``loader`` and search it from now on.
 
         Requests being answered finish on the old index. If loading fails,
-        the old index stays and one ERROR line says why. Returns whether the
-        new index is in place.
+        the old index stays and one ERROR line says why (with the traceback
+        when the loader raised something other than a ``TrioSearchError`` or
+        ``OSError``, which would be a bug of its own): whatever the loader
+        raises, this returns False rather than raise, so that a task calling
+        it cannot take the server down. Returns whether the new index is in
+        place.
         """
         if self._search_app is None or self.loader is None:
             logger.error("reload requested, but this server's data cannot be reloaded")
@@ -143,6 +147,16 @@ class SearchServer:
                 )
             except (TrioSearchError, OSError) as exc:
                 logger.error("reload failed; still serving the previous data: %s", exc)
+                return False
+            except Exception as exc:
+                # The loader is the embedding program's: a bug there
+                # (json.JSONDecodeError, KeyError, ...) is told in full.
+                logger.error(
+                    "reload failed; still serving the previous data: the loader raised %s: %s",
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
                 return False
             index.number_after(self._search_app.index)
             self._search_app.replace_index(index)
