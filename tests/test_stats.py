@@ -17,7 +17,7 @@ from tests.helpers import (
     start_server,
 )
 from tests.test_shutdown import start as start_on_memory
-from trio_search import open_client
+from trio_search import SearchServer, open_client
 
 STATS = json_request({"action": "stats"})
 KEYS = {
@@ -160,3 +160,26 @@ async def test_stats_over_tcp_with_the_client(nursery: trio.Nursery) -> None:
     assert stats["result"]["requests"] == 1
     assert stats["result"]["connections_open"] == 1
     assert stats["result"]["uptime_s"] >= 0
+
+
+async def test_uptime_counts_from_the_first_connection_when_serve_is_never_called(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    # A program that accepts its connections itself (docs/embedding.md:
+    # handle_stream) and reports server.stats: its uptime used to count
+    # from the clock's zero (days, on a real clock), as only serve() set it.
+    server = SearchServer()
+    await trio.sleep(1000)  # the program's own start-up
+    client, server_side = trio.testing.memory_stream_pair()
+    nursery.start_soon(server.handle_stream, server_side, "memory")
+    await trio.sleep(12.5)
+    with trio.fail_after(10):
+        stats = await ask_stats(client)
+    assert stats["uptime_s"] == pytest.approx(12.5)
+    assert server.stats.snapshot(trio.current_time())["uptime_s"] == pytest.approx(12.5)
+    # A second connection does not start it again.
+    other, other_side = trio.testing.memory_stream_pair()
+    nursery.start_soon(server.handle_stream, other_side, "memory")
+    await trio.sleep(7.5)
+    with trio.fail_after(10):
+        assert (await ask_stats(other))["uptime_s"] == pytest.approx(20)

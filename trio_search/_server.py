@@ -106,6 +106,8 @@ class SearchServer:
     _connections: set[ServerConnection] = attrs.field(factory=set, init=False)
     _accept_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
+    #: Whether serving has begun (:meth:`serve`, or a first :meth:`handle_stream`).
+    _started: bool = attrs.field(default=False, init=False)
     #: Where accepted plain TCP connections wait between requests (see
     #: trio_search._idle_poller); ``None`` outside :meth:`serve`, or where
     #: there is no epoll.
@@ -307,7 +309,7 @@ class SearchServer:
         """
         if listeners is None:
             listeners = await self.open_listeners()
-        self.stats.started_at = trio.current_time()
+        self._note_started()
         self.addresses = [
             address for address in map(listener_address, listeners) if address is not None
         ]
@@ -364,6 +366,14 @@ class SearchServer:
         if connections.cancel_scope.cancelled_caught:
             logger.warning("shutdown grace of %g s over; remaining connections cancelled", grace)
         logger.info("server stopped")
+
+    def _note_started(self) -> None:
+        """Count ``uptime_s`` from now, unless serving began earlier: from
+        :meth:`serve`, or the first :meth:`handle_stream` of a program that
+        accepts its connections itself."""
+        if not self._started:
+            self._started = True
+            self.stats.started_at = trio.current_time()
 
     @property
     def shutting_down(self) -> bool:
@@ -437,8 +447,10 @@ class SearchServer:
         This is what each accepted TCP connection runs, unless it waits
         between requests in the server's poller; call it yourself to
         serve memory streams, pipes, or streams you accept elsewhere. It
-        counts toward ``max_connections`` and the live counters.
+        counts toward ``max_connections`` and the live counters; the first
+        call starts ``uptime_s`` if :meth:`serve` has not.
         """
+        self._note_started()
         connection = self._admit(stream, peer)
         if isinstance(connection, _Refusal):
             await refuse_busy(stream, peer, *connection)

@@ -15,7 +15,9 @@ class ServerStats:
     """Counters updated by the server; read them at any time.
 
     Attributes:
-        started_at: ``trio.current_time()`` (or any clock) when serving began.
+        started_at: ``trio.current_time()`` (or any clock) when serving
+            began: set by ``SearchServer.serve``, or by the first
+            ``SearchServer.handle_stream`` if that comes first.
         connections_open: Connections being served now.
         connections_total: Connections accepted since start.
         connections_refused_busy: Connections answered "busy" at the limit.
