@@ -6,6 +6,8 @@ import hashlib
 import ipaddress
 import re
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,47 @@ def test_trusted_proxies_are_public_and_take_networks() -> None:
     assert trio_search.ServerSettings(trusted_proxies=proxies).trusted_proxies is proxies
     with pytest.raises(ValueError, match="not the string"):
         trio_search.TrustedProxies("10.0.0.0/8")  # type: ignore[arg-type]
+
+
+#: A program that embeds the server and sends it a request it refuses
+#: (one WARNING line); "configured" sets up logging as a program would.
+REFUSED_REQUEST_PROGRAM = """
+import logging, sys
+import trio, trio_search
+
+async def main():
+    server = trio_search.SearchServer(trio_search.ServerSettings(port=0))
+    async with trio.open_nursery() as nursery:
+        (host, port), *_ = await nursery.start(server.serve)
+        async with await trio.open_tcp_stream(host, port) as stream:
+            await stream.send_all(trio_search.encode_message(trio_search.Message(b"[]")))
+            protocol = trio_search.MessageProtocol()
+            while protocol.next_message() is trio_search.NEED_DATA:
+                protocol.receive_data(await stream.receive_some())
+        server.shutdown()
+
+if sys.argv[1:] == ["configured"]:
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+trio.run(main)
+"""
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_the_library_prints_nothing_unless_logging_is_configured(configured: bool) -> None:
+    # docs/logging.md: embedded, the server "configures nothing". Without a
+    # NullHandler, Python's last-resort handler printed its WARNING lines
+    # ("127.0.0.1:35136: request refused (not_an_object)") to stderr.
+    ran = subprocess.run(
+        [sys.executable, "-c", REFUSED_REQUEST_PROGRAM, *(["configured"] if configured else [])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    if configured:
+        assert re.fullmatch(
+            r"WARNING trio_search: 127\.0\.0\.1:\d+: request refused \(not_an_object\)\n",
+            ran.stderr,
+        ), ran.stderr
+    else:
+        assert ran.stderr == ""

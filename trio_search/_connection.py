@@ -74,6 +74,7 @@ from ._limits import (
     PARKED_CHECK_INTERVAL,
     RECEIVE_SIZE,
 )
+from ._log import logger
 from ._log_limit import PeerWarnings
 from ._net import format_address, peer_name
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol
@@ -92,8 +93,6 @@ from ._transport import (
     socket_of,
     transport_for,
 )
-
-logger = logging.getLogger("trio_search")
 
 
 class _Outcome(enum.Enum):

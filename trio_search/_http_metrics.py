@@ -41,7 +41,6 @@ import email.utils
 import enum
 import errno
 import http
-import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -54,11 +53,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from . import _codes as codes
 from ._errors import ConfigurationError
 from ._listeners import RetryingListener, listener_address
+from ._log import logger
 from ._log_limit import WARNING_INTERVAL, PeerWarnings
 from ._net import format_address, peer_name
 from ._transport import linger_close
-
-logger = logging.getLogger("trio_search")
 
 #: Seconds a connection has to deliver a complete request head, from its
 #: start or from the end of the previous answer; so also how long an idle

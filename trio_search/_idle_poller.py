@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import logging
 import select
 from collections.abc import Callable
 from typing import Protocol
@@ -49,8 +48,7 @@ import attrs
 import trio
 
 from ._limits import POLL_BATCH
-
-logger = logging.getLogger("trio_search")
+from ._log import logger
 
 #: What the poller waits for: input (an end of file, a reset and a hang-up
 #: are reported with it), once, until the connection is registered again.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from ._documents import DocumentReader, FieldMapping, documents_from_mapping
 from ._engine import SearchIndex
 from ._errors import ConfigurationError
 from ._index_meta import IndexMeta
+from ._log import logger
 from ._ranking_cache import RANKING_CACHE_HITS
 from ._schema import writer_threads
 
@@ -133,7 +133,7 @@ def index_of_file(
             threads=writer_threads(reader.size),
             ranking_cache_hits=ranking_cache_hits,
         )
-    logging.getLogger("trio_search").info(
+    logger.info(
         "indexed %d documents from %s in %.2f s",
         index.documents,
         path,

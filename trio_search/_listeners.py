@@ -13,7 +13,6 @@ address, the kernel picks again (:data:`SAME_PORT_ATTEMPTS` times).
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import socket
 from collections.abc import Callable
@@ -23,10 +22,9 @@ import attrs
 import trio
 
 from ._limits import ACCEPT_BATCH, ACCEPT_RETRY_DELAY, SAME_PORT_ATTEMPTS
+from ._log import logger
 from ._net import ACCEPT_CAPACITY_ERRNOS
 from ._transport import TcpStream
-
-logger = logging.getLogger("trio_search")
 
 #: Listen backlog: the system's maximum, as ``trio.open_tcp_listeners`` asks.
 LISTEN_BACKLOG = 0xFFFF

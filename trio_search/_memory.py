@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
+
+from ._log import logger
 
 #: Blocks at least this large are mapped on their own and unmapped when
 #: freed, and heap tops this large are trimmed: 128 KiB, glibc's initial
@@ -59,5 +60,5 @@ def return_freed_memory() -> bool:
         mallopt(_M_TRIM_THRESHOLD, RETURN_THRESHOLD_BYTES)
     )
     if not ok:
-        logging.getLogger("trio_search").debug("mallopt refused; freed memory stays in the heap")
+        logger.debug("mallopt refused; freed memory stays in the heap")
     return ok

@@ -62,7 +62,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import logging
 import math
 import os
 import time
@@ -76,7 +75,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-logger = logging.getLogger("trio_search")
+from ._log import logger
 
 #: Seconds between a worker's snapshots: a scrape (every 15 s or more, as
 #: Prometheus is usually set up) sees at most this much delay, and a crash

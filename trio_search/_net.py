@@ -4,14 +4,11 @@ accepting through a shortage of file descriptors."""
 from __future__ import annotations
 
 import errno
-import logging
 from typing import Any
 
 import trio
 
 from ._transport import socket_of
-
-logger = logging.getLogger("trio_search")
 
 #: accept() errors that mean "out of resources for now", not "broken".
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})

@@ -49,6 +49,7 @@ from ._limits import (
     TRIM_CHECK_INTERVAL,
 )
 from ._listeners import RetryingListener, listener_address, open_listeners
+from ._log import logger
 from ._log_limit import WARNING_INTERVAL, PeerWarnings, address_of
 from ._memory import trim
 from ._metrics import Metrics
@@ -56,8 +57,6 @@ from ._net import format_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
 from ._transport import TcpStream
-
-logger = logging.getLogger("trio_search")
 
 
 @attrs.define(eq=False)

@@ -58,6 +58,7 @@ from ._limits import (
     DEFAULT_TRUSTED_PROXIES,
     MAX_ENCODABLE_HEADER_LENGTH,
 )
+from ._log import logger
 from ._memory import return_freed_memory
 from ._metrics import Metrics
 from ._metrics_aggregate import SNAPSHOT_INTERVAL, totals, write_snapshots
@@ -336,7 +337,6 @@ async def _watch_signals(
     everything: trio.CancelScope,
     request_reload: Callable[[], None],
 ) -> None:
-    logger = logging.getLogger("trio_search")
     async for signum in signals:
         name = signal.Signals(signum).name
         if signum == signal.SIGHUP:
@@ -364,7 +364,6 @@ def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
         ConfigurationError: a field name is not usable, or --index names no
             index (checked at once, before any worker starts).
     """
-    logger = logging.getLogger("trio_search")
     cache_hits = args.query_cache_hits
     if args.index is not None:
         directory = args.index
@@ -432,7 +431,6 @@ def _tune_garbage_collection() -> None:
 def _raise_open_files_limit(max_connections: int) -> None:
     """Raise the soft RLIMIT_NOFILE towards the hard one when it is too low
     for ``max_connections``, as an operator would expect."""
-    logger = logging.getLogger("trio_search")
     needed = max_connections + OPEN_FILES_MARGIN
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
@@ -467,9 +465,7 @@ def _raise_open_files_limit(max_connections: int) -> None:
 
 def _log_metrics_addresses(addresses: list[tuple[str, int]]) -> None:
     for address in addresses:
-        logging.getLogger("trio_search").info(
-            "serving metrics at http://%s/metrics", format_address(address)
-        )
+        logger.info("serving metrics at http://%s/metrics", format_address(address))
 
 
 def _announce(addresses: list[tuple[str, int]]) -> None:
@@ -605,9 +601,7 @@ async def _run(
             nursery.start_soon(reloads.serve, server)
             # Read once the signal receiver took over: no SIGHUP falls between.
             if startup_hangups is not None and startup_hangups.seen:
-                logging.getLogger("trio_search").info(
-                    "SIGHUP received during start-up: reloading the data"
-                )
+                logger.info("SIGHUP received during start-up: reloading the data")
                 reloads.request()
             nursery.start_soon(
                 _watch_signals, signals, server, nursery.cancel_scope, reloads.request
@@ -666,9 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _start(parser, args, startup_hangups, previous)
     except _StartupSignal as exc:
         name = signal.Signals(exc.signum).name
-        logging.getLogger("trio_search").info(
-            "%s received during start-up: stopped before serving", name
-        )
+        logger.info("%s received during start-up: stopped before serving", name)
         return 0
     finally:
         _signals_to_trio(previous)

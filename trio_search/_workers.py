@@ -34,7 +34,6 @@ data); a worker still starting loads the newest data anyway.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import shutil
 import signal
@@ -50,9 +49,8 @@ import trio
 from ._errors import TrioSearchError
 from ._http_metrics import open_metrics_listeners, serve_metrics
 from ._listeners import bind_sockets
+from ._log import logger
 from ._metrics_aggregate import aggregate
-
-logger = logging.getLogger("trio_search")
 
 #: Most worker processes ``--workers`` starts. More than one per core only
 #: adds context switches (docs/performance.md), and each is a whole process
