@@ -660,8 +660,11 @@ def test_unknown_suffix(tmp_path: Path, name: str, what: str) -> None:
     with pytest.raises(DataError) as info:
         DocumentReader(path)
     assert info.value.message == (
-        f"{path}: cannot tell the format from {what}; give it with --format json, jsonl or csv"
+        f"{path}: cannot tell the format from {what}; "
+        "give it with --format (format= in Python): json, jsonl or csv"
     )
+    # Said to a program as well as to a command line: format= works.
+    assert [document.key for document in read_documents(path, format="jsonl")] == ["a"]
 
 
 def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.test_app import complete, result
 from trio_search import (
+    ConfigurationError,
     Deferred,
     Document,
     FieldMapping,
@@ -355,7 +356,8 @@ def test_without_field_queries_fields_must_name_every_field() -> None:
     with pytest.raises(RequestError) as caught:
         index.query("alice", QueryOptions(fields=("title",)))
     assert caught.value.code == "bad_query"
-    assert "--field-queries" in caught.value.message
+    # Said to a program as well as to a command line.
+    assert "--field-queries, IndexMeta(field_queries=True) in Python," in caught.value.message
     # Naming them all is the same as naming none.
     assert set(keys(index, "alice", fields=["body", "title"])) == {"b1", "b2"}
     with pytest.raises(RequestError, match="unknown field 'nope'"):
@@ -725,6 +727,14 @@ def test_refresh_sees_fields_described_after_the_commit(tmp_path: Path) -> None:
     assert index.refresh() is True
     assert keys(index, "rabbit", fields=["body"]) == ["b2"]
     assert index.refresh() is False
+
+
+def test_opening_a_data_file_as_an_index_says_how_a_program_reads_it(tmp_path: Path) -> None:
+    data = tmp_path / "books.jsonl"
+    data.write_text('{"key": "k", "answer": "a"}\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError) as caught:
+        SearchIndex.open(data)
+    assert "a data file goes to --data or build (read_documents() in Python)" in str(caught.value)
 
 
 def test_in_memory_index_never_refreshes(films: SearchIndex) -> None:

@@ -570,7 +570,11 @@ def test_info_json(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ("what", "why"),
     [
         ("missing", "no such directory"),
-        ("file", "it is a file, not a directory: a data file goes to --data or build"),
+        (
+            "file",
+            "it is a file, not a directory: a data file goes to --data or build "
+            "(read_documents() in Python)",
+        ),
         ("empty", "no trio_search.json"),
     ],
 )

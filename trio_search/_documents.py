@@ -363,7 +363,7 @@ def detect_format(path: str | Path) -> str:
         what = f"the suffix {_quote(suffix)}" if suffix else "a name without a suffix"
         raise DataError(
             f"{_show_path(str(path))}: cannot tell the format from {what}; "
-            "give it with --format json, jsonl or csv",
+            "give it with --format (format= in Python): json, jsonl or csv",
             path=str(path),
         )
     return format

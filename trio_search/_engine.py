@@ -551,7 +551,8 @@ class SearchIndex:
             return ["all"]
         raise RequestError(
             "this index searches all its fields together: 'fields' must name them all "
-            "(build it with --field-queries to search some of them)",
+            "(build it with --field-queries, IndexMeta(field_queries=True) in Python, "
+            "to search some of them)",
             code=codes.BAD_QUERY,
         )
 

@@ -113,7 +113,10 @@ def read_meta(path: Path) -> IndexMeta:
         if path.is_dir():
             why = f"no {META_FILE}"
         elif path.exists():
-            why = "it is a file, not a directory: a data file goes to --data or build"
+            why = (
+                "it is a file, not a directory: a data file goes to --data or build "
+                "(read_documents() in Python)"
+            )
         else:
             why = "no such directory"
         raise ConfigurationError(
