@@ -970,6 +970,18 @@ def test_ctrl_c_just_after_the_build_directory_is_made_leaves_nothing(
     assert not index_dir.exists()
 
 
+def test_ctrl_c_during_info_says_nothing_was_changed(
+    built: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_index_cli, "index_info", interrupted)
+    status, _out, err = run(capsys, "info", "--index", built)
+    assert status == 130
+    assert one_error_line(err).endswith("; nothing was changed\n"), err
+
+
 def test_ctrl_c_before_the_commit_still_changes_nothing(
     built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -135,6 +135,8 @@ class SearchClient:
         return responses
 
     async def _exchange_or_retry(self, batch: list[bytes], responses: list[Message]) -> None:
+        """:meth:`_exchange`, sending the unanswered part of ``batch`` again
+        on a new connection if a reused one ended first (see the class)."""
         reused = self._answered > 0
         try:
             await self._exchange(batch, responses)

@@ -452,7 +452,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             else ("interrupted", INTERRUPTED_STATUS)
         )
         elapsed = time.monotonic() - started
-        outcome = _outcome_when_stopped(Path(args.index), before)
+        outcome = (
+            _outcome_when_stopped(Path(args.index), before)
+            if args.command in CHANGING_COMMANDS
+            else "nothing was changed"  # info reads only
+        )
         return fail(PROG, f"{said} after {elapsed:.1f} s; {outcome}", status)
     finally:
         if bar is not None:
