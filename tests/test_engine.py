@@ -39,6 +39,7 @@ from trio_search._query import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     MAX_QUERY_FIELDS,
+    MAX_QUERY_LENGTH,
     MAX_QUERY_LIMIT,
     MIN_PREFIX_LENGTH,
     highlight,
@@ -500,6 +501,26 @@ def test_too_many_words_is_refused(films: SearchIndex) -> None:
     with pytest.raises(RequestError) as caught:
         films.query("the " * 11)
     assert caught.value.code == "query_too_long"
+
+
+@pytest.mark.parametrize("text", ["x" * 10_000, "white rabbit" + " " * (MAX_QUERY_LENGTH - 11)])
+def test_too_long_text_is_refused_as_the_server_refuses_it(films: SearchIndex, text: str) -> None:
+    # Few words, many characters: the server refused such a text before it
+    # ran; query() ran it whole.
+    with pytest.raises(RequestError) as caught:
+        films.query(text)
+    assert (caught.value.code, caught.value.message) == (
+        "query_too_long",
+        f"query is {len(text)} characters long; at most {MAX_QUERY_LENGTH}",
+    )
+    with pytest.raises(RequestError) as refused:
+        parse_query_request({"action": "query", "value": text})
+    assert (refused.value.code, refused.value.message) == (
+        caught.value.code,
+        caught.value.message,
+    )
+    # At the limit, it runs.
+    assert films.query(text[:MAX_QUERY_LENGTH]).total >= 0
 
 
 def test_hits_carry_the_document_and_a_highlight(films: SearchIndex) -> None:

@@ -308,7 +308,7 @@ class SearchIndex:
         """The words of a query (as ``query`` splits them).
 
         Raises:
-            RequestError: too many words.
+            RequestError: too many characters or words.
         """
         return query_words(text, options, analyze)
 
@@ -396,10 +396,11 @@ class SearchIndex:
         ``ValueError`` for a limit, offset or field list out of bounds).
 
         Raises:
-            RequestError: the text has more than ``MAX_QUERY_WORDS`` words
-                (``query_too_long``), or ``fields`` names an unknown field
-                or, on an index without field queries, not all of them
-                (``bad_query``).
+            RequestError: the text has more than ``MAX_QUERY_LENGTH``
+                characters or ``MAX_QUERY_WORDS`` words (``query_too_long``,
+                with the server's message), or ``fields`` names an unknown
+                field or, on an index without field queries, not all of
+                them (``bad_query``).
         """
         options = options or QueryOptions()
         words = self.words(text, options)

@@ -244,6 +244,23 @@ def _bad(message: str, code: str = BAD_QUERY) -> RequestError:
     return RequestError(message, code=code)
 
 
+def check_query_length(text: str) -> None:
+    """Refuse a query text of more than :data:`MAX_QUERY_LENGTH` characters.
+
+    The one place of the rule: a request's text meets it in
+    :func:`parse_query_request` (before its options), and every text meets
+    it in :func:`query_words`, so a program calling ``SearchIndex.query``
+    is refused as a client is, before the text is analyzed.
+
+    Raises:
+        RequestError: the text is too long (``query_too_long``).
+    """
+    if len(text) > MAX_QUERY_LENGTH:
+        raise _bad(
+            f"query is {len(text)} characters long; at most {MAX_QUERY_LENGTH}", QUERY_TOO_LONG
+        )
+
+
 def parse_query_request(body: dict[str, Any]) -> tuple[str, QueryOptions]:
     """The text and options of a ``query`` request's JSON object.
 
@@ -259,10 +276,7 @@ def parse_query_request(body: dict[str, Any]) -> tuple[str, QueryOptions]:
     text = body.get("value")
     if not isinstance(text, str):
         raise RequestError(bad_value_reason(body), code=codes.BAD_VALUE)
-    if len(text) > MAX_QUERY_LENGTH:
-        raise _bad(
-            f"query is {len(text)} characters long; at most {MAX_QUERY_LENGTH}", QUERY_TOO_LONG
-        )
+    check_query_length(text)
     try:
         options = QueryOptions(
             limit=body.get("limit", DEFAULT_QUERY_LIMIT),
@@ -300,8 +314,10 @@ def query_words(
         analyze: The index's analyzer: text -> normalized words.
 
     Raises:
-        RequestError: more than :data:`MAX_QUERY_WORDS` words (``query_too_long``).
+        RequestError: more than :data:`MAX_QUERY_LENGTH` characters or
+            :data:`MAX_QUERY_WORDS` words (``query_too_long``).
     """
+    check_query_length(text)
     normalized = analyze(text)
     if len(normalized) > MAX_QUERY_WORDS:
         raise _bad(f"query has {len(normalized)} words; at most {MAX_QUERY_WORDS}", QUERY_TOO_LONG)
