@@ -20,7 +20,7 @@ from tests.helpers import (
     server_subprocess,
     start_server,
 )
-from trio_search import open_client
+from trio_search import ServerSettings, open_client
 
 RABBIT = "Follow the white rabbit. \U0001f430"
 CLIENT_COMMAND = os.path.join(os.path.dirname(sys.executable), "trio-search-client")
@@ -119,9 +119,38 @@ async def test_commands_take_an_ipv6_host_in_brackets() -> None:
     assert (result.returncode, result.stdout.decode()) == (0, f"Got result: {RABBIT}\n"), result
 
 
-@pytest.mark.parametrize(
-    "host", ["[127.0.0.1]", "[localhost]", "[::1", "::1]", "[::1]:65432", "[]"]
-)
+@needs_ipv6
+async def test_settings_take_an_ipv6_host_in_brackets(nursery: trio.Nursery) -> None:
+    # As the commands take it: kept without the brackets, as the resolver
+    # wants it.
+    assert ServerSettings(host="[::1]").host == "::1"
+    server, (host, port) = await start_server(nursery, host="[::1]")
+    assert host == "::1"
+    assert server.addresses == [("::1", port)]
+    with trio.fail_after(10):
+        async with open_client("::1", port) as client:
+            assert await client.search("morpheus") == RABBIT
+
+
+BAD_BRACKETS = ["[127.0.0.1]", "[localhost]", "[::1", "::1]", "[::1]:65432", "[]"]
+
+
+def bad_brackets(host: str) -> str:
+    """Why ``ServerSettings`` and the commands refuse ``host``: one rule, one wording."""
+    return (
+        "must be an address or hostname, with brackets only around an IPv6 address "
+        f"(as in [::1], without a port), not {host!r}"
+    )
+
+
+@pytest.mark.parametrize("host", BAD_BRACKETS)
+def test_settings_refuse_brackets_around_anything_but_an_ipv6_address(host: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        ServerSettings(host=host)
+    assert str(raised.value) == f"host {bad_brackets(host)}"
+
+
+@pytest.mark.parametrize("host", BAD_BRACKETS)
 @pytest.mark.parametrize("command", ["server", "client"])
 async def test_commands_refuse_brackets_around_anything_but_an_ipv6_address(
     command: str, host: str
@@ -135,10 +164,7 @@ async def test_commands_refuse_brackets_around_anything_but_an_ipv6_address(
     with trio.fail_after(20):
         result = await trio.run_process(args, capture_stdout=True, capture_stderr=True, check=False)
     assert (result.returncode, result.stdout) == (2, b"")
-    assert result.stderr.decode() == (
-        f"{prefix}not a host: {host!r} (brackets hold an IPv6 address, as in [::1], "
-        "without a port) (see --help)\n"
-    )
+    assert result.stderr.decode() == f"{prefix}{bad_brackets(host)} (see --help)\n"
 
 
 @needs_ipv6

@@ -254,7 +254,7 @@ def test_process_tree_cpu_counts_children() -> None:
     [
         (["127.0.0.1", "0"], "argument PORT: must be an integer from 1 to 65535, not 0"),
         (["127.0.0.1", "99117"], "argument PORT: must be an integer from 1 to 65535, not 99117"),
-        (["[127.0.0.1]", "5"], "argument HOST: not a host: '[127.0.0.1]'"),
+        (["[127.0.0.1]", "5"], "argument HOST: must be an address or hostname, with brackets"),
     ],
 )
 def test_a_bad_address_is_a_usage_error(

@@ -4,7 +4,6 @@ the options that map a data file's fields."""
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import signal
 import sys
@@ -65,6 +64,8 @@ positive_int = option_type(validators.positive_int, int)
 non_negative_int = option_type(validators.non_negative_int, int)
 seconds = option_type(validators.seconds, float)
 header_length = option_type(validators.header_length, int)
+#: A host to listen on or connect to; ``[::1]`` comes back as ``::1``.
+host_name = option_type(validators.host, str)
 
 
 def int_at_most(most: int, check: Callable[[int], int]) -> Callable[[str], int]:
@@ -77,28 +78,6 @@ def int_at_most(most: int, check: Callable[[int], int]) -> Callable[[str], int]:
         return value
 
     return option_type(bounded, int)
-
-
-def host_name(text: str) -> str:
-    """An argparse type: a host to listen on or connect to, as given, or an
-    IPv6 address in brackets (``[::1]``, as URLs and ``--metrics`` write
-    it) without them, which is how the resolver wants it."""
-    if not (text.startswith("[") or text.endswith("]")):
-        return text
-    inner = text[1:-1]
-    if text.startswith("[") and text.endswith("]") and _is_ipv6_address(inner):
-        return inner
-    raise argparse.ArgumentTypeError(
-        f"not a host: {text!r} (brackets hold an IPv6 address, as in [::1], without a port)"
-    )
-
-
-def _is_ipv6_address(text: str) -> bool:
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def add_field_mapping_options(

@@ -35,6 +35,19 @@ _boolean = attrs_validator(validators.boolean)
 _host = attrs_validator(validators.host, optional=True)
 
 
+def _to_host(value: str | None) -> str | None:
+    """``host`` as the commands take it: an IPv6 address in brackets
+    (``[::1]``, as URLs write it) without them, so the resolver finds it
+    (:func:`validators.host`); anything but a string is left for the
+    validator to refuse."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return validators.host(value)
+    except ValueError as exc:
+        raise ValueError(f"host {exc}") from None
+
+
 def _ssl_context(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
@@ -75,7 +88,9 @@ class ServerSettings:
 
     Attributes:
         host: Address or hostname to listen on; ``None`` or ``""`` listens on
-            every interface, IPv4 and IPv6.
+            every interface, IPv4 and IPv6. An IPv6 address may come in
+            brackets, as ``--host`` takes it (``"[::1]"``): it is kept
+            without them (``"::1"``).
         port: TCP port; 0 picks a free one (see ``SearchServer.addresses``).
         max_header_length: Largest JSON header accepted, in bytes.
         max_content_length: Largest request content accepted, in bytes.
@@ -110,7 +125,7 @@ class ServerSettings:
             over them (``--workers``).
     """
 
-    host: str | None = attrs.field(default=DEFAULT_HOST, validator=_host)
+    host: str | None = attrs.field(default=DEFAULT_HOST, converter=_to_host, validator=_host)
     port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
     max_header_length: int = attrs.field(
         default=DEFAULT_MAX_HEADER_LENGTH, validator=_header_length

@@ -10,6 +10,7 @@ names the option, as argparse does).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -64,9 +65,29 @@ def header_length(value: int) -> int:
 
 
 def host(value: str) -> str:
+    """An address or hostname, returned as given, or an IPv6 address in
+    brackets (``[::1]``, as URLs and ``--metrics`` write it) returned without
+    them, which is how the resolver wants it; brackets around anything else
+    (an IPv4 address, a name, a port) are refused."""
     if not isinstance(value, str):
         raise ValueError(f"must be an address or hostname (a string), not {value!r}")
-    return value
+    if not (value.startswith("[") or value.endswith("]")):
+        return value
+    inner = value[1:-1]
+    if value.startswith("[") and value.endswith("]") and _is_ipv6_address(inner):
+        return inner
+    raise ValueError(
+        "must be an address or hostname, with brackets only around an IPv6 address "
+        f"(as in [::1], without a port), not {value!r}"
+    )
+
+
+def _is_ipv6_address(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def boolean(value: bool) -> bool:
