@@ -370,6 +370,50 @@ async def test_bad_server_raises_server_response_error(
     assert info.value.code == code
 
 
+#: What a TLS server may send a client that spoke plain bytes to it: a
+#: record of type alert (0x15) or handshake (0x16), version 3.x (0x03 ...).
+TLS_RECORDS = {
+    "alert": b"\x15\x03\x03\x00\x02\x02\x46",  # fatal protocol_version, as OpenSSL sends it
+    "handshake": b"\x16\x03\x03\x00\x40" + bytes(0x40),
+}
+
+
+@pytest.mark.parametrize("kind", TLS_RECORDS)
+async def test_plain_client_reading_a_tls_record_is_told_the_server_expects_tls(
+    nursery: trio.Nursery, kind: str
+) -> None:
+    record = TLS_RECORDS[kind]
+    host, port = await start_fake_server(nursery, answer_with(record))
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            with pytest.raises(ServerResponseError) as info:
+                await client.search("morpheus")
+    # The code is still what went wrong with the framing.
+    assert info.value.code == "truncated"
+    assert info.value.message == (
+        f"the server answered with a TLS {kind} record (it starts 0x{record[0]:02x} 0x03), "
+        "not a message: it expects TLS; connect with --tls (ssl_context= in Python)"
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json_response({"result": RABBIT})[:-5],  # a message, cut
+        b"\x15\x04" + bytes(100),  # 0x15 but not version 3
+        b"HTTP/1.1 400 Bad Request\r\n\r\n",
+    ],
+    ids=["truncated message", "not TLS's version", "HTTP"],
+)
+async def test_other_bad_answers_say_nothing_of_tls(nursery: trio.Nursery, data: bytes) -> None:
+    host, port = await start_fake_server(nursery, answer_with(data))
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            with pytest.raises(ServerResponseError) as info:
+                await client.search("morpheus")
+    assert "TLS" not in info.value.message
+
+
 async def test_server_that_closes_after_each_reply(nursery: trio.Nursery) -> None:
     host, port = await start_fake_server(nursery, serve_one_request_then_close)
     answers = {}
@@ -435,6 +479,33 @@ async def test_tls_handshake_timeout(nursery: trio.Nursery) -> None:
             pass  # pragma: no cover
 
 
+async def test_tls_client_against_a_plain_server_is_told_it_may_not_speak_tls(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    # Our server reads a ClientHello as the start of a long request: it
+    # waits for the rest, then answers request_timeout, in plain.
+    _, (host, port) = await start_server(nursery, request_timeout=30)
+    context = ssl.create_default_context()
+    start = trio.current_time()
+    with pytest.raises(trio.TooSlowError) as slow:
+        async with open_client(host, port, ssl_context=context, handshake_timeout=3):
+            pass  # pragma: no cover
+    assert trio.current_time() - start == pytest.approx(3)
+    assert str(slow.value) == (
+        "no TLS handshake within 3 s; the server may not speak TLS: "
+        "connect without --tls (ssl_context=None in Python)"
+    )
+    # Without a bound of its own, the handshake fails on the plain answer.
+    with pytest.raises(trio.BrokenResourceError) as broken:
+        async with open_client(host, port, ssl_context=context):
+            pass  # pragma: no cover
+    assert isinstance(broken.value.__cause__, ssl.SSLError)
+    assert str(broken.value) == (
+        f"TLS handshake failed: {broken.value.__cause__}; the server may not speak TLS: "
+        "connect without --tls (ssl_context=None in Python)"
+    )
+
+
 # --- the one retry on a reused connection ------------------------------------
 
 
@@ -476,10 +547,12 @@ async def test_the_retry_happens_once_at_most(nursery: trio.Nursery) -> None:
     with trio.fail_after(5):
         async with open_client(host, port) as client:
             await client.search("ring")
-            with pytest.raises((ServerResponseError, trio.BrokenResourceError)):
+            with pytest.raises((ServerResponseError, trio.BrokenResourceError)) as info:
                 await client.search("morpheus")
             assert client.retried == 1
     assert server.connections == 2
+    # The server answered in plain before: its silence is no hint of TLS.
+    assert "TLS" not in str(info.value)
 
 
 async def test_no_retry_when_turned_off(nursery: trio.Nursery) -> None:

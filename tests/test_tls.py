@@ -6,6 +6,7 @@ autojump clock over memory streams; the rest over real loopback sockets.
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 import subprocess
@@ -26,7 +27,7 @@ from tests.helpers import (
     server_subprocess,
     start_server,
 )
-from trio_search import SearchServer, ServerSettings, open_client
+from trio_search import SearchServer, ServerResponseError, ServerSettings, open_client
 
 MORPHEUS = json_request({"action": "search", "value": "morpheus"})
 MORPHEUS_ANSWER = "Follow the white rabbit. \U0001f430"
@@ -107,6 +108,50 @@ async def test_plaintext_client_is_dropped_and_others_served(
             assert await client.search("morpheus") == MORPHEUS_ANSWER
     assert server.stats.errors["tls_handshake"] == 1
     assert any("TLS handshake failed" in r.getMessage() for r in caplog.records)
+
+
+#: What a plain client is told by a server that closed without a word: a
+#: TLS server drops a plain client so, but so may other servers.
+MAY_EXPECT_TLS = (
+    "the server closed the connection without answering; "
+    "it may expect TLS: connect with --tls (ssl_context= in Python)"
+)
+
+
+async def test_plaintext_client_is_told_the_server_may_expect_tls(
+    nursery: trio.Nursery, server_context: ssl.SSLContext
+) -> None:
+    _, (host, port) = await start_server(nursery, ssl_context=server_context)
+    with trio.fail_after(5):
+        async with open_client(host, port) as client:
+            with pytest.raises(ServerResponseError) as raised:
+                await client.search("morpheus")
+    assert (raised.value.code, raised.value.message) == ("no_response", MAY_EXPECT_TLS)
+    # The command says it too, naming its option.
+    status, out, err = await run_client(host, str(port), "search", "morpheus")
+    assert (status, out) == (1, "")
+    assert err == f"trio-search-client: error: bad response from {host}:{port}: {MAY_EXPECT_TLS}\n"
+
+
+async def test_tls_client_closed_without_an_answer_is_not_told_about_tls(
+    nursery: trio.Nursery, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    # Over TLS already, a silent close says nothing of TLS.
+    async def close_after_one_request(stream: trio.abc.Stream) -> None:
+        async with stream:
+            await read_messages(stream, 1)
+
+    listeners = await nursery.start(
+        functools.partial(
+            trio.serve_ssl_over_tcp, close_after_one_request, 0, server_context, host="127.0.0.1"
+        )
+    )
+    host, port = listeners[0].transport_listener.socket.getsockname()[:2]
+    with trio.fail_after(5):
+        async with open_client(host, port, ssl_context=client_context) as client:
+            with pytest.raises(ServerResponseError) as raised:
+                await client.search("morpheus")
+    assert raised.value.message == "the server closed the connection without answering"
 
 
 async def client_hello(client_context: ssl.SSLContext) -> bytes:

@@ -6,6 +6,14 @@ timeout, a graceful shutdown, a server that closes after each answer. The
 server never read such a request, and every action is a read, so the
 client sends it again, once, on a new connection, as HTTP clients do for
 idempotent requests (urllib3, httpx); see :class:`SearchClient`.
+
+A plain client that reached a TLS server, or a TLS client a plain one, is
+told so only as far as what it received shows it: the first bytes of a
+plain connection that begin a TLS record (an alert, say) mean TLS; a plain
+connection closed before any answer, by a server that never answered this
+client, may mean it (a TLS server drops a plain client so, without a word,
+but so do others); a failed handshake with a TLS error other than a refused
+certificate means the server may not speak TLS.
 """
 
 from __future__ import annotations
@@ -29,6 +37,37 @@ from ._message import BINARY_ENCODING, CLIENT_BINARY_CONTENT_TYPE, Message
 from ._protocol import CLOSED, NEED_DATA, MessageProtocol, encode_message
 from ._query import DEFAULT_QUERY_LIMIT, Hit, QueryResult
 from ._transport import Transport, send, transport_for
+
+#: The first byte of a TLS record, by type, that a TLS server may send a
+#: client that spoke plain bytes to it: an alert (then it closes), or a
+#: handshake (its answer to what it took for a hello).
+TLS_RECORD_TYPES = {0x15: "alert", 0x16: "handshake"}
+#: The second byte of every TLS record: major version 3 (SSL 3.0 and TLS
+#: 1.0 to 1.3 are 3.0 to 3.4 on the wire). Read as a message's length
+#: prefix, 0x15 0x03 and 0x16 0x03 announce a header of 5,379 and 5,635
+#: bytes, where an answer's is about a hundred: in an answer that cannot be
+#: read anyway, they are a TLS record.
+TLS_MAJOR_VERSION = 0x03
+#: Bytes of a connection kept to tell a TLS record (type and version).
+_TLS_RECORD_START = 2
+#: The end of a hint to use TLS, or not, for the command and in Python.
+_CONNECT_WITH_TLS = "connect with --tls (ssl_context= in Python)"
+_CONNECT_WITHOUT_TLS = "connect without --tls (ssl_context=None in Python)"
+
+
+def tls_record_type(opening: bytes) -> str | None:
+    """The type of TLS record (``"alert"``, ``"handshake"``) that
+    ``opening``, the first bytes a connection received, begins, or ``None``."""
+    if len(opening) < _TLS_RECORD_START or opening[1] != TLS_MAJOR_VERSION:
+        return None
+    return TLS_RECORD_TYPES.get(opening[0])
+
+
+def may_not_speak_tls(error: BaseException | None) -> bool:
+    """Whether ``error``, why a TLS handshake failed, suggests the server
+    does not speak TLS at all: any TLS error but refusing the certificate
+    it sent (which only a TLS server sends)."""
+    return isinstance(error, ssl.SSLError) and not isinstance(error, ssl.SSLCertVerificationError)
 
 
 @attrs.define(eq=False)
@@ -85,6 +124,12 @@ class SearchClient:
     _turn: trio.StrictFIFOLock = attrs.field(factory=trio.StrictFIFOLock, init=False)
     #: The current connection was left mid-request and closed (see the class).
     _abandoned: bool = attrs.field(default=False, init=False)
+    #: The first bytes the current connection received (at most
+    #: _TLS_RECORD_START): do they begin a TLS record?
+    _opening: bytes = attrs.field(default=b"", init=False)
+    #: Some connection of this client was answered: its server speaks this
+    #: protocol as the client connects, whatever a later connection does.
+    _heard: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._protocol = MessageProtocol(self.max_header_length, self.max_content_length)
@@ -166,6 +211,7 @@ class SearchClient:
         for _ in batch:
             responses.append(await self._receive_message())
             self._answered += 1
+            self._heard = True
 
     def _may_retry(self, error: ServerResponseError | trio.BrokenResourceError) -> bool:
         """Whether ``error`` is a connection that ended before any byte of the
@@ -188,6 +234,7 @@ class SearchClient:
         self._transport = transport_for(stream)
         self._protocol = MessageProtocol(self.max_header_length, self.max_content_length)
         self._answered = 0
+        self._opening = b""
 
     async def request_json(self, content: Mapping[str, Any], encoding: str = "utf-8") -> Any:
         """Send a ``text/json`` request and return its decoded JSON answer."""
@@ -266,16 +313,39 @@ class SearchClient:
             try:
                 event = protocol.next_message()
             except RemoteProtocolError as exc:
-                raise ServerResponseError(
-                    f"invalid response: {exc.message}", code=exc.code
-                ) from exc
+                raise ServerResponseError(self._unreadable(exc), code=exc.code) from exc
             if event is CLOSED:
-                raise ServerResponseError(
-                    "the server closed the connection without answering", code=codes.NO_RESPONSE
-                )
+                raise ServerResponseError(self._unanswered(), code=codes.NO_RESPONSE)
             if event is not NEED_DATA:
                 return event
-            protocol.receive_data(await self._transport.receive(RECEIVE_SIZE))
+            data = await self._transport.receive(RECEIVE_SIZE)
+            if len(self._opening) < _TLS_RECORD_START:
+                self._opening += data[: _TLS_RECORD_START - len(self._opening)]
+            protocol.receive_data(data)
+
+    def _is_plain(self) -> bool:
+        return not isinstance(self.stream, trio.SSLStream)
+
+    def _unreadable(self, error: RemoteProtocolError) -> str:
+        """Why an answer cannot be read; if a plain connection began with a
+        TLS record, that the server expects TLS (see the module)."""
+        kind = tls_record_type(self._opening) if self._is_plain() else None
+        if kind is None or self._answered:
+            return f"invalid response: {error.message}"
+        return (
+            f"the server answered with a TLS {kind} record (it starts "
+            f"0x{self._opening[0]:02x} 0x{TLS_MAJOR_VERSION:02x}), not a message: "
+            f"it expects TLS; {_CONNECT_WITH_TLS}"
+        )
+
+    def _unanswered(self) -> str:
+        """Why a connection ended between answers; on a plain connection to
+        a server that has never answered this client, adding that it may
+        expect TLS (see the module)."""
+        message = "the server closed the connection without answering"
+        if self._heard or not self._is_plain():
+            return message
+        return f"{message}; it may expect TLS: {_CONNECT_WITH_TLS}"
 
 
 def decode_response_json(response: Message) -> Any:
@@ -420,12 +490,21 @@ async def open_client(
     closes before answering, is sent again once on a new connection, made
     the same way (:class:`SearchClient`); ``retry=False`` turns that off.
 
+    Without ``ssl_context``, a request that a TLS server drops fails with
+    :class:`ServerResponseError`, whose message says the server expects TLS
+    when its first bytes are a TLS record, and that it may when it closed
+    without a word.
+
     Raises:
         ValueError: ``port`` is not an integer from 1 to 65535 (checked
             before connecting: the resolver would wrap a larger one around).
         OSError: the server cannot be reached.
-        trio.BrokenResourceError: the TLS handshake failed (its cause says why).
-        trio.TooSlowError: the TLS handshake took longer than ``handshake_timeout``.
+        trio.BrokenResourceError: the TLS handshake failed (its cause says
+            why; the message adds, but for a refused certificate, that the
+            server may not speak TLS).
+        trio.TooSlowError: the TLS handshake took longer than
+            ``handshake_timeout`` (the message says the server may not speak
+            TLS).
     """
     try:
         validators.remote_port(port)
@@ -463,6 +542,19 @@ async def _connect(
         try:
             with trio.fail_after(handshake_timeout):
                 await stream.do_handshake()
+        except trio.TooSlowError:
+            await trio.aclose_forcefully(stream)
+            raise trio.TooSlowError(
+                f"no TLS handshake within {handshake_timeout:g} s; "
+                f"the server may not speak TLS: {_CONNECT_WITHOUT_TLS}"
+            ) from None
+        except trio.BrokenResourceError as exc:
+            await trio.aclose_forcefully(stream)
+            cause = exc.__cause__
+            message = f"TLS handshake failed: {cause or 'the connection broke'}"
+            if may_not_speak_tls(cause):
+                message += f"; the server may not speak TLS: {_CONNECT_WITHOUT_TLS}"
+            raise trio.BrokenResourceError(message) from cause
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise

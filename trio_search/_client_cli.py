@@ -29,7 +29,13 @@ from ._cli_common import (
     seconds,
     stdout_gone,
 )
-from ._client import decode_response_json, open_client, parse_query_answer, query_request
+from ._client import (
+    decode_response_json,
+    may_not_speak_tls,
+    open_client,
+    parse_query_answer,
+    query_request,
+)
 from ._errors import ErrorResponse, ServerResponseError
 from ._json import encode_json
 from ._message import Message
@@ -375,7 +381,7 @@ def tls_failure_text(exc: trio.BrokenResourceError) -> str:
     """Why a TLS connection failed, with a hint when the server probably
     does not speak TLS at all (anything but a certificate it did send)."""
     cause = exc.__cause__ or exc
-    if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
+    if may_not_speak_tls(cause):
         return f"{cause}; the server may not speak TLS (try without --tls)"
     return str(cause)
 
