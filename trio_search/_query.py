@@ -26,7 +26,8 @@ Everything here is pure: no engine, no I/O.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -60,7 +61,8 @@ TWO_TYPOS_MIN_LENGTH = 9
 #: three (as many search-as-you-type boxes start).
 MIN_PREFIX_LENGTH = 3
 
-#: Tokens whose match one query remembers while highlighting its hits.
+#: Tokens whose match within typos one query remembers while highlighting
+#: its hits.
 MATCHER_MEMORY = 4096
 
 #: Marks put around each matched word in a hit's ``highlight``.
@@ -361,49 +363,68 @@ def typo_count(word: str, token: str, limit: int, *, prefix: bool = False) -> in
     return 1 + edit_distance(word, token, limit - 1, prefix=prefix)
 
 
-def word_matcher(words: Sequence[Word]) -> Callable[[str], bool]:
-    """A test of whether some query word matches an index token, as the
-    engine matches it; it remembers its answers (the hits of one query
-    share most of their words) and counts typos only to tokens within
-    reach: of a length near the word's, starting with its first letter
-    unless it allows two typos (see :func:`typo_count`)."""
-    exact = frozenset(word.text for word in words)
-    prefixes = tuple(word.text for word in words if word.prefix)
-    reach = [
-        (
-            word,
-            len(word.text) - word.typos,
-            None if word.prefix else len(word.text) + word.typos,
-            word.text[:1] if word.typos < 2 else "",
-        )
-        for word in words
-        if word.typos
-    ]
-    known: dict[str, bool] = {}
+class WordMatcher:
+    """Which index tokens some query word matches, as the engine matches
+    them: a token equal to a word, starting with a prefix word, or within a
+    word's typos (:func:`typo_count`).
 
-    def near(token: str) -> bool:
-        for word, shortest, longest, first in reach:
-            if len(token) < shortest or (longest is not None and len(token) > longest):
-                continue
-            if first and not token.startswith(first):
-                continue
-            if typo_count(word.text, token, word.typos, prefix=word.prefix) <= word.typos:
-                return True
-        return False
+    It works on a page's distinct tokens at once (:meth:`matched`), with
+    set operations for the exact and prefix words, and counts typos only to
+    tokens within reach: of a length near the word's, starting with its
+    first letter unless it allows two typos. It remembers those answers
+    (the hits of one query share most of their words).
+    """
 
-    def matches(token: str) -> bool:
-        found = known.get(token)
-        if found is None:
-            found = (
-                token in exact
-                or (bool(prefixes) and token.startswith(prefixes))
-                or (bool(reach) and near(token))
+    def __init__(self, words: Sequence[Word]) -> None:
+        self._exact = frozenset(word.text for word in words)
+        self._prefixes = tuple(word.text for word in words if word.prefix)
+        self._reach = [
+            (
+                word,
+                len(word.text) - word.typos,
+                math.inf if word.prefix else len(word.text) + word.typos,
+                word.text[:1] if word.typos < 2 else "",
             )
-            if len(known) < MATCHER_MEMORY:
-                known[token] = found
+            for word in words
+            if word.typos
+        ]
+        self._near: dict[tuple[str, str], bool] = {}
+
+    def __call__(self, token: str) -> bool:
+        """Whether some query word matches ``token``."""
+        return bool(self.matched((token,)))
+
+    def matched(self, tokens: Iterable[str]) -> set[str]:
+        """Those of ``tokens`` that some query word matches."""
+        distinct = set(tokens)
+        found = distinct & self._exact
+        if self._prefixes:
+            found.update(token for token in distinct if token.startswith(self._prefixes))
+        for word, shortest, longest, first in self._reach:
+            for token in distinct:
+                if (
+                    shortest <= len(token) <= longest
+                    and token.startswith(first)
+                    and token not in found
+                    and self._within_typos(word, token)
+                ):
+                    found.add(token)
         return found
 
-    return matches
+    def _within_typos(self, word: Word, token: str) -> bool:
+        key = (word.text, token)
+        known = self._near.get(key)
+        if known is None:
+            known = typo_count(word.text, token, word.typos, prefix=word.prefix) <= word.typos
+            if len(self._near) < MATCHER_MEMORY:
+                self._near[key] = known
+        return known
+
+
+def word_matcher(words: Sequence[Word]) -> WordMatcher:
+    """A :class:`WordMatcher` of ``words``, to share between the highlights
+    of one query's hits."""
+    return WordMatcher(words)
 
 
 class Token(Protocol):
@@ -428,7 +449,7 @@ def highlight(
     answer: str,
     words: Sequence[Word],
     tokenize: Callable[[str], Sequence[Token]],
-    matches: Callable[[str], bool] | None = None,
+    matches: WordMatcher | None = None,
 ) -> str:
     """``answer`` with each word that a query word matches marked.
 
@@ -443,7 +464,7 @@ def highlight_all(
     answers: Sequence[str],
     words: Sequence[Word],
     tokenize: Callable[[str], Sequence[Token]],
-    matches: Callable[[str], bool] | None = None,
+    matches: WordMatcher | None = None,
 ) -> list[str]:
     """Each of ``answers`` with the words a query word matches marked, as
     :func:`highlight` marks one.
@@ -457,10 +478,15 @@ def highlight_all(
     if matches is None:
         matches = word_matcher(words)
     text = _ANSWER_SEPARATOR.join(answers)
+    tokens = tokenize(text)
+    texts = [token.text for token in tokens]
+    matched = matches.matched(texts)
+    if not matched:
+        return list(answers)
     marks = [
         (token.char_offset_from, token.char_offset_to)
-        for token in tokenize(text)
-        if matches(token.text)
+        for token, token_text in zip(tokens, texts, strict=True)
+        if token_text in matched
     ]
     if not marks:
         return list(answers)
