@@ -722,10 +722,13 @@ def test_refresh_sees_replaced_documents_and_new_fields(tmp_path: Path) -> None:
     index = SearchIndex.open(tmp_path)
     with pytest.raises(RequestError):
         index.query("alice", QueryOptions(fields=("body",)))
+    assert [hit.answer for hit in index.query("alice").hits] == ["one"]
     write_documents(tmp_path, [Document("b1", "two", {"title": "Alice", "body": "x"})], new=False)
     assert index.refresh() is True
     assert index.documents == 1
     assert index.lookup("b1") == "two"
+    # The answer read for the first query is not the one shown now.
+    assert [hit.answer for hit in index.query("alice").hits] == ["two"]
     assert keys(index, "alice", fields=["body"]) == []
     assert keys(index, "x", fields=["body"]) == ["b1"]
 
