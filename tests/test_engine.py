@@ -761,6 +761,24 @@ def test_opening_a_data_file_as_an_index_says_how_a_program_reads_it(tmp_path: P
     assert "a data file goes to --data or build (read_documents() in Python)" in str(caught.value)
 
 
+def test_an_index_tantivy_cannot_lock_says_why_in_words(tmp_path: Path) -> None:
+    # tantivy writes a lock file even to read an index; on a read-only
+    # mount that fails with "Read-only file system", here with a directory
+    # in the lock file's place. Its message named the OS error in Rust's
+    # debug form and ended with ". None".
+    write_documents(tmp_path, documents_from_mapping(FILMS), new=True)
+    lock = tmp_path / ".tantivy-meta.lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()
+    with pytest.raises(ConfigurationError) as caught:
+        SearchIndex.open(tmp_path)
+    message = str(caught.value)
+    assert (
+        message
+        == f"cannot open index {str(tmp_path)!r}: Failed to acquire Lockfile: Is a directory"
+    )
+
+
 def test_in_memory_index_never_refreshes(films: SearchIndex) -> None:
     assert films.path is None
     assert films.refresh() is False

@@ -66,6 +66,7 @@ from ._schema import (
     add_document,
     create_index,
     open_tantivy_index,
+    tantivy_reason,
     writer_threads,
 )
 
@@ -241,7 +242,7 @@ def _tantivy_error(what: str, exc: Exception, directory: Path) -> ConfigurationE
     tantivy reports a failed write from its threads as "an index writer was
     killed", without the reason; a full disk is the usual one, so say so.
     """
-    reason = " ".join(str(exc).split())
+    reason = tantivy_reason(exc)
     try:
         usage = shutil.disk_usage(directory if directory.exists() else directory.parent)
     except OSError:

@@ -319,7 +319,27 @@ def open_tantivy_index(path: Path) -> tantivy.Index:
     try:
         index = tantivy.Index.open(str(path))
     except (OSError, ValueError) as exc:
+        reason = tantivy_reason(exc)
+        if "Lockfile" in reason and "Read-only" in reason:
+            reason += (
+                " (tantivy writes a lock file in the index directory even to read it: "
+                "serve the index from a directory that can be written to)"
+            )
         raise ConfigurationError(
-            f"cannot open index {str(path)!r}: {exc}", code=codes.BAD_INDEX
+            f"cannot open index {str(path)!r}: {reason}", code=codes.BAD_INDEX
         ) from exc
     return _register_analyzers(index)
+
+
+#: How tantivy's messages show an OS error: Rust's debug form of it.
+_RUST_OS_ERROR = re.compile(r'IoError\(Os \{ code: \d+, kind: \w+, message: "([^"]*)" \}\)')
+
+
+def tantivy_reason(exc: Exception) -> str:
+    """The message of an error tantivy raised, for a person: on one line,
+    an OS error as its message (``Read-only file system``, not Rust's
+    ``IoError(Os { code: 30, ... })``), without the ``. None`` tantivy
+    adds when it has no detail."""
+    reason = " ".join(str(exc).split())
+    reason = _RUST_OS_ERROR.sub(r"\1", reason)
+    return reason.removesuffix(". None")

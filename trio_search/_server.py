@@ -260,7 +260,10 @@ class SearchServer:
             RuntimeError: the server was made without ``metrics``.
         """
         if self.metrics is None:
-            raise RuntimeError("this server has no metrics: SearchServer(metrics=Metrics())")
+            raise RuntimeError(
+                "this server has no metrics: make it with "
+                "SearchServer(settings, metrics=trio_search._metrics.Metrics())"
+            )
         self.update_index_metrics()
         return self.metrics.exposition()
 
