@@ -390,10 +390,6 @@ class WordMatcher:
         ]
         self._near: dict[tuple[str, str], bool] = {}
 
-    def __call__(self, token: str) -> bool:
-        """Whether some query word matches ``token``."""
-        return bool(self.matched((token,)))
-
     def matched(self, tokens: Iterable[str]) -> set[str]:
         """Those of ``tokens`` that some query word matches."""
         distinct = set(tokens)
