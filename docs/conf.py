@@ -72,6 +72,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"trio\..*"),
     # tantivy's Python binding publishes no Sphinx inventory at all.
     (r"py:.*", r"tantivy\..*"),
+    # prometheus_client's types (Metrics' registry): no intersphinx here.
+    (r"py:.*", r"prometheus_client\..*"),
 ]
 nitpick_ignore = [
     # Private types in public signatures: SearchIndex.words returns the
@@ -83,9 +85,6 @@ nitpick_ignore = [
     # The "..." of tuple[int, ...], which sphinx-autodoc-typehints links to
     # the Ellipsis constant of Python's documentation (no intersphinx here).
     ("py:data", "Ellipsis"),
-    # A server field whose type lives in a private module: the metric set
-    # (documented in docs/metrics.md).
-    ("py:class", "trio_search._metrics.Metrics"),
     # SearchIndex.ranking_cache_counts: two counters, also in the stats
     # action (docs/search.md, "The query cache").
     ("py:class", "trio_search._ranking_cache.CacheCounts"),

@@ -1076,13 +1076,14 @@ def test_metrics_on_the_search_port_is_a_usage_error(
 
 
 def test_a_server_without_metrics_says_how_to_make_one_with_them() -> None:
+    import trio_search
     from trio_search import SearchServer, ServerSettings
 
     settings = ServerSettings(port=0)
     with pytest.raises(RuntimeError) as caught:
         SearchServer(settings).metrics_exposition()
     advice = str(caught.value).partition("make it with ")[2]
-    assert advice == "SearchServer(settings, metrics=trio_search._metrics.Metrics())"
+    assert advice == "SearchServer(settings, metrics=trio_search.Metrics())"
     # What it says works as written.
-    with_metrics = SearchServer(settings, metrics=Metrics())
+    with_metrics = SearchServer(settings, metrics=trio_search.Metrics())
     assert b"trio_search_requests_total" in with_metrics.metrics_exposition()

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         DEFAULT_SHUTDOWN_GRACE,
     )
     from ._message import Message
+    from ._metrics import Metrics
     from ._protocol import CLOSED, NEED_DATA, MessageProtocol, Signal, encode_message
     from ._query import Hit, QueryOptions, QueryResult
     from ._server import SearchServer
@@ -81,6 +82,7 @@ __all__ = [
     "LocalProtocolError",
     "Message",
     "MessageProtocol",
+    "Metrics",
     "ProtocolError",
     "QueryOptions",
     "QueryResult",
@@ -138,6 +140,7 @@ _SUBMODULE_OF = {
     "LocalProtocolError": "._errors",
     "Message": "._message",
     "MessageProtocol": "._protocol",
+    "Metrics": "._metrics",
     "NEED_DATA": "._protocol",
     "ProtocolError": "._errors",
     "QueryOptions": "._query",

@@ -202,7 +202,7 @@ class Metrics:
 
     def count_request(self, action: str, seconds: float) -> None:
         """Count one answered request of ``action`` (any string: those not
-        in :data:`ACTIONS` count as ``other``) that took ``seconds``."""
+        in ``ACTIONS`` count as ``other``) that took ``seconds``."""
         self._requests_by_action.get(action, self._other_requests).inc()
         self.request_duration.observe(seconds)
 
@@ -226,7 +226,7 @@ class Metrics:
         self.connections_open.dec()
 
     def connection_refused(self, reason: str) -> None:
-        """Count a connection refused for ``reason``, one of :data:`REFUSAL_REASONS`.
+        """Count a connection refused for ``reason``, one of ``REFUSAL_REASONS``.
 
         Raises:
             ValueError: ``reason`` is not one of them (a bug of the caller).
@@ -267,5 +267,5 @@ class Metrics:
 
     def snapshot(self) -> dict[str, Any]:
         """The current values as a JSON-ready dict, for a worker to write
-        where :func:`trio_search._metrics_aggregate.aggregate` reads it."""
+        where ``trio_search._metrics_aggregate.aggregate()`` reads it."""
         return registry_snapshot(self.registry, GAUGE_AGGREGATION)

@@ -262,7 +262,7 @@ class SearchServer:
         if self.metrics is None:
             raise RuntimeError(
                 "this server has no metrics: make it with "
-                "SearchServer(settings, metrics=trio_search._metrics.Metrics())"
+                "SearchServer(settings, metrics=trio_search.Metrics())"
             )
         self.update_index_metrics()
         return self.metrics.exposition()
