@@ -204,20 +204,12 @@ class SearchServer:
                 if app.index is not index:
                     continue  # reloaded meanwhile
                 try:
-                    if index.replaced_on_disk():
-                        # A new directory in its place: open it whole.
-                        assert index.path is not None
-                        opener = functools.partial(
-                            SearchIndex.open,
-                            index.path,
-                            ranking_cache_hits=index.ranking_cache_hits,
-                        )
-                        new = await trio.to_thread.run_sync(load_and_read, opener)
+                    # Every look at the directory is a stat at least: on a
+                    # disk that hangs (NFS), only this task may wait for it.
+                    new, changed = await trio.to_thread.run_sync(_look_for_commits, index)
+                    if new is not index:
                         app.replace_index(new)
                         index = new
-                        changed = True
-                    else:
-                        changed = await trio.to_thread.run_sync(index.refresh)
                 except (TrioSearchError, OSError, ValueError) as exc:
                     logger.error(
                         "cannot read index %s: %s; still serving generation %d",
@@ -586,6 +578,20 @@ def _peer_of(stream: trio.abc.Stream) -> str:
     if type(stream) is TcpStream:
         return format_address(stream.peer_address)
     return peer_name(stream)
+
+
+def _look_for_commits(index: SearchIndex) -> tuple[SearchIndex, bool]:
+    """What another process committed to ``index``'s directory: the index
+    opened anew if the directory was replaced whole (a rebuild), else
+    ``index`` itself, and whether it changed. Blocks (stat calls, and
+    opening an index): for a worker thread."""
+    if index.replaced_on_disk():
+        assert index.path is not None
+        opener = functools.partial(
+            SearchIndex.open, index.path, ranking_cache_hits=index.ranking_cache_hits
+        )
+        return load_and_read(opener), True
+    return index, index.refresh()
 
 
 def load_and_read(load: Callable[[], SearchIndex]) -> SearchIndex:

@@ -1,0 +1,65 @@
+"""Nothing that can block runs on the server's event loop: file system calls,
+subprocesses and blocking locks go to a worker thread.
+
+Most of these calls take microseconds on a local disk, so a test cannot
+time them; it records the thread they ran on instead (the event loop runs
+in the main thread here, worker threads do not). One exception: a lock held
+elsewhere blocks for as long as it is held, which a heartbeat task sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from tests.helpers import start_server
+from tests.test_reload import make_index
+from trio_search import (
+    SearchIndex,
+    SearchServer,
+    ServerSettings,
+    _engine,
+)
+from trio_search._limits import INDEX_POLL_INTERVAL
+
+
+def on_the_loop() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def recording(calls: list[bool], function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, noting in ``calls`` for each call whether it ran on the loop."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(on_the_loop())
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+async def test_the_index_poll_stats_the_directory_in_a_worker_thread(
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # _follow_commits called index.replaced_on_disk() (three stat calls) on
+    # the event loop every INDEX_POLL_INTERVAL: a disk that hangs (NFS)
+    # would hang every connection, four times a second.
+    directory = tmp_path / "index"
+    make_index(directory, [{"key": "neo", "answer": "There is no spoon."}])
+    index = SearchIndex.open(directory)
+    calls: list[bool] = []
+    monkeypatch.setattr(_engine, "commit_stamp", recording(calls, _engine.commit_stamp))
+    await start_server(nursery, SearchServer(ServerSettings(port=0), index))
+    while len(calls) < 4:  # two polls at least  # noqa: ASYNC110
+        await trio.sleep(INDEX_POLL_INTERVAL)
+    assert not any(calls), f"{calls.count(True)} of {len(calls)} stat rounds on the event loop"
