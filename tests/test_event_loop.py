@@ -26,8 +26,9 @@ from trio_search import (
     SearchServer,
     ServerSettings,
     _engine,
+    _server,
 )
-from trio_search._limits import INDEX_POLL_INTERVAL
+from trio_search._limits import INDEX_POLL_INTERVAL, TRIM_AFTER_BYTES, TRIM_CHECK_INTERVAL
 
 
 def on_the_loop() -> bool:
@@ -63,3 +64,22 @@ async def test_the_index_poll_stats_the_directory_in_a_worker_thread(
     while len(calls) < 4:  # two polls at least  # noqa: ASYNC110
         await trio.sleep(INDEX_POLL_INTERVAL)
     assert not any(calls), f"{calls.count(True)} of {len(calls)} stat rounds on the event loop"
+
+
+async def test_freed_memory_is_trimmed_in_a_worker_thread(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # trim() runs ctypes.util.find_library("c"), which spawns and waits for
+    # `ldconfig -p` (1.2-1.9 ms here), then malloc_trim (a few ms on a large
+    # heap): both on the event loop, after every peak of buffered requests.
+    calls: list[bool] = []
+    monkeypatch.setattr(_server, "trim", recording(calls, lambda: False))
+    server, _ = await start_server(nursery)
+    budget = server._budget
+    budget.adjust(TRIM_AFTER_BYTES)  # a burst of large requests...
+    budget.adjust(-TRIM_AFTER_BYTES)  # ...now over
+    while not calls:  # noqa: ASYNC110
+        await trio.sleep(TRIM_CHECK_INTERVAL)
+    assert calls == [False]

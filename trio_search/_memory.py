@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 from ._log import logger
 
@@ -25,7 +26,10 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """The C library, found once: ``find_library`` runs ``ldconfig -p`` as a
+    subprocess and waits for it (1-2 ms) on every call."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None
@@ -39,7 +43,8 @@ def trim() -> bool:
     """Give the heap's free pages back to the system now (glibc's
     ``malloc_trim``), wherever they are in the heap: freed request buffers
     in the middle of it otherwise stay resident. Costs a few milliseconds
-    for a heap of hundreds of megabytes. Returns whether memory was released."""
+    for a heap of hundreds of megabytes: call it in a worker thread. Returns
+    whether memory was released."""
     libc = _libc()
     malloc_trim = getattr(libc, "malloc_trim", None)
     return bool(malloc_trim(0)) if malloc_trim is not None else False
@@ -48,13 +53,9 @@ def trim() -> bool:
 def return_freed_memory() -> bool:
     """Make glibc return large freed blocks to the system at once. Returns
     whether it could (``False`` on other C libraries: nothing changes)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False
     ok = bool(mallopt(_M_MMAP_THRESHOLD, RETURN_THRESHOLD_BYTES)) and bool(
         mallopt(_M_TRIM_THRESHOLD, RETURN_THRESHOLD_BYTES)

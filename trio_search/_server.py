@@ -182,7 +182,9 @@ class SearchServer:
                 # cyclic collector's next full pass, which an idle server
                 # may not reach for a long time: collect, then trim.
                 gc.collect()
-                trim()
+                # malloc_trim takes milliseconds on a large heap (and,
+                # through ctypes, lets go of the GIL): not on the loop.
+                await trio.to_thread.run_sync(trim)
                 trimmed_peak = budget.peak
 
     async def _summarize_warnings(self) -> None:
