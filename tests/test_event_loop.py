@@ -26,9 +26,12 @@ from trio_search import (
     SearchServer,
     ServerSettings,
     _engine,
+    _metrics_aggregate,
     _server,
 )
 from trio_search._limits import INDEX_POLL_INTERVAL, TRIM_AFTER_BYTES, TRIM_CHECK_INTERVAL
+from trio_search._metrics import Metrics
+from trio_search._metrics_aggregate import write_snapshots
 
 
 def on_the_loop() -> bool:
@@ -83,3 +86,28 @@ async def test_freed_memory_is_trimmed_in_a_worker_thread(
     while not calls:  # noqa: ASYNC110
         await trio.sleep(TRIM_CHECK_INTERVAL)
     assert calls == [False]
+
+
+async def test_metrics_snapshots_are_written_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A --workers worker wrote its snapshot file (write, os.replace) on the
+    # event loop that serves its clients, every SNAPSHOT_INTERVAL. (Real
+    # time: an autojump clock would jump while a write is in its thread.)
+    calls: list[bool] = []
+    monkeypatch.setattr(
+        _metrics_aggregate,
+        "write_snapshot_file",
+        recording(calls, _metrics_aggregate.write_snapshot_file),
+    )
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            writer = functools.partial(write_snapshots, interval=0.01)
+            path = await nursery.start(writer, tmp_path, Metrics().snapshot)
+            while len(calls) < 3:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+            written = len(calls)
+    assert len(calls) == written + 1  # the last one, once cancelled
+    assert not any(calls), f"{calls.count(True)} of {len(calls)} writes on the event loop"
+    assert path.exists()

@@ -459,22 +459,30 @@ async def write_snapshots(
     """
     stem = Path(directory) / incarnation_name(worker)
     path, lock_path = stem.with_suffix(SNAPSHOT_SUFFIX), stem.with_suffix(LOCK_SUFFIX)
+
+    # The values are taken on the event loop, where they change; the file is
+    # written in a worker thread, so that a slow disk stalls this task only,
+    # not the connections of the server it runs beside.
+    async def write(values: Mapping[str, Any]) -> None:
+        await trio.to_thread.run_sync(write_snapshot_file, path, values)
+
     lock_fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        write_snapshot_file(path, snapshot())
+        await write(snapshot())
         task_status.started(path)
         try:
             while True:
                 await trio.sleep(interval)
                 try:
-                    write_snapshot_file(path, snapshot())
+                    await write(snapshot())
                 except OSError as exc:
                     logger.warning("cannot write metrics snapshot %s: %s", path, exc)
         finally:
-            # The last counts, before the lock says this worker is gone.
-            with contextlib.suppress(OSError):
-                write_snapshot_file(path, snapshot())
+            # The last counts, before the lock says this worker is gone:
+            # shielded, or the cancellation that ends the task would skip it.
+            with trio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await write(snapshot())
     finally:
         os.close(lock_fd)
 
