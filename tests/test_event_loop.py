@@ -9,8 +9,11 @@ elsewhere blocks for as long as it is held, which a heartbeat task sees.
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,9 +32,10 @@ from trio_search import (
     _metrics_aggregate,
     _server,
 )
+from trio_search._http_metrics import serve_metrics
 from trio_search._limits import INDEX_POLL_INTERVAL, TRIM_AFTER_BYTES, TRIM_CHECK_INTERVAL
 from trio_search._metrics import Metrics
-from trio_search._metrics_aggregate import write_snapshots
+from trio_search._metrics_aggregate import AGGREGATE_LOCK_FILE, aggregate, write_snapshots
 
 
 def on_the_loop() -> bool:
@@ -111,3 +115,53 @@ async def test_metrics_snapshots_are_written_in_a_worker_thread(
     assert len(calls) == written + 1  # the last one, once cancelled
     assert not any(calls), f"{calls.count(True)} of {len(calls)} writes on the event loop"
     assert path.exists()
+
+
+async def test_a_supervisor_scrape_waits_for_the_aggregate_lock_off_the_loop(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    # The supervisor's /metrics called aggregate() on its event loop, which
+    # waits for an exclusive flock that every worker takes once a second
+    # (for its `stats` totals). A worker stopped while holding it (SIGSTOP,
+    # a debugger, a hung disk) froze the supervisor: no signal was handled,
+    # no worker restarted, until the lock came free.
+    held = 1.5
+    lock = os.open(tmp_path / AGGREGATE_LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o644)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    release = threading.Timer(held, os.close, (lock,))
+    release.start()
+    try:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        scrape = functools.partial(aggregate, tmp_path)
+        ((host, port),) = await nursery.start(
+            functools.partial(serve_metrics, blocking=True), listeners, scrape
+        )
+        longest_gap = 0.0
+
+        async def heartbeat() -> None:
+            nonlocal longest_gap
+            last = time.monotonic()
+            while True:
+                await trio.sleep(0.01)
+                now = time.monotonic()
+                longest_gap = max(longest_gap, now - last)
+                last = now
+
+        async def scrape_once() -> bytes:
+            stream = await trio.open_tcp_stream(host, port)
+            async with stream:
+                await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += await stream.receive_some(65536)
+                return data
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as watch:
+                watch.start_soon(heartbeat)
+                answer = await scrape_once()
+                watch.cancel_scope.cancel()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert longest_gap < held / 3, f"the event loop stood still for {longest_gap:.2f} s"
+    finally:
+        release.join()

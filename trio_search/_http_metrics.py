@@ -13,11 +13,13 @@ alive between scrapes for :data:`METRICS_REQUEST_TIMEOUT` seconds. Request
 bodies are never read: a request with one is answered, then the connection
 is closed.
 
-Producing the exposition is synchronous CPU work: about 1 ms for one
-server's metrics (8 KB of text), and about 0.6 ms per live worker when
-aggregating snapshots (1.4 ms for 2 workers, 5 ms for 8). That is short
-enough for the event loop at scrape rates (one every 15 s or so); a
-supervisor that serves nothing else has its loop to itself anyway.
+Producing one server's exposition is synchronous CPU work, about 1 ms (8 KB
+of text): short enough for the event loop at scrape rates (one every 15 s
+or so). A supervisor aggregates its workers' snapshot files under an
+exclusive ``flock`` that the workers take too, which can wait for as long as
+a worker holds it (a worker stopped by SIGSTOP or a debugger: indefinitely):
+``serve_metrics(..., blocking=True)`` runs it in a worker thread, so that
+the supervisor's loop goes on handling signals and its workers.
 
 A failure while serving one scrape (a bug, an exposition that raises) is
 logged and ends that connection only: the metrics endpoint never takes
@@ -67,6 +69,12 @@ METRICS_REQUEST_TIMEOUT = 10.0
 #: Seconds an answer may take to send to a client that does not read.
 METRICS_SEND_TIMEOUT = 10.0
 
+#: Seconds a scrape waits for an exposition run in a worker thread
+#: (``serve_metrics(..., blocking=True)``), its turn included; past that it
+#: is answered 500 and the thread is left to finish. Prometheus gives up on
+#: a scrape after 10 s by default.
+METRICS_EXPOSITION_TIMEOUT = 10.0
+
 #: Largest request head accepted, in bytes (h11's ``max_incomplete_event_size``).
 #: A scrape's head is about 200 bytes; h11's default is 16 KiB.
 METRICS_MAX_HEADER_SIZE = 8 * 1024
@@ -115,6 +123,21 @@ NEED_DATA = _NeedData()
 
 
 @attrs.frozen
+class ExpositionWanted:
+    """A request for the metrics, from a :class:`MetricsHTTP` made without
+    an exposition: the caller produces it (in a worker thread, say) and
+    passes it to :meth:`MetricsHTTP.answer`.
+
+    Attributes:
+        head: A ``HEAD`` request: the answer has no body.
+        close: The connection closes after the answer.
+    """
+
+    head: bool
+    close: bool
+
+
+@attrs.frozen
 class Reply:
     """Bytes to send, and whether the connection then serves another request.
 
@@ -139,11 +162,12 @@ class MetricsHTTP:
 
     Args:
         exposition: Returns the metrics in Prometheus' text format; called
-            once per ``GET /metrics``.
+            once per ``GET /metrics``. ``None``: :meth:`next_reply` returns
+            an :class:`ExpositionWanted` instead, for :meth:`answer`.
         max_header_size: Largest request head accepted, in bytes.
     """
 
-    exposition: Callable[[], bytes]
+    exposition: Callable[[], bytes] | None
     max_header_size: int = METRICS_MAX_HEADER_SIZE
     _conn: h11.Connection = attrs.field(init=False)
 
@@ -154,10 +178,12 @@ class MetricsHTTP:
         """Bytes received from the client; ``b""`` when it has closed."""
         self._conn.receive_data(bytes(data))  # no copy for bytes, as sockets give
 
-    def next_reply(self) -> Reply | _NeedData | None:
+    def next_reply(self) -> Reply | ExpositionWanted | _NeedData | None:
         """The next reply to send; :data:`NEED_DATA` when a request is not
         complete yet; ``None`` when the connection should close with no
-        reply (the client closed between requests)."""
+        reply (the client closed between requests); without an
+        ``exposition``, :class:`ExpositionWanted` for a request that needs
+        it (then call :meth:`answer` before this again)."""
         try:
             event = self._conn.next_event()
             if event is h11.NEED_DATA:
@@ -182,7 +208,7 @@ class MetricsHTTP:
             return None
         return self._reply(http.HTTPStatus.REQUEST_TIMEOUT, close=True)
 
-    def _answer(self, request: h11.Request, *, close: bool) -> Reply:
+    def _answer(self, request: h11.Request, *, close: bool) -> Reply | ExpositionWanted:
         path = request.target.split(b"?", 1)[0]
         # An answer to HEAD has the headers of the answer to GET, no body.
         head = request.method == b"HEAD"
@@ -195,13 +221,24 @@ class MetricsHTTP:
                 head=head,
                 headers=[("Allow", "GET, HEAD")],
             )
-        try:
-            body = self.exposition()
-        except Exception:
-            logger.exception("metrics exposition failed")
-            return self._reply(http.HTTPStatus.INTERNAL_SERVER_ERROR, close=close, head=head)
+        wanted = ExpositionWanted(head=head, close=close)
+        if self.exposition is None:
+            return wanted
+        return self.answer(wanted, expose(self.exposition))
+
+    def answer(self, wanted: ExpositionWanted, body: bytes | None) -> Reply:
+        """The reply to a request for the metrics: ``body`` is the
+        exposition, or ``None`` if producing it failed (500)."""
+        if body is None:
+            return self._reply(
+                http.HTTPStatus.INTERNAL_SERVER_ERROR, close=wanted.close, head=wanted.head
+            )
         return self._reply(
-            http.HTTPStatus.OK, close=close, head=head, body=body, content_type=CONTENT_TYPE_LATEST
+            http.HTTPStatus.OK,
+            close=wanted.close,
+            head=wanted.head,
+            body=body,
+            content_type=CONTENT_TYPE_LATEST,
         )
 
     def _reply(
@@ -237,6 +274,15 @@ class MetricsHTTP:
         if keep_alive:
             conn.start_next_cycle()
         return Reply(data=data, keep_alive=keep_alive, status=int(status))
+
+
+def expose(exposition: Callable[[], bytes]) -> bytes | None:
+    """``exposition()``, or ``None`` (logged) if it raised."""
+    try:
+        return exposition()
+    except Exception:
+        logger.exception("metrics exposition failed")
+        return None
 
 
 class Phase(enum.Enum):
@@ -373,7 +419,9 @@ class MetricsConnections:
             self.warnings.flush()
 
 
-async def _next_reply(stream: trio.abc.ReceiveStream, connection: MetricsHTTP) -> Reply | None:
+async def _next_reply(
+    stream: trio.abc.ReceiveStream, connection: MetricsHTTP
+) -> Reply | ExpositionWanted | None:
     while True:
         reply = connection.next_reply()
         if not isinstance(reply, _NeedData):
@@ -383,10 +431,11 @@ async def _next_reply(stream: trio.abc.ReceiveStream, connection: MetricsHTTP) -
 
 async def _read_request(
     connections: MetricsConnections, connection: MetricsConnection, http_side: MetricsHTTP
-) -> Reply | None:
+) -> Reply | ExpositionWanted | None:
     """The reply to the next request, or to its lateness (408); ``None``:
     close without a reply (the client closed, was idle too long, or the
-    connection was evicted)."""
+    connection was evicted); :class:`ExpositionWanted` as
+    :meth:`MetricsHTTP.next_reply` gives it."""
     with trio.move_on_after(METRICS_REQUEST_TIMEOUT) as reading:
         with connections.waiting(connection, reading):
             reply = await _next_reply(connection.stream, http_side)
@@ -403,17 +452,35 @@ async def _serve_connection(
     connections: MetricsConnections,
     connection: MetricsConnection,
     exposition: Callable[[], bytes],
+    threads: trio.CapacityLimiter | None = None,
 ) -> None:
-    """Serve one counted connection, close its stream, and count it out."""
+    """Serve one counted connection, close its stream, and count it out.
+    ``threads``: run ``exposition`` in a worker thread, under this limiter."""
     stream = connection.stream
     try:
         async with stream:
-            http_side = MetricsHTTP(exposition)
+            http_side = MetricsHTTP(None if threads is not None else exposition)
             try:
                 while True:
                     reply = await _read_request(connections, connection, http_side)
                     if reply is None:
                         return
+                    if isinstance(reply, ExpositionWanted):
+                        assert threads is not None
+                        # Abandoned if cancelled or late: neither a stop nor
+                        # a scrape waits for ever for a lock that another
+                        # process may hold for ever.
+                        body = None
+                        with trio.move_on_after(METRICS_EXPOSITION_TIMEOUT) as late:
+                            body = await trio.to_thread.run_sync(
+                                expose, exposition, limiter=threads, abandon_on_cancel=True
+                            )
+                        if late.cancelled_caught:
+                            logger.error(
+                                "metrics exposition not done within %g s",
+                                METRICS_EXPOSITION_TIMEOUT,
+                            )
+                        reply = http_side.answer(reply, body)
                     with trio.move_on_after(METRICS_SEND_TIMEOUT) as sending:
                         await stream.send_all(reply.data)
                     if sending.cancelled_caught:
@@ -454,6 +521,7 @@ async def _accept_loop(
     exposition: Callable[[], bytes],
     connections: MetricsConnections,
     nursery: trio.Nursery,
+    threads: trio.CapacityLimiter | None,
 ) -> None:
     retrying = RetryingListener(listener, connections_open=lambda: connections.open)
     while True:
@@ -466,7 +534,7 @@ async def _accept_loop(
             raise
         connection = connections.add(stream)
         try:
-            nursery.start_soon(_serve_connection, connections, connection, exposition)
+            nursery.start_soon(_serve_connection, connections, connection, exposition, threads)
         except BaseException:
             connections.remove(connection)
             await trio.aclose_forcefully(stream)
@@ -477,6 +545,7 @@ async def serve_metrics(
     listeners: Sequence[trio.abc.Listener[Any]],
     exposition: Callable[[], bytes],
     *,
+    blocking: bool = False,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``GET /metrics`` on ``listeners`` until cancelled; run it in
@@ -495,15 +564,21 @@ async def serve_metrics(
         exposition: Returns the body of a ``/metrics`` answer:
             ``Metrics.exposition``, or ``functools.partial(aggregate,
             directory)`` in a supervisor.
+        blocking: ``exposition`` may block (files, locks): run it in a
+            worker thread, one scrape at a time, never on the event loop.
         task_status: Started with the ``(host, port)`` of each socket
             listener once accepting.
     """
     connections = MetricsConnections()
+    # One scrape at a time: they would take turns on the lock anyway.
+    threads = trio.CapacityLimiter(1) if blocking else None
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(connections.summarize_warnings)
             for listener in listeners:
-                nursery.start_soon(_accept_loop, listener, exposition, connections, nursery)
+                nursery.start_soon(
+                    _accept_loop, listener, exposition, connections, nursery, threads
+                )
             addresses = [listener_address(listener) for listener in listeners]
             task_status.started([address for address in addresses if address is not None])
     finally:

@@ -51,7 +51,8 @@ Wiring it up (for the supervisor's integration):
 - supervisor: ``directory = tempfile.mkdtemp(prefix="trio-search-metrics-")``
   for each run (it must start empty: a snapshot left from an earlier run
   would be summed in), passed to every worker; ``/metrics`` served with
-  ``serve_metrics(listeners, functools.partial(aggregate, directory))``;
+  ``serve_metrics(listeners, functools.partial(aggregate, directory),
+  blocking=True)``;
   ``shutil.rmtree(directory)`` once every worker has exited;
 - worker K: ``await nursery.start(functools.partial(write_snapshots,
   directory, metrics.snapshot, worker=f"worker{K}"))`` in its nursery.
@@ -378,10 +379,11 @@ def aggregate(directory: str | os.PathLike[str]) -> bytes:
     exited into one retired sum, so the work per scrape stays proportional
     to the live workers however many restarts there were.
 
-    Synchronous: about 0.6 ms per live worker, plus a file write when a
-    worker has exited since the last call; fine on the event loop. Calls
-    from several processes take turns on an exclusive ``flock`` of
-    :data:`AGGREGATE_LOCK_FILE`, held for that long.
+    Blocks: about 0.6 ms per live worker, plus a file write when a worker
+    has exited since the last call, and calls from several processes take
+    turns on an exclusive ``flock`` of :data:`AGGREGATE_LOCK_FILE`, held
+    for that long (longer by a process stopped while holding it): call it
+    in a worker thread (``serve_metrics(..., blocking=True)``).
 
     Raises:
         OSError: ``directory`` cannot be listed or written.

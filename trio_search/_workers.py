@@ -389,10 +389,13 @@ async def supervise(
         failed: WorkerStartupError | None = None
         async with trio.open_nursery() as nursery:
             if metrics_listeners:
-                # Reading a few small files per worker, about a millisecond:
-                # on this loop, which serves no clients, that is fine.
+                # aggregate() waits for a lock the workers take too: in a
+                # worker thread, so that this loop goes on handling signals
+                # and restarts even while a stopped worker holds it.
                 scrape = functools.partial(aggregate, metrics_dir)
-                where = await nursery.start(serve_metrics, metrics_listeners, scrape)
+                where = await nursery.start(
+                    functools.partial(serve_metrics, blocking=True), metrics_listeners, scrape
+                )
                 for address in where:
                     logger.info("serving metrics of all workers at http://%s:%d/metrics", *address)
             try:
