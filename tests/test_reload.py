@@ -35,6 +35,7 @@ from trio_search import (
     open_client,
 )
 from trio_search._index_meta import write_meta
+from trio_search._limits import INDEX_POLL_INTERVAL
 from trio_search._schema import create_index, tantivy_document
 
 pytestmark = pytest.mark.slow
@@ -344,3 +345,33 @@ async def test_a_loader_that_raises_anything_keeps_the_old_data(
     async with open_client(host, port) as client:
         with trio.fail_after(10):
             assert await client.search("morpheus") == "Follow the white rabbit. \U0001f430"
+
+
+async def test_an_unexpected_error_reading_commits_keeps_the_server_serving(
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    directory = tmp_path / "index"
+    make_index(directory, [{"key": "neo", "answer": "There is no spoon."}])
+    index = SearchIndex.open(directory)
+    server = SearchServer(ServerSettings(port=0), index)
+    looked = trio.Event()
+
+    def broken_refresh(self: SearchIndex) -> bool:
+        trio.from_thread.run_sync(looked.set)
+        raise RuntimeError("tantivy said something new")
+
+    monkeypatch.setattr(SearchIndex, "refresh", broken_refresh)
+    _, (host, port) = await start_server(nursery, server)
+    with trio.fail_after(10):
+        await looked.wait()
+        await trio.sleep(INDEX_POLL_INTERVAL * 2)  # and the poll after it
+        async with open_client(host, port) as client:
+            assert await client.search("neo") == "There is no spoon."
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and errors[0] == (
+        f"cannot read index {directory}: RuntimeError: tantivy said something new; "
+        f"still serving generation {index.generation}"
+    ), errors

@@ -220,6 +220,19 @@ class SearchServer:
                         index.generation,
                     )
                     continue
+                except Exception as exc:
+                    # Anything else (tantivy has more exception types than
+                    # it documents) would end this task and, with it, the
+                    # server: told in full, and tried again at the next poll.
+                    logger.error(
+                        "cannot read index %s: %s: %s; still serving generation %d",
+                        index.path,
+                        type(exc).__name__,
+                        exc,
+                        index.generation,
+                        exc_info=exc,
+                    )
+                    continue
                 if changed:
                     logger.info(
                         "index %s: generation %d, %d documents",
