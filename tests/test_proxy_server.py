@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import struct
 
@@ -131,3 +132,27 @@ async def test_trusted_proxies_given_as_text_or_a_list(
             await stream.send_all(V1 + MORPHEUS)
             (answer,) = await read_messages(stream, 1)
     assert result_of(answer) == MORPHEUS_ANSWER
+
+
+async def test_a_balancer_connection_reset_before_its_header_is_a_lost_connection(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A balancer's health check may connect and reset at once: by the time
+    # the server looks at who the peer is, it is gone (ENOTCONN). That is
+    # the peer's doing, not an internal error with a traceback.
+    server = SearchServer(ServerSettings(port=0, proxy_protocol=True))
+    _, (host, port) = await start_server(nursery, server)
+    probe = socket.create_connection((host, port))  # blocks: the server cannot accept yet
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    probe.close()  # RST
+    with trio.fail_after(10):
+        # Polling the counters is the point here.
+        while server.stats.connections_total < 1 or server.stats.connections_open:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+        async with await trio.open_tcp_stream(host, port) as stream:  # still serving
+            await stream.send_all(V1 + MORPHEUS)
+            (answer,) = await read_messages(stream, 1)
+    assert result_of(answer) == MORPHEUS_ANSWER
+    assert server.stats.errors.get("internal_error", 0) == 0
+    assert server.stats.errors["connection_lost"] == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -390,7 +390,7 @@ class ServerConnection:
             self._charged = 0
         self.budget.request_done(self)
 
-    def _lost(self, exc: trio.BrokenResourceError | trio.ClosedResourceError) -> None:
+    def _lost(self, exc: trio.BrokenResourceError | trio.ClosedResourceError | OSError) -> None:
         reason = exc.__cause__ or exc
         self.warnings.info(self.peer, "connection lost: %s", str(reason) or type(reason).__name__)
         self.stats.count_error(codes.CONNECTION_LOST)
@@ -794,7 +794,13 @@ class ServerConnection:
         an untrusted peer, a malformed header, or none within the request
         timeout."""
         sock = socket_of(self.stream)
-        address = sock.getpeername()[0] if sock is not None else None
+        try:
+            address = sock.getpeername()[0] if sock is not None else None
+        except OSError as exc:
+            # Reset already (ENOTCONN): a balancer's health check may
+            # connect and reset at once.
+            self._lost(exc)
+            return None
         if not isinstance(address, str) or not self.settings.trusted_proxies.is_trusted(address):
             self.warnings.warning(
                 self.peer, "PROXY protocol header expected from a trusted proxy only; closing"
