@@ -62,7 +62,6 @@ import attrs
 import tantivy
 
 from . import _codes as codes
-from ._cache import remember
 from ._dictionary import Dictionary
 from ._errors import ConfigurationError, RequestError
 from ._index_meta import IndexMeta, commit_stamp, generation_of, read_meta
@@ -88,6 +87,7 @@ from ._schema import (
     open_tantivy_index,
     tokens,
 )
+from ._stored_documents import StoredDocuments
 
 _MUST = tantivy.Occur.Must
 _Q = tantivy.Query
@@ -130,10 +130,9 @@ class _Snapshot:
     #: found once for the choice of thread and the query (see
     #: :meth:`SearchIndex.is_cheap`). Emptied when full.
     others: dict[tuple[Word, bool], Mapping[str, int]] = attrs.field(factory=dict)
-    #: The key and answer of the documents read for replies, by address
-    #: (segment, document): a popular document is read and decoded from the
-    #: store once per snapshot, not once per reply. Emptied when full.
-    stored: dict[tuple[int, int], tuple[str, str]] = attrs.field(factory=dict)
+    #: The key and answer of the documents read for replies: a popular
+    #: document is read from the store once per snapshot, not once per reply.
+    stored: StoredDocuments = attrs.field(factory=StoredDocuments)
 
 
 @attrs.define(eq=False)
@@ -697,12 +696,6 @@ def _completions(searcher: tantivy.Searcher, path: str, prefix: str) -> list[tup
     return completions[:MAX_PREFIX_EXPANSIONS]
 
 
-#: Documents whose key and answer a snapshot remembers (see
-#: ``_Snapshot.stored``): about 200 bytes each beside the texts, so about
-#: 25 MB with answers of 100 characters. Reading one from the store costs
-#: 7-9 us (4 KiB blocks, see ``DOCSTORE_BLOCK_BYTES``), a tenth of a query
-#: with ten hits; remembered, well under 1 us.
-MAX_REMEMBERED_DOCUMENTS = 65_536
 #: Query words whose matches beside themselves a snapshot remembers (each
 #: at most MAX_TYPO_EXPANSIONS + MAX_PREFIX_EXPANSIONS words: about 8 MB).
 MAX_REMEMBERED_WORDS = 1024
@@ -772,13 +765,12 @@ def _blend(snapshot: _Snapshot, typed: int, others: Mapping[str, int]) -> Callab
 def _stored(snapshot: _Snapshot, address: tantivy.DocAddress) -> tuple[str, str]:
     """The key and answer of the document at ``address``, read from the
     snapshot's store once and then remembered (see ``_Snapshot.stored``)."""
-    where = (address.segment_ord, address.doc)
-    found = snapshot.stored.get(where)
-    if found is None:
+
+    def read() -> tuple[str, str]:
         document = snapshot.searcher.doc(address)
-        found = (document["key"][0], document["answer"][0])
-        remember(snapshot.stored, where, found, MAX_REMEMBERED_DOCUMENTS)
-    return found
+        return document["key"][0], document["answer"][0]
+
+    return snapshot.stored.get((address.segment_ord, address.doc), read)
 
 
 def _doc_query(
