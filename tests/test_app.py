@@ -20,6 +20,7 @@ from trio_search import (
     encode_message,
 )
 from trio_search._index_writer import build_index
+from trio_search._limits import REPLY_CACHE_MAX_REPLY_LENGTH
 
 
 def json_message(obj: Any, encoding: str = "utf-8", *, ensure_ascii: bool = False) -> Message:
@@ -75,6 +76,20 @@ def test_search_uses_the_apps_own_index() -> None:
     app = SearchApp({"neo": "The One."})
     assert search("neo", app) == {"result": "The One."}
     assert search("morpheus", app) == {"result": "No match for 'morpheus'."}
+
+
+def test_only_short_search_replies_are_kept() -> None:
+    # A kept reply is answered again as the same object. Answers are the
+    # user's data: 4,096 kept replies of a megabyte would hold 8 GB.
+    app = SearchApp({"neo": "The One.", "matrix": "x" * (REPLY_CACHE_MAX_REPLY_LENGTH + 1)})
+    short, long = (
+        json_message({"action": "search", "value": "neo"}),
+        json_message({"action": "search", "value": "matrix"}),
+    )
+    assert app.respond(short) is app.respond(short)
+    first = app.respond(long)
+    assert app.respond(long) is not first
+    assert result(first)["result"] == "x" * (REPLY_CACHE_MAX_REPLY_LENGTH + 1)
 
 
 def test_invalid_action() -> None:

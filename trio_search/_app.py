@@ -34,6 +34,7 @@ from ._limits import (
     INLINE_QUERY_MAX_HITS,
     REPLY_CACHE_ENTRIES,
     REPLY_CACHE_MAX_CONTENT_LENGTH,
+    REPLY_CACHE_MAX_REPLY_LENGTH,
     THREAD_DECODE_THRESHOLD,
 )
 from ._message import (
@@ -149,7 +150,8 @@ class SearchApp:
     # so replies to the most sent UTF-8 search requests are kept, encoded,
     # by their content bytes: a repeated request costs one lookup. Emptied
     # whenever the data changes (another index, or a new generation of this
-    # one). Bounded in entries and content length, whatever clients send.
+    # one). Bounded in entries, request length and reply length, whatever
+    # clients send and the data holds.
     _search_replies: dict[bytes, Reply] = attrs.field(factory=dict, init=False)
     #: The index, and its version of the data, that ``_search_replies``
     #: answer from (a version, not the generation number, which can repeat).
@@ -209,6 +211,7 @@ class SearchApp:
                     # Kept only if the data did not change while answering.
                     if (
                         len(request.content) <= REPLY_CACHE_MAX_CONTENT_LENGTH
+                        and len(reply.message.content) <= REPLY_CACHE_MAX_REPLY_LENGTH
                         and self._search_replies is cache
                         and self.index is index
                         and index.version is version

@@ -156,9 +156,15 @@ MAX_LOGGED_REASON = 200
 #: clients asking for ever new keys cannot grow the server's memory.
 REPLY_CACHE_ENTRIES = 4096
 
-#: Longest request content, in bytes, whose reply is kept: at most
-#: 4096 x (512 bytes + the reply) of cache, whatever clients send.
+#: Longest request content, in bytes, whose reply is kept.
 REPLY_CACHE_MAX_CONTENT_LENGTH = 512
+
+#: Longest reply content, in bytes, that is kept: an answer is the user's
+#: data, of any length, and a kept reply holds it twice (its content and
+#: its bytes on the wire). So at most 4096 x (512 + 2 x 4096) bytes, about
+#: 36 MB, of cache, whatever clients send or the data holds; a longer
+#: answer costs its encoding again, small beside sending it.
+REPLY_CACHE_MAX_REPLY_LENGTH = 4096
 
 #: Tries to give every address of ``--host ''`` the same port when the port
 #: is 0 (the kernel picks one per address); each fails only if another
