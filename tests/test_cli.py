@@ -409,6 +409,31 @@ async def test_client_query_refused(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port} refused the query (bad_query): unknown field 'nope'" in error
 
 
+async def test_client_prints_answers_longer_than_a_mebibyte(tmp_path: Path) -> None:
+    # Found by indexing documents with answers of 1-10 MB: the server sent
+    # them, but the client refused every reply over its 1 MiB default
+    # ("content-length 3000040 exceeds the limit of 1048576 bytes").
+    answer = "long " * 600_000 + "\U0001f430"  # 3 MB
+    data = tmp_path / "long.jsonl"
+    data.write_text(json.dumps({"key": "long", "answer": answer}) + "\n", encoding="utf-8")
+    async with server_subprocess("--data", str(data)) as server:
+        port = str(port_of(server))
+        found = await run([*client_command(), "127.0.0.1", port, "search", "long"])
+        hits = await run([*client_command(), "127.0.0.1", port, "query", "long", "--json"])
+        bounded = await run(
+            [*client_command(), "--max-response-length", "1000", "127.0.0.1", port, "search", "long"]
+        )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.decode() == f"Got result: {answer}\n"
+    assert hits.returncode == 0, hits.stderr
+    assert json.loads(hits.stdout)["result"][0]["answer"] == answer
+    # A smaller bound still holds, and the error says which option raises it.
+    assert bounded.returncode == 1
+    error = one_line_error(bounded, "trio-search-client")
+    assert "exceeds the limit of 1000 bytes" in error
+    assert "--max-response-length" in error
+
+
 async def test_server_field_queries_option(tmp_path: Path) -> None:
     data = tmp_path / "index.json"
     data.write_text(json.dumps(QUERY_DATA), encoding="utf-8")

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import trio
 
+from . import _codes as codes
 from . import _validators as validators
 from ._cli_common import (
     DefaultsHelpFormatter,
@@ -25,6 +26,7 @@ from ._cli_common import (
     fail,
     host_name,
     int_at_most,
+    positive_int,
     remote_port_number,
     seconds,
     stdout_gone,
@@ -54,6 +56,12 @@ PROG = "trio-search-client"
 
 #: Seconds the whole exchange may take before the client gives up.
 DEFAULT_CLIENT_TIMEOUT = 10.0
+#: Largest answer accepted, in bytes. Not the library's 1 MiB default: the
+#: server sends each answer whole, and an index may hold answers of many
+#: megabytes (a query's reply holds each hit's answer twice, with its
+#: highlight); the bound is only there so that garbage cannot make the
+#: client hold gigabytes.
+DEFAULT_MAX_RESPONSE_LENGTH = 256 * 1024 * 1024
 
 
 # The server's bounds, checked here too: breaking one is a usage error.
@@ -198,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CLIENT_TIMEOUT,
         metavar="S",
         help="seconds to connect, send and receive the answer",
+    )
+    parser.add_argument(
+        "--max-response-length",
+        type=positive_int,
+        default=DEFAULT_MAX_RESPONSE_LENGTH,
+        metavar="BYTES",
+        help="largest answer accepted, in bytes (an answer holds whole documents)",
     )
     parser.add_argument("--tls", action="store_true", help="connect over TLS")
     parser.add_argument(
@@ -368,6 +383,7 @@ async def _exchange(args: argparse.Namespace, context: ssl.SSLContext | None) ->
         args.port,
         ssl_context=context,
         handshake_timeout=handshake_timeout(args.timeout),
+        max_content_length=args.max_response_length,
     ) as client:
         return await client.request(request)
 
@@ -410,7 +426,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         response = trio.run(run)
     except ServerResponseError as exc:
-        return fail(PROG, f"bad response from {where}: {exc.message}")
+        reason = exc.message
+        if exc.code == codes.CONTENT_TOO_LONG:
+            reason += " (raise it with --max-response-length)"
+        return fail(PROG, f"bad response from {where}: {reason}")
     except trio.TooSlowError:
         return fail(
             PROG,
