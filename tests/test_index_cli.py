@@ -553,6 +553,35 @@ def test_info_text(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert re.fullmatch(r"\d+\.\d MiB \(\d+ bytes\)", values["size on disk"])
 
 
+def test_many_fields_are_listed_in_short(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found with a record of 5,000 fields (a wide export) and with 100,000
+    # records that each had a field of their own (attributes keyed by id):
+    # "fields seen" printed every name, a line of 0.3 to 1.2 MB, and "add"
+    # listed every new one the same way.
+    wide = {"key": "wide", "answer": "A wide record."}
+    wide |= {f"field_{number:04}": f"value {number}" for number in range(500)}
+    index_dir = tmp_path / "idx"
+    status, _out, err = run(
+        capsys, "build", write_jsonl(tmp_path / "wide.jsonl", [wide]), "--index", index_dir
+    )
+    assert status == 0, err
+    more = [{"key": f"k{n}", "answer": "x", f"attr_{n:04}": "y"} for n in range(300)]
+    status, added, err = run(
+        capsys, "add", write_jsonl(tmp_path / "more.jsonl", more), "--index", index_dir
+    )
+    assert status == 0, err
+    status, out, _err = run(capsys, "info", "--index", index_dir)
+    assert status == 0
+    seen = next(line for line in out.splitlines() if line.startswith("fields seen:"))
+    assert len(seen) < 400, seen
+    assert seen.endswith("... (802 in all; info --json lists them)"), seen
+    assert "answer, attr_0000, attr_0001" in seen
+    assert len(added) < 400, added
+    assert added.endswith("... (300 in all)\n"), added
+    status, out, _err = run(capsys, "info", "--index", index_dir, "--json")
+    assert len(json.loads(out)["fields"]) == 802
+
+
 def test_info_json(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _err = run(capsys, "info", "--index", built, "--json")
     assert status == 0

@@ -54,6 +54,10 @@ INTERRUPTED_STATUS = 130
 TERMINATED_STATUS = 143
 #: The commands that change an index: SIGTERM stops them the way Ctrl-C does.
 CHANGING_COMMANDS = ("build", "add", "delete")
+#: Field names listed on one line (info's "fields seen", add's new fields,
+#: a warning) before the list is cut: a record may have thousands of
+#: fields, and records keyed by ids may each bring fields of their own.
+FIELDS_SHOWN = 20
 
 
 class _Parser(OneLineErrorParser):
@@ -302,8 +306,17 @@ def _add_line(result: AddResult) -> str:
         f"to {result.index}; generation {result.generation}"
     )
     if result.new_fields:
-        line += f"; new searchable fields: {', '.join(result.new_fields)}"
+        line += f"; new searchable fields: {_field_list(result.new_fields)}"
     return line
+
+
+def _field_list(names: Collection[str], more: str = "") -> str:
+    """``names`` sorted and comma-separated, cut after :data:`FIELDS_SHOWN`
+    of them with how many there are (and ``more``, said after the count)."""
+    listed = sorted(names)
+    if len(listed) <= FIELDS_SHOWN:
+        return ", ".join(listed)
+    return f"{', '.join(listed[:FIELDS_SHOWN])}, ... ({len(listed):,} in all{more})"
 
 
 def _delete_line(result: DeleteResult) -> str:
@@ -330,7 +343,7 @@ def _info_text(info: IndexInfo) -> str:
         ("key field", meta.key_field),
         ("answer field", meta.answer_field),
         ("searchable fields", chosen),
-        ("fields seen", ", ".join(sorted(meta.fields)) or "(none)"),
+        ("fields seen", _field_list(meta.fields, "; info --json lists them") or "(none)"),
         ("field queries", "yes" if meta.field_queries else "no (built without --field-queries)"),
         ("index format", str(info.format)),
     ]
@@ -346,7 +359,7 @@ def _warn_unseen(chosen: Sequence[str], seen: Collection[str]) -> None:
         names = ", ".join(repr(name) for name in unseen)
         print(
             f"{PROG}: warning: --search-fields names {names}, which no record has "
-            f"(fields seen: {', '.join(sorted(seen)) or 'none'})",
+            f"(fields seen: {_field_list(seen) or 'none'})",
             file=sys.stderr,
         )
 
