@@ -421,7 +421,15 @@ async def test_client_prints_answers_longer_than_a_mebibyte(tmp_path: Path) -> N
         found = await run([*client_command(), "127.0.0.1", port, "search", "long"])
         hits = await run([*client_command(), "127.0.0.1", port, "query", "long", "--json"])
         bounded = await run(
-            [*client_command(), "--max-response-length", "1000", "127.0.0.1", port, "search", "long"]
+            [
+                *client_command(),
+                "--max-response-length",
+                "1000",
+                "127.0.0.1",
+                port,
+                "search",
+                "long",
+            ]
         )
     assert found.returncode == 0, found.stderr
     assert found.stdout.decode() == f"Got result: {answer}\n"

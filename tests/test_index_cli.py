@@ -553,7 +553,9 @@ def test_info_text(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert re.fullmatch(r"\d+\.\d MiB \(\d+ bytes\)", values["size on disk"])
 
 
-def test_many_fields_are_listed_in_short(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_many_fields_are_listed_in_short(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Found with a record of 5,000 fields (a wide export) and with 100,000
     # records that each had a field of their own (attributes keyed by id):
     # "fields seen" printed every name, a line of 0.3 to 1.2 MB, and "add"
