@@ -19,8 +19,8 @@ from trio_search import (
     TrioSearchError,
     encode_message,
 )
-from trio_search._index_writer import build_index
-from trio_search._limits import REPLY_CACHE_MAX_REPLY_LENGTH
+from trio_search._index_writer import add_documents, build_index
+from trio_search._limits import INLINE_QUERY_MAX_ANSWER_CHARACTERS, REPLY_CACHE_MAX_REPLY_LENGTH
 
 
 def json_message(obj: Any, encoding: str = "utf-8", *, ensure_ascii: bool = False) -> Message:
@@ -90,6 +90,45 @@ def test_only_short_search_replies_are_kept() -> None:
     first = app.respond(long)
     assert app.respond(long) is not first
     assert result(first)["result"] == "x" * (REPLY_CACHE_MAX_REPLY_LENGTH + 1)
+
+
+LONG_ANSWER = "White rabbit. " + "x" * INLINE_QUERY_MAX_ANSWER_CHARACTERS
+ALICE = json_message({"action": "query", "value": "alice"})
+
+
+def test_queries_on_data_with_long_answers_go_to_a_worker_thread() -> None:
+    # A small index's queries run on the event loop, each hit costing a few
+    # microseconds: unless its answers are long (the user's data).
+    short = SearchApp({"alice": "A white rabbit."})
+    assert result(short.respond(ALICE))["result"][0]["key"] == "alice"  # reads the dictionary
+    assert isinstance(short.respond(ALICE), Reply)
+    app = SearchApp({"alice": "A white rabbit.", "long": LONG_ANSWER})
+    assert result(app.respond(ALICE))["result"][0]["key"] == "alice"
+    assert isinstance(app.respond(ALICE), Deferred)
+    # The search action is unaffected.
+    assert isinstance(app.respond(json_message({"action": "search", "value": "alice"})), Reply)
+
+
+def test_an_index_on_disk_learns_its_answers_are_long_from_a_query(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    records = [
+        {"key": "alice", "answer": "A white rabbit."},
+        {"key": "long", "answer": LONG_ANSWER},
+    ]
+    data.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    build_index(data, tmp_path / "index")
+    app = SearchApp(SearchIndex.open(tmp_path / "index"))
+    assert result(app.respond(ALICE))["result"][0]["key"] == "alice"
+    assert isinstance(app.respond(ALICE), Reply)  # short answers only so far
+    rabbit = result(app.respond(json_message({"action": "query", "value": "rabbit"})))
+    assert {hit["answer"] for hit in rabbit["result"]} == {LONG_ANSWER, "A white rabbit."}
+    assert isinstance(app.respond(ALICE), Deferred)
+    # A commit seen makes a new snapshot: it still knows.
+    more = tmp_path / "more.jsonl"
+    more.write_text(json.dumps({"key": "bob", "answer": "B."}) + "\n", encoding="utf-8")
+    add_documents(more, tmp_path / "index")
+    assert app.index.refresh() is True
+    assert isinstance(app.respond(ALICE), Deferred)
 
 
 def test_invalid_action() -> None:

@@ -30,6 +30,7 @@ from ._errors import RequestError, TrioSearchError, excerpt
 from ._index import BUILTIN_INDEX, builtin_search_index, index_of_mapping
 from ._json import bad_value_reason, decode_json, encode_json, json_type_name
 from ._limits import (
+    INLINE_QUERY_MAX_ANSWER_CHARACTERS,
     INLINE_QUERY_MAX_DOCUMENTS,
     INLINE_QUERY_MAX_HITS,
     REPLY_CACHE_ENTRIES,
@@ -272,7 +273,12 @@ class SearchApp:
             # those letters runs here); or, on a large one, a query reading
             # few postings, those of the words its second pass would also
             # match included. Or a page of a ranking kept by the query cache.
-            few = min(options.limit, index.documents) <= INLINE_QUERY_MAX_HITS
+            # Answers are the user's data: once a query has read a long
+            # one, this data's queries all go to a worker thread.
+            few = (
+                min(options.limit, index.documents) <= INLINE_QUERY_MAX_HITS
+                and index.longest_answer_read <= INLINE_QUERY_MAX_ANSWER_CHARACTERS
+            )
             small = index.documents <= self.inline_documents and options.fields is None
             if few and (
                 (small and index.has_dictionary_for(words))
@@ -302,7 +308,11 @@ class SearchApp:
         except RequestError as exc:
             return error_reply(exc)
         content = {"result": [hit.to_json() for hit in result.hits], "total": result.total}
-        return Reply(compact_json_response(content), action="query")
+        reply = Reply(compact_json_response(content), action="query")
+        # Encoded for the wire here, where the query ran: a reply of long
+        # answers (tens of MB) would otherwise be copied on the event loop.
+        _ = reply.wire
+        return reply
 
     def _index_stats(self) -> dict[str, Any]:
         index = self.index

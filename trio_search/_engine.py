@@ -189,9 +189,11 @@ class SearchIndex:
         key_fields: set[str | None] = set()
         answer_fields: set[str | None] = set()
         field_queries = meta.field_queries
+        longest_answer = 0
         for document in documents:
             writer.delete_documents_by_term("key", document.key)
             add_document(writer, document, field_queries)
+            longest_answer = max(longest_answer, len(document.answer))
             names.update(document.fields)
             key_fields.add(getattr(document, "key_field", None))
             answer_fields.add(getattr(document, "answer_field", None))
@@ -202,7 +204,10 @@ class SearchIndex:
             key_field=_one_name(key_fields) or meta.key_field,
             answer_field=_one_name(answer_fields) or meta.answer_field,
         )
-        return cls(index, meta, ranking_cache_hits=ranking_cache_hits)
+        made = cls(index, meta, ranking_cache_hits=ranking_cache_hits)
+        # Known before any query reads one (see longest_answer_read).
+        made._snapshot.stored.longest_answer = longest_answer
+        return made
 
     @classmethod
     def open(cls, path: str | Path, *, ranking_cache_hits: int = RANKING_CACHE_HITS) -> SearchIndex:
@@ -282,6 +287,8 @@ class SearchIndex:
         except ConfigurationError:
             meta = self.meta
         snapshot = self._take_snapshot(generation)
+        # Mostly the same documents: their answers are as long as before.
+        snapshot.stored.longest_answer = self._snapshot.stored.longest_answer
         if self._snapshot.words.has_tails():
             # Queries needed them: read before the snapshot is searched.
             snapshot.words.read_common()
@@ -328,6 +335,14 @@ class SearchIndex:
         return _words_key(words, options.fields, wanted) in snapshot.rankings and not (
             self._key_matches(snapshot.searcher, text, options.fields)
         )
+
+    @property
+    def longest_answer_read(self) -> int:
+        """The longest answer, in characters, that queries on this data have
+        read (or, for an index made from documents, that it holds): what
+        answering one more may cost beyond its ranking (reading,
+        highlighting and encoding its hits' answers). A refresh keeps it."""
+        return self._snapshot.stored.longest_answer
 
     def continue_counts(self, previous: SearchIndex) -> None:
         """Count this index's query cache use on from ``previous``'s totals:

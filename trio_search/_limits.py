@@ -55,6 +55,14 @@ INLINE_QUERY_MAX_DOCUMENTS = 10_000
 #: for 10), so a page of 10 stays near 0.2 ms. Larger pages go to a worker
 #: thread like any costly query, whatever the index (a kept ranking too).
 INLINE_QUERY_MAX_HITS = 10
+#: Longest answer, in characters, that data whose queries run on the event
+#: loop has shown: reading, highlighting and encoding a hit costs about
+#: 16 ns a character of its answer beyond the highlight's bound (ten
+#: answers of 1-10 MB, 40 MB in all: 0.65 s), so a page of ten such hits
+#: stays under 1 ms. Once any query has read a longer answer, every query
+#: on that data goes to a worker thread; the query that first reads one
+#: runs where it was sent.
+INLINE_QUERY_MAX_ANSWER_CHARACTERS = 4_096
 
 #: Seconds between checks of an on-disk index for commits made by other
 #: processes (``trio-search-index add``): a check is two ``stat`` calls, and

@@ -43,12 +43,15 @@ class StoredDocuments:
 
     _kept: dict[Address, tuple[str, str]] = attrs.field(factory=dict)
     _characters: int = 0
+    #: The longest answer read, kept or not, in characters.
+    longest_answer: int = 0
 
     def get(self, where: Address, read: Callable[[], tuple[str, str]]) -> tuple[str, str]:
         """The key and answer at ``where``: remembered, or ``read()`` and kept."""
         found = self._kept.get(where)
         if found is None:
             found = read()
+            self.longest_answer = max(self.longest_answer, len(found[1]))
             size = len(found[0]) + len(found[1])
             if (
                 len(self._kept) >= MAX_REMEMBERED_DOCUMENTS
