@@ -70,10 +70,10 @@ from ._query import (
     QueryOptions,
     QueryResult,
     Word,
+    WordMatcher,
     highlight_all,
     query_words,
     typo_count,
-    word_matcher,
 )
 from ._ranking_cache import RANKING_CACHE_HITS, CacheCounts, Ranking, RankingCache
 from ._schema import (
@@ -437,7 +437,7 @@ class SearchIndex:
         typed = [Word(word.text, 0, False) for word in words]
         typed_from = min(max(typed_from - options.offset, 0), len(page))
         typed_to = min(max(typed_to - options.offset, typed_from), len(page))
-        loose = word_matcher(words)
+        loose = WordMatcher(words)
         marked = highlight_all(answers[:typed_from], words, tokens, loose)
         if typed_from < typed_to:
             marked += highlight_all(answers[typed_from:typed_to], typed, tokens)

@@ -423,12 +423,6 @@ class WordMatcher:
         return known
 
 
-def word_matcher(words: Sequence[Word]) -> WordMatcher:
-    """A :class:`WordMatcher` of ``words``, to share between the highlights
-    of one query's hits."""
-    return WordMatcher(words)
-
-
 class Token(Protocol):
     """A word of a text as the index's analyzer cuts it (a ``tantivy.Token``):
     how the index stores it, and where it is in the text (in characters)."""
@@ -457,7 +451,7 @@ def highlight(
 
     Args:
         tokenize: The index's analyzer: the words of a text, in order.
-        matches: ``word_matcher(words)``, shared by the hits of one query.
+        matches: ``WordMatcher(words)``, shared by the hits of one query.
     """
     return highlight_all([answer], words, tokenize, matches)[0]
 
@@ -480,7 +474,7 @@ def highlight_all(
     if not words or not answers:
         return list(answers)
     if matches is None:
-        matches = word_matcher(words)
+        matches = WordMatcher(words)
     heads = [answer[:MAX_HIGHLIGHTED_CHARACTERS] for answer in answers]
     text = _ANSWER_SEPARATOR.join(heads)
     tokens = tokenize(text)
