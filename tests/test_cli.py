@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import codecs
 import gc
 import json
 import os
@@ -204,6 +205,10 @@ async def test_server_help_shows_every_option_with_its_default() -> None:
     ]:
         assert f"(default: {default})" in entries[option], entries[option]
     assert "--data" in entries
+    assert (
+        "a tab, written \\t or tab (default: a comma; a tab for a .tsv file)"
+        in (entries["--csv-delimiter"])
+    )
     # And every option the parser knows, with its default where it has one.
     for action in build_parser()._actions:
         if not action.option_strings or action.help in (None, argparse.SUPPRESS):
@@ -255,6 +260,59 @@ async def test_server_serves_data_file(tmp_path: Path) -> None:
         port = port_of(server)
         assert await client(port, "search", "neo") == "Got result: The One. \U0001f576\n"
         assert await client(port, "search", "morpheus") == "Got result: No match for 'morpheus'.\n"
+
+
+async def test_server_reads_other_csv_delimiters(tmp_path: Path) -> None:
+    semicolons = tmp_path / "export.csv"
+    semicolons.write_text("key;answer\nring;In the caves, beneath\n", encoding="utf-8")
+    async with server_subprocess("--data", str(semicolons), "--csv-delimiter", ";") as server:
+        assert await client(port_of(server), "search", "ring") == (
+            "Got result: In the caves, beneath\n"
+        )
+    # With --workers, each worker reads the file with the same delimiter.
+    tabs = tmp_path / "export.txt"
+    tabs.write_text("key\tanswer\nring\tIn the caves\n", encoding="utf-8")
+    options = ["--format", "csv", "--csv-delimiter", "\\t", "--workers", "2"]
+    async with server_subprocess("--data", str(tabs), *options) as server:
+        await server.wait_for(re.compile(rb"worker \d \(pid \d+\) listening"), count=2)
+        assert await client(port_of(server), "search", "ring") == "Got result: In the caves\n"
+
+
+async def test_server_finds_an_id_beyond_64_bits(tmp_path: Path) -> None:
+    # 97 bits, which orjson alone reads as the float 1.2345678901234568e+29.
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"id": 123456789012345678901234567890, "answer": "big"}\n', encoding="utf-8")
+    async with server_subprocess("--data", str(ledger), "--key-field", "id") as server:
+        result = await client(port_of(server), "search", "123456789012345678901234567890")
+        assert result == "Got result: big\n"
+
+
+async def test_server_csv_delimiter_errors(tmp_path: Path) -> None:
+    data = tmp_path / "index.json"
+    data.write_text(json.dumps({"neo": "The One."}), encoding="utf-8")
+    result = await run([*server_command(), "--data", str(data), "--csv-delimiter", ";"])
+    assert result.returncode == 2
+    assert one_line_error(result, "trio-search-server") == (
+        f"trio-search-server: error: --csv-delimiter applies to CSV files only, and {data} "
+        "is json by its suffix: give --format csv to read it as CSV (see --help)\n"
+    )
+    result = await run([*server_command(), "--csv-delimiter", '"'])
+    assert result.returncode == 2
+    assert one_line_error(result, "trio-search-server") == (
+        "trio-search-server: error: argument --csv-delimiter: cannot be '\"', "
+        "which quotes cells (see --help)\n"
+    )
+
+
+async def test_server_names_a_utf16_data_file(tmp_path: Path) -> None:
+    data = tmp_path / "export.csv"
+    data.write_bytes(codecs.BOM_UTF16_LE + "key,answer\nring,x\n".encode("utf-16-le"))
+    result = await run([*server_command(), "--port", "0", "--data", str(data)])
+    assert result.returncode == 1
+    assert one_line_error(result, "trio-search-server") == (
+        f"trio-search-server: error: {data}: the file looks like UTF-16 "
+        "(it starts with a UTF-16 byte order mark); save it as UTF-8\n"
+    )
 
 
 async def test_client_unreachable_server() -> None:

@@ -3,6 +3,8 @@ message naming the file and the line, record or key of each bad record."""
 
 from __future__ import annotations
 
+import codecs
+import json
 import pickle
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from trio_search._documents import (
     read_documents,
 )
 from trio_search._errors import ConfigurationError
-from trio_search._index import BUILTIN_INDEX
+from trio_search._index import BUILTIN_INDEX, load_index
 
 RABBIT = "Follow the white rabbit. \U0001f430"
 RING = "In the caves beneath the Misty Mountains. \U0001f48d"
@@ -277,6 +279,55 @@ def test_key_length_limit(tmp_path: Path) -> None:
     )
 
 
+# -- integers beyond 64 bits ----------------------------------------------------
+
+#: An id of 97 bits, as databases and ledgers have: orjson reads it as a float.
+BIG = 123456789012345678901234567890
+#: Records whose integers orjson reads exactly (a small one, 2**64 - 1 and
+#: -2**63) and as floats (BIG, -BIG, -2**63 - 1); a float stays one.
+BIG_RECORDS = [
+    {"id": 1, "answer": "small first", "ref": 7},
+    {"id": BIG, "answer": "big", "ref": -BIG},
+    {"id": 2**64 - 1, "answer": "u64 max", "ref": 2**63},
+    {"id": -(2**63) - 1, "answer": "below i64", "ref": -(2**63)},
+    {"id": "f", "answer": "a float", "ref": 1e20},
+]
+BIG_DOCUMENTS = [
+    doc("1", "small first", id="1", ref="7"),
+    doc(str(BIG), "big", id=str(BIG), ref=str(-BIG)),
+    doc("18446744073709551615", "u64 max", id="18446744073709551615", ref="9223372036854775808"),
+    doc("-9223372036854775809", "below i64", id="-9223372036854775809", ref="-9223372036854775808"),
+    doc("f", "a float", id="f", ref="1e+20"),
+]
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.json"])
+def test_integers_of_any_size_are_kept_exactly(tmp_path: Path, name: str) -> None:
+    # Written by the standard library, which writes every digit.
+    if name.endswith(".jsonl"):
+        content = "".join(json.dumps(record) + "\n" for record in BIG_RECORDS)
+    else:
+        content = json.dumps(BIG_RECORDS)
+    assert str(BIG) in content
+    path = write(tmp_path, name, content)
+    mapping = FieldMapping(key_field="id", search_fields=("id", "ref"))
+    assert read_documents(path, mapping) == BIG_DOCUMENTS
+
+
+def test_a_big_integer_key_and_its_string_are_duplicates(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "d.jsonl", f'{{"key": {BIG}, "answer": "x"}}\n{{"key": "{BIG}", "answer": "y"}}\n'
+    )
+    assert error_of(path).message == f"{path}:2: duplicate key '{BIG}' (first on line 1)"
+
+
+def test_a_float_answer_of_python_s_own_is_said_as_a_float() -> None:
+    # Values of a mapping are Python's: 1e20 is a float, not an integer to read again.
+    with pytest.raises(DataError) as info:
+        documents_from_mapping({"a": 1e20})  # type: ignore[dict-item]
+    assert info.value.message == "<data>: key \"a\": 'answer' must be a string, not float"
+
+
 # -- bad records: the message names the file and where -----------------------
 
 GOOD = '{"key": "a", "answer": "x"}\n'
@@ -331,6 +382,25 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
         b'{"key": "a", "answer": 3}',
         ":1: 'answer' must be a string, not int",
         "line 1",
+    ),
+    # An integer beyond 64 bits is an int too, not the float orjson reads.
+    "jsonl big int answer": (
+        "d.jsonl",
+        b'{"key": "a", "answer": 123456789012345678901234567890}',
+        ":1: 'answer' must be a string, not int",
+        "line 1",
+    ),
+    "array big int answer": (
+        "d.json",
+        b'[{"key": "a", "answer": "x"}, {"key": "b", "answer": -123456789012345678901234567890}]',
+        ": record 2: 'answer' must be a string, not int",
+        "record 2",
+    ),
+    "object big int answer": (
+        "d.json",
+        b'{"a": "x", "b": 123456789012345678901234567890}',
+        ": key \"b\": 'answer' must be a string, not int",
+        'key "b"',
     ),
     "jsonl invalid JSON": (
         "d.jsonl",
@@ -474,14 +544,24 @@ BAD_RECORDS: dict[str, tuple[str, bytes, str, str | None]] = {
         "d.csv",
         b"key;answer\na;b\n",
         ":1: the header has no 'key' column (its columns: 'key;answer'); "
-        "columns are separated by commas, not ';'",
+        "are its columns separated by ';', not ','? "
+        "Give --csv-delimiter ';' (csv_delimiter= in Python)",
         "line 1",
     ),
     "csv separated by tabs": (
         "d.csv",
         b"key\tanswer\na\tb\n",
         ":1: the header has no 'key' column (its columns: 'key\\tanswer'); "
-        "columns are separated by commas, not '\\t'",
+        "are its columns separated by '\\t', not ','? "
+        "Give --csv-delimiter tab (csv_delimiter= in Python)",
+        "line 1",
+    ),
+    "tsv separated by commas": (
+        "d.tsv",
+        b"key,answer\na,b\n",
+        ":1: the header has no 'key' column (its columns: 'key,answer'); "
+        "are its columns separated by ',', not '\\t'? "
+        "Give --csv-delimiter , (csv_delimiter= in Python)",
         "line 1",
     ),
     "csv column twice": (
@@ -585,6 +665,12 @@ def test_long_and_multi_line_values_are_cut_and_escaped(tmp_path: Path) -> None:
 
 # -- whole-file problems ------------------------------------------------------
 
+UTF16 = "the file looks like UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8"
+UTF16_NO_BOM = (
+    "the file looks like UTF-16 (its first characters are ASCII with NUL bytes between them); "
+    "save it as UTF-8"
+)
+
 WHOLE_FILE: dict[str, tuple[str, bytes, str]] = {
     "empty jsonl": ("d.jsonl", b"", "the file is empty"),
     "blank jsonl": ("d.jsonl", b"\n  \r\n", "the file has only blank lines"),
@@ -604,6 +690,31 @@ WHOLE_FILE: dict[str, tuple[str, bytes, str]] = {
         b'"text"',
         "expected a JSON array of records or an object of key -> answer, got string",
     ),
+    # Saved as "Unicode text" by a spreadsheet or an editor: said at once,
+    # rather than as byte 0xff or a header of 'k\x00e\x00y\x00'.
+    "UTF-16 LE csv": (
+        "d.csv",
+        codecs.BOM_UTF16_LE + "key,answer\na,x\n".encode("utf-16-le"),
+        UTF16,
+    ),
+    "UTF-16 BE csv": (
+        "d.csv",
+        codecs.BOM_UTF16_BE + "key,answer\na,x\n".encode("utf-16-be"),
+        UTF16,
+    ),
+    "UTF-16 LE jsonl": ("d.jsonl", codecs.BOM_UTF16_LE + GOOD.encode("utf-16-le"), UTF16),
+    "UTF-16 BE json": ("d.json", codecs.BOM_UTF16_BE + "[]".encode("utf-16-be"), UTF16),
+    "UTF-32 LE jsonl": (
+        "d.jsonl",
+        codecs.BOM_UTF32_LE + GOOD.encode("utf-32-le"),
+        "the file looks like UTF-32 (it starts with a UTF-32 byte order mark); save it as UTF-8",
+    ),
+    "UTF-16 LE csv, no BOM": ("d.csv", "key,answer\na,x\n".encode("utf-16-le"), UTF16_NO_BOM),
+    "UTF-16 BE json, no BOM": (
+        "d.json",
+        '[{"key": "a"}]'.encode("utf-16-be"),
+        UTF16_NO_BOM,
+    ),
 }
 
 
@@ -613,6 +724,16 @@ def test_whole_file_problem(tmp_path: Path, name: str, content: bytes, reason: s
     error = error_of(path)
     assert error.message == f"{path}: {reason}"
     assert error.location is None
+
+
+def test_load_index_says_a_utf16_file_is_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "index.json", codecs.BOM_UTF16_LE + '{"a": "x"}'.encode("utf-16-le"))
+    with pytest.raises(ConfigurationError) as info:
+        load_index(path)
+    assert info.value.message == (
+        f"data file {str(path)!r} looks like UTF-16 "
+        "(it starts with a UTF-16 byte order mark); save it as UTF-8"
+    )
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -646,7 +767,13 @@ def test_documents_from_mapping_errors_name_the_key() -> None:
 
 @pytest.mark.parametrize(
     ("name", "format"),
-    [("a.json", "json"), ("a.JSONL", "jsonl"), ("dir.v2/a.ndjson", "jsonl"), ("a.csv", "csv")],
+    [
+        ("a.json", "json"),
+        ("a.JSONL", "jsonl"),
+        ("dir.v2/a.ndjson", "jsonl"),
+        ("a.csv", "csv"),
+        ("a.TSV", "csv"),
+    ],
 )
 def test_detect_format(name: str, format: str) -> None:
     assert detect_format(name) == format
@@ -686,6 +813,77 @@ def test_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         DocumentReader(path, format="xml")
     assert info.value.message == f"{path}: unknown format 'xml'; expected json, jsonl or csv"
+
+
+# -- the CSV delimiter ------------------------------------------------------------
+
+
+def test_csv_delimiter(tmp_path: Path) -> None:
+    # As a spreadsheet in a language whose decimal mark is a comma writes it.
+    path = write(tmp_path, "data.csv", 'key;answer;price\na;"x; quoted";3,50\nb;y;1,00\n')
+    assert read_documents(path, csv_delimiter=";") == [
+        doc("a", "x; quoted", key="a", answer="x; quoted", price="3,50"),
+        doc("b", "y", key="b", answer="y", price="1,00"),
+    ]
+    with DocumentReader(path, csv_delimiter=";") as reader:
+        assert reader.csv_delimiter == ";"
+    with DocumentReader(path) as reader:
+        assert reader.csv_delimiter == ","
+
+
+def test_a_tsv_file_is_csv_separated_by_tabs(tmp_path: Path) -> None:
+    path = write(tmp_path, "data.tsv", "key\tanswer\na\tx, y\n")
+    assert read_documents(path) == [doc("a", "x, y", key="a", answer="x, y")]
+    # The same text under another name, and a .tsv file that uses commas.
+    other = write(tmp_path, "export.txt", "key\tanswer\na\tx, y\n")
+    assert read_documents(other, format="csv", csv_delimiter="\t") == read_documents(path)
+    commas = write(tmp_path, "commas.tsv", "key,answer\na,x\n")
+    assert read_documents(commas, csv_delimiter=",") == [doc("a", "x", key="a", answer="x")]
+
+
+def test_a_csv_delimiter_the_file_does_not_use_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "data.csv", "key,answer\na,x\n")
+    assert error_of(path, csv_delimiter=";").message == (
+        f"{path}:1: the header has no 'key' column (its columns: 'key,answer'); "
+        "are its columns separated by ',', not ';'? "
+        "Give --csv-delimiter , (csv_delimiter= in Python)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "format"), [("data.json", None), ("data.jsonl", None), ("data.csv", "jsonl")]
+)
+def test_a_csv_delimiter_for_another_format_is_an_error(
+    tmp_path: Path, name: str, format: str | None
+) -> None:
+    path = write(tmp_path, name, GOOD)
+    with pytest.raises(DataError) as info:
+        DocumentReader(path, format=format, csv_delimiter=";")
+    read_as = format or detect_format(path)
+    assert (
+        info.value.message == f"{path}: csv_delimiter is for CSV files, and this one is {read_as}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "reason"),
+    [
+        ("", "must be one character, not ''"),
+        (";;", "must be one character, not ';;'"),
+        ("tab", "must be one character, not 'tab'"),
+        ('"', "cannot be '\"', which quotes cells"),
+        ("\n", "cannot be '\\n': a line break or NUL cannot separate cells"),
+        ("\r", "cannot be '\\r': a line break or NUL cannot separate cells"),
+        ("\x00", "cannot be '\\x00': a line break or NUL cannot separate cells"),
+        ("t", "cannot be a letter or digit, such as 't'"),
+        ("0", "cannot be a letter or digit, such as '0'"),
+    ],
+)
+def test_a_bad_csv_delimiter_is_an_error(tmp_path: Path, delimiter: str, reason: str) -> None:
+    path = write(tmp_path, "data.csv", "key,answer\na,x\n")
+    with pytest.raises(DataError) as info:
+        DocumentReader(path, csv_delimiter=delimiter)
+    assert info.value.message == f"{path}: csv_delimiter {reason}"
 
 
 # -- the reader: progress, once, closing ----------------------------------------

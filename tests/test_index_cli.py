@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -398,6 +399,120 @@ def test_names_starting_with_an_underscore_or_a_dollar_are_fields_like_any_other
     assert SearchIndex.open(index_dir).lookup("5f1d7c") == "Up"
 
 
+# -- what data files hold ---------------------------------------------------------
+
+#: An id of 97 bits: more than the 64 that orjson reads an integer into.
+BIG = 123456789012345678901234567890
+
+
+def test_integers_beyond_64_bits_are_found_exactly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records: list[dict[str, Any]] = [
+        {"id": BIG, "answer": "the big one", "ref": "first"},
+        {"id": 2**64 - 1, "answer": "u64 max", "ref": BIG + 1},
+        {"id": -(2**63) - 1, "answer": "below i64", "ref": "third"},
+    ]
+    data = tmp_path / "ledger.jsonl"
+    data.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    index_dir = tmp_path / "idx"
+    options = ["--key-field", "id", "--search-fields", "id,ref"]
+    status, _out, err = run(capsys, "build", data, "--index", index_dir, *options)
+    assert (status, err) == (0, "")
+    index = SearchIndex.open(index_dir)
+    assert index.lookup("123456789012345678901234567890") == "the big one"
+    assert index.lookup("18446744073709551615") == "u64 max"
+    assert index.lookup("-9223372036854775809") == "below i64"
+    # Searchable as the digits written, not as 1.2345678901234568e+29.
+    assert index.query("123456789012345678901234567891").hits[0].answer == "u64 max"
+    assert index.query("123456789012345678901234567890").hits[0].answer == "the big one"
+
+
+def test_csv_delimiter_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A spreadsheet's export in a language whose decimal mark is a comma.
+    data = tmp_path / "export.csv"
+    data.write_text("key;answer;body\nring;In the caves;precious, mine\n", encoding="utf-8")
+    index_dir = tmp_path / "idx"
+    status, _out, err = run(capsys, "build", data, "--index", index_dir, "--csv-delimiter", ";")
+    assert (status, err) == (0, "")
+    index = SearchIndex.open(index_dir)
+    assert index.lookup("ring") == "In the caves"
+    assert [hit.key for hit in index.query("precious").hits] == ["ring"]
+    # A .tsv file is separated by tabs; elsewhere a tab is written \t or tab.
+    (tmp_path / "more.tsv").write_text("key\tanswer\ndog\tPlaying ball!\n", encoding="utf-8")
+    assert run(capsys, "add", tmp_path / "more.tsv", "--index", index_dir)[0] == 0
+    for number, tab in enumerate(["\\t", "TAB", "\t"]):  # the last one a tab itself
+        export = tmp_path / f"export{number}.txt"
+        export.write_text(f"key\tanswer\ncat\tMeow {number}\n", encoding="utf-8")
+        options = ["--format", "csv", "--csv-delimiter", tab]
+        assert run(capsys, "add", export, "--index", index_dir, *options)[0] == 0
+        assert SearchIndex.open(index_dir).lookup("cat") == f"Meow {number}"
+    assert SearchIndex.open(index_dir).lookup("dog") == "Playing ball!"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (";;", "must be one character (a tab is written \\t or tab), not ';;'"),
+        ("", "must be one character (a tab is written \\t or tab), not ''"),
+        ('"', "cannot be '\"', which quotes cells"),
+        ("\n", "cannot be '\\n': a line break or NUL cannot separate cells"),
+        ("t", "cannot be a letter or digit, such as 't'"),
+    ],
+)
+def test_a_bad_csv_delimiter_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    data = write_data(tmp_path, "csv")
+    with pytest.raises(SystemExit) as exited:
+        main(["build", str(data), "--index", str(tmp_path / "idx"), "--csv-delimiter", value])
+    assert exited.value.code == 2
+    assert one_error_line(capsys.readouterr().err) == (
+        f"trio-search-index: error: argument --csv-delimiter: {message} "
+        "(see trio-search-index build --help)\n"
+    )
+    assert not (tmp_path / "idx").exists()
+
+
+def test_a_csv_delimiter_for_another_format_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_data(tmp_path, "jsonl")
+    index_dir = tmp_path / "idx"
+    status, out, err = run(capsys, "build", data, "--index", index_dir, "--csv-delimiter", ";")
+    assert (status, out) == (2, "")
+    assert one_error_line(err) == (
+        f"trio-search-index: error: --csv-delimiter applies to CSV files only, and {data} "
+        "is jsonl by its suffix: give --format csv to read it as CSV (see --help)\n"
+    )
+    csv_data = write_data(tmp_path, "csv")
+    options = ["--format", "json", "--csv-delimiter", "tab"]
+    status, out, err = run(capsys, "build", csv_data, "--index", index_dir, *options)
+    assert (status, out) == (2, "")
+    assert one_error_line(err) == (
+        "trio-search-index: error: --csv-delimiter applies to CSV files only, "
+        "not to --format json (see --help)\n"
+    )
+    assert not index_dir.exists()
+
+
+@pytest.mark.parametrize("bom", [codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE], ids=["LE", "BE"])
+def test_a_utf16_file_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bom: bytes
+) -> None:
+    # What a spreadsheet's "Unicode text" export writes.
+    encoding = "utf-16-le" if bom == codecs.BOM_UTF16_LE else "utf-16-be"
+    data = tmp_path / "export.csv"
+    data.write_bytes(bom + "key,answer\nring,In the caves\n".encode(encoding))
+    status, out, err = run(capsys, "build", data, "--index", tmp_path / "idx")
+    assert (status, out) == (1, "")
+    assert one_error_line(err) == (
+        f"trio-search-index: error: {data}: the file looks like UTF-16 "
+        "(it starts with a UTF-16 byte order mark); save it as UTF-8\n"
+    )
+    assert not (tmp_path / "idx").exists()
+
+
 # -- add ------------------------------------------------------------------------
 
 
@@ -792,6 +907,13 @@ def test_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     out = capsys.readouterr().out
     assert "examples:" in out
     assert "trio-search-index" in out
+    if command in (["build"], ["add"]):
+        text = " ".join(out.split())
+        assert (
+            "--csv-delimiter CHAR the character separating a CSV file's cells, such as ';' "
+            "(spreadsheets in languages whose decimal mark is a comma) or a tab, written \\t "
+            "or tab (default: a comma; a tab for a .tsv file)"
+        ) in text
 
 
 def test_add_help_gives_the_index_s_fields_as_defaults(

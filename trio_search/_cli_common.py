@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from . import _codes as codes
 from . import _validators as validators
-from ._documents import FORMATS, FieldMapping
+from ._documents import FORMATS, FieldMapping, format_of_suffix
 from ._errors import ConfigurationError
 from ._validators import option_type
 
@@ -80,11 +80,31 @@ def int_at_most(most: int, check: Callable[[int], int]) -> Callable[[str], int]:
     return option_type(bounded, int)
 
 
+#: How ``--csv-delimiter`` may spell a tab, which is awkward to type in a
+#: shell (lower-cased first).
+_SPELLED_DELIMITERS = {"\\t": "\t", "tab": "\t"}
+
+
+def csv_delimiter(text: str) -> str:
+    """An argparse type: ``--csv-delimiter``, one character or a tab spelled
+    ``\\t`` or ``tab``."""
+    value = _SPELLED_DELIMITERS.get(text.lower(), text)
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(
+            f"must be one character (a tab is written \\t or tab), not {text!r}"
+        )
+    try:
+        return validators.csv_delimiter(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_field_mapping_options(
     group: argparse._ArgumentGroup, *, defaults: tuple[str, str, str] | None = None
 ) -> None:
-    """``--format``, ``--key-field``, ``--answer-field``, ``--search-fields``:
-    how to read a data file's records (see :func:`field_mapping`).
+    """``--format``, ``--csv-delimiter``, ``--key-field``, ``--answer-field``,
+    ``--search-fields``: how to read a data file's records (see
+    :func:`field_mapping`, :func:`csv_delimiter_conflict`).
 
     ``defaults`` is what the help says each of the last three defaults to;
     ``None`` for :class:`FieldMapping`'s own defaults.
@@ -93,7 +113,20 @@ def add_field_mapping_options(
     group.add_argument(
         "--format",
         choices=FORMATS,
-        help="the data file's format (default: from its suffix: .json, .jsonl/.ndjson, .csv)",
+        help=(
+            "the data file's format (default: from its suffix: .json, .jsonl/.ndjson, "
+            ".csv, and .tsv: CSV separated by tabs)"
+        ),
+    )
+    group.add_argument(
+        "--csv-delimiter",
+        type=csv_delimiter,
+        metavar="CHAR",
+        help=(
+            "the character separating a CSV file's cells, such as ';' (spreadsheets in "
+            "languages whose decimal mark is a comma) or a tab, written \\t or tab "
+            "(default: a comma; a tab for a .tsv file)"
+        ),
     )
     group.add_argument(
         "--key-field",
@@ -124,7 +157,24 @@ def has_field_mapping_options(args: argparse.Namespace) -> bool:
     """Whether any option of :func:`add_field_mapping_options` was given."""
     return any(
         getattr(args, name) is not None
-        for name in ("format", "key_field", "answer_field", "search_fields")
+        for name in ("format", "csv_delimiter", "key_field", "answer_field", "search_fields")
+    )
+
+
+def csv_delimiter_conflict(args: argparse.Namespace, data: str) -> str | None:
+    """Why ``--csv-delimiter`` cannot apply to the data file ``data`` (it
+    is read in another format, by ``--format`` or its suffix), or ``None``.
+    An unknown suffix is left to the reader, which asks for ``--format``."""
+    if args.csv_delimiter is None:
+        return None
+    format = args.format or format_of_suffix(data)
+    if format is None or format == "csv":
+        return None
+    if args.format is not None:
+        return f"--csv-delimiter applies to CSV files only, not to --format {format}"
+    return (
+        f"--csv-delimiter applies to CSV files only, and {data} is {format} by its suffix: "
+        "give --format csv to read it as CSV"
     )
 
 

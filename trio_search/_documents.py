@@ -19,7 +19,19 @@ small share of that.
 Choices worth knowing:
 
 - Line numbers are physical lines, 1-based, counting blank lines; a UTF-8 BOM
-  at the start of a file is skipped in every format.
+  at the start of a file is skipped in every format. A file that starts like
+  UTF-16 or UTF-32 (a byte order mark, or ASCII with NUL bytes between) is
+  refused at once with that said, rather than with the first byte that is
+  not UTF-8.
+- Integers are kept exactly, however many digits they have: a key or a
+  searchable field is their decimal text (the index holds only text, never
+  a number). orjson reads an integer outside -2**63 .. 2**64 - 1 as a
+  float, keeping 17 digits; a record in which such a float is the key, the
+  answer or a searchable field is read again by the standard library,
+  which is slower but exact. Other floats are searched as Python writes
+  them (``1.5``, ``1e+20``).
+- CSV cells are separated by ``csv_delimiter`` (``,`` by default, a tab for
+  a ``.tsv`` file); quotes are ``"``, as spreadsheets write them.
 - A CSV record whose quoted cell spans several lines is reported at the line
   where the record *starts* (duplicates name the first record's starting
   line too). The CSV header is line 1.
@@ -38,11 +50,13 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
 import json
 import os
+import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -51,6 +65,7 @@ from typing import Any
 import attrs
 import orjson
 
+from . import _validators as validators
 from ._errors import ConfigurationError
 
 #: The data formats, as the ``--format`` option names them.
@@ -76,9 +91,34 @@ QUOTE_LIMIT = 60
 #: there (those that are, to pick from), before the list is cut with "...".
 NAMES_SHOWN = 8
 
-_SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_SUFFIX_FORMATS = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+}
+
+#: What separates CSV cells when ``csv_delimiter`` is not given.
+DEFAULT_CSV_DELIMITER = ","
+#: Suffixes whose CSV is separated otherwise by default: tab-separated values.
+_SUFFIX_DELIMITERS = {".tsv": "\t"}
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+
+#: Byte order marks of the encodings a file saved as "Unicode" may have
+#: instead of UTF-8; UTF-32 LE's starts with UTF-16 LE's, so it comes first.
+_OTHER_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+#: orjson reads an integer outside -2**63 .. 2**64 - 1 as a float (17
+#: digits kept); a float at least this far from 0 may be one, and its
+#: record is read again exactly.
+_FLOAT_MAY_BE_INT = float(2**63)
 
 #: What the error messages call the types a record's values can have.
 _TYPE_NAMES = {type(None): "null", dict: "object", str: "string"}
@@ -161,13 +201,14 @@ class FieldMapping:
 
     Attributes:
         key_field: The field holding the document's key, a non-empty string
-            or an integer (converted with ``str()``).
+            or an integer (its decimal digits, exactly, however many).
         answer_field: The field holding the document's answer, a string.
         search_fields: The fields whose text is searchable. ``None``: every
             string-valued field of each record (other values are ignored).
             Otherwise exactly these (any iterable of names is stored as a
             tuple); each one a record has must be a string or a number
-            (converted with ``str()``), and a record may lack any of them
+            (converted with ``str()``: an integer's digits exactly, however
+            many), and a record may lack any of them
             (or hold ``null``, which is the same).
 
     Field names are 1 to 64 (``MAX_FIELD_NAME_LENGTH``) characters and
@@ -221,6 +262,12 @@ class _BadRecord(Exception):
     """Why one record cannot be a document; the caller adds where it is."""
 
 
+class _InexactNumber(Exception):
+    """A number that matters may have lost digits: orjson read an integer
+    too large for 64 bits as a float. The caller reads the record again
+    with :func:`_exact_json` and makes the document with exact rules."""
+
+
 def _type_name(value: object) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
@@ -243,14 +290,19 @@ def _names(names: Iterable[str]) -> str:
 
 #: Characters that separate columns in files other programs call CSV (a
 #: spreadsheet set to a language whose decimal mark is a comma uses ";").
-_OTHER_SEPARATORS = (";", "\t", "|")
+_SEPARATORS = (",", ";", "\t", "|")
 
 
-def _other_separator(header: list[str]) -> str | None:
-    """The separator a one-column header seems to use instead of commas."""
+def _other_separator(header: list[str], delimiter: str) -> str | None:
+    """The separator a one-column header seems to use instead of ``delimiter``."""
     if len(header) != 1:
         return None
-    return next((other for other in _OTHER_SEPARATORS if other in header[0]), None)
+    return next((other for other in _SEPARATORS if other != delimiter and other in header[0]), None)
+
+
+def _delimiter_option(delimiter: str) -> str:
+    """``--csv-delimiter`` with ``delimiter`` as a shell takes it."""
+    return "--csv-delimiter " + ("tab" if delimiter == "\t" else shlex.quote(delimiter))
 
 
 def _json_quote(text: str) -> str:
@@ -266,16 +318,33 @@ def _show_path(path: str) -> str:
 
 
 class _Rules:
-    """A :class:`FieldMapping` applied to records; the hot path of loading."""
+    """A :class:`FieldMapping` applied to records; the hot path of loading.
 
-    __slots__ = ("_answer_field", "_key_field", "_search_fields")
+    ``exact``: the records' numbers are as written (read by the standard
+    library, or Python values). Otherwise (read by orjson) a float that may
+    be an integer orjson could not hold raises :class:`_InexactNumber`
+    where it matters: as the key, the answer or a searchable field.
+    """
+
+    __slots__ = ("_answer_field", "_exact", "_key_field", "_search_fields")
 
     def __init__(
-        self, key_field: str, answer_field: str, search_fields: tuple[str, ...] | None
+        self,
+        key_field: str,
+        answer_field: str,
+        search_fields: tuple[str, ...] | None,
+        *,
+        exact: bool,
     ) -> None:
         self._key_field = key_field
         self._answer_field = answer_field
         self._search_fields = search_fields
+        self._exact = exact
+
+    def _check_exact(self, value: object) -> None:
+        # Off the hot path: only a value that is not a string gets here.
+        if type(value) is float and not self._exact and abs(value) >= _FLOAT_MAY_BE_INT:
+            raise _InexactNumber
 
     def document(self, record: object) -> Document:
         """The document ``record`` makes; a dict record becomes its fields.
@@ -285,6 +354,7 @@ class _Rules:
 
         Raises:
             _BadRecord: with the reason it makes none.
+            _InexactNumber: the record must be read again exactly.
         """
         if type(record) is not dict:
             raise _BadRecord(f"expected a JSON object, got {_type_name(record)}")
@@ -296,6 +366,7 @@ class _Rules:
             elif key is _ABSENT:
                 raise _BadRecord(f"no {_quote(key_field)} field (its fields: {_names(record)})")
             else:
+                self._check_exact(key)
                 raise _BadRecord(f"{_quote(key_field)} must be a string, not {_type_name(key)}")
         if not key:
             raise _BadRecord(f"{_quote(key_field)} is empty")
@@ -310,6 +381,7 @@ class _Rules:
                 raise _BadRecord(
                     f"no {_quote(self._answer_field)} field (its fields: {_names(record)})"
                 )
+            self._check_exact(answer)  # said as the int it is, not as a float
             raise _BadRecord(
                 f"{_quote(self._answer_field)} must be a string, not {_type_name(answer)}"
             )
@@ -326,7 +398,10 @@ class _Rules:
                 value = record.get(name, _ABSENT)
                 if type(value) is str:
                     fields[name] = value
-                elif type(value) is int or type(value) is float:
+                elif type(value) is int:
+                    fields[name] = str(value)
+                elif type(value) is float:
+                    self._check_exact(value)
                     fields[name] = str(value)
                 elif value is not _ABSENT and value is not None:
                     # null is how JSON exports (SQL, pandas) write a
@@ -337,26 +412,45 @@ class _Rules:
         return Document(key, answer, MappingProxyType(fields), key_field, self._answer_field)
 
 
-def _record_rules(mapping: FieldMapping) -> _Rules:
-    return _Rules(mapping.key_field, mapping.answer_field, mapping.search_fields)
+def _record_rules(mapping: FieldMapping, *, exact: bool) -> _Rules:
+    return _Rules(mapping.key_field, mapping.answer_field, mapping.search_fields, exact=exact)
 
 
-def _object_form_rules(mapping: FieldMapping) -> _Rules:
+def _object_form_rules(mapping: FieldMapping, *, exact: bool) -> _Rules:
     # The JSON object form and the built-in data: {"key": k, "answer": v}.
-    return _Rules("key", "answer", mapping.search_fields)
+    return _Rules("key", "answer", mapping.search_fields, exact=exact)
+
+
+def _exact_json(text: str | bytes) -> Any:
+    """``text``, which orjson read, read again by the standard library,
+    which keeps every integer exactly (as an int).
+
+    Raises:
+        _BadRecord: it cannot (an integer of more than the 4,300 digits
+            Python converts, or nesting deeper than its recursion limit).
+    """
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _BadRecord(f"an integer longer than 64 bits cannot be read exactly: {exc}") from None
+
+
+def format_of_suffix(path: str | Path) -> str | None:
+    """The format a data file's suffix names, or ``None`` (see :func:`detect_format`)."""
+    return _SUFFIX_FORMATS.get(Path(path).suffix.lower())
 
 
 def detect_format(path: str | Path) -> str:
     """The format of a data file, from its suffix.
 
     ``.json`` is ``"json"``, ``.jsonl`` and ``.ndjson`` are ``"jsonl"``,
-    ``.csv`` is ``"csv"``, in any case.
+    ``.csv`` and ``.tsv`` (tab-separated) are ``"csv"``, in any case.
 
     Raises:
         DataError: any other suffix.
     """
     suffix = Path(path).suffix
-    format = _SUFFIX_FORMATS.get(suffix.lower())
+    format = format_of_suffix(path)
     if format is None and os.path.isdir(path):
         raise DataError(f"{_show_path(str(path))}: is a directory, not a data file", path=str(path))
     if format is None:
@@ -384,16 +478,24 @@ class DocumentReader:
         mapping: Which fields make up a document.
         format: One of :data:`FORMATS`, or ``None`` to go by the suffix
             (``detect_format``).
+        csv_delimiter: The one character that separates a CSV file's
+            cells, such as ``";"`` or ``"\\t"``; ``None`` for a tab in a
+            ``.tsv`` file and a comma in any other. Not the quote ``"``, a
+            line break, NUL, a letter or a digit. Given for a format other
+            than ``"csv"``, it is an error.
 
     Attributes:
         path: The file, as a string.
         format: The format it is read in.
+        csv_delimiter: What separates its cells if it is CSV; ``None`` if not.
         size: The file's size in bytes when opened (0 for a pipe).
 
     Raises:
-        DataError: here, if the format is unknown or the file cannot be
-            opened; while iterating, at the first bad record (the documents
-            before it have been yielded) or if the file cannot be read.
+        DataError: here, if the format is unknown, ``csv_delimiter`` is not
+            a usable one or given for another format, or the file cannot be
+            opened; while iterating, if the file is not UTF-8, at the first
+            bad record (the documents before it have been yielded) or if the
+            file cannot be read.
     """
 
     def __init__(
@@ -402,6 +504,7 @@ class DocumentReader:
         mapping: FieldMapping = _DEFAULT_MAPPING,
         *,
         format: str | None = None,
+        csv_delimiter: str | None = None,
     ) -> None:
         self.path = str(path)
         self._shown = _show_path(self.path)
@@ -410,6 +513,7 @@ class DocumentReader:
         elif format not in FORMATS:
             raise self._error(f"unknown format {_quote(format)}; expected json, jsonl or csv")
         self.format = format
+        self.csv_delimiter = self._delimiter(format, csv_delimiter)
         self._mapping = mapping
         self._bytes_read = 0
         self._started = False
@@ -422,6 +526,20 @@ class DocumentReader:
         except OSError as exc:  # pragma: no cover - fstat on an open file
             self.close()
             raise self._error(f"cannot read: {exc.strerror or exc}") from exc
+
+    def _delimiter(self, format: str, given: str | None) -> str | None:
+        if given is not None:
+            try:
+                validators.csv_delimiter(given)
+            except ValueError as exc:
+                raise self._error(f"csv_delimiter {exc}") from None
+            if format != "csv":
+                raise self._error(f"csv_delimiter is for CSV files, and this one is {format}")
+            return given
+        if format != "csv":
+            return None
+        suffix = Path(self.path).suffix.lower()
+        return _SUFFIX_DELIMITERS.get(suffix, DEFAULT_CSV_DELIMITER)
 
     @property
     def bytes_read(self) -> int:
@@ -458,6 +576,9 @@ class DocumentReader:
 
     def _documents(self, file: io.BufferedReader) -> Iterator[Document]:
         try:
+            encoding = foreign_encoding(file.peek(4)[:4])
+            if encoding is not None:
+                raise self._error(f"the file looks like {encoding}; save it as UTF-8")
             if file.peek(len(_UTF8_BOM))[: len(_UTF8_BOM)] == _UTF8_BOM:
                 self._bytes_read += len(file.read(len(_UTF8_BOM)))
             if self.format == "jsonl":
@@ -487,7 +608,8 @@ class DocumentReader:
     # -- JSON Lines -----------------------------------------------------------
 
     def _read_jsonl(self, file: io.BufferedReader) -> Iterator[Document]:
-        to_document = _record_rules(self._mapping).document
+        to_document = _record_rules(self._mapping, exact=False).document
+        exact_document = _record_rules(self._mapping, exact=True).document
         loads = orjson.loads
         first_line: dict[str, int] = {}
         number = 0
@@ -496,7 +618,10 @@ class DocumentReader:
             if line.isspace():
                 continue
             try:
-                document = to_document(loads(line))
+                try:
+                    document = to_document(loads(line))
+                except _InexactNumber:
+                    document = exact_document(_exact_json(line))
             except orjson.JSONDecodeError as exc:
                 raise self._line_error(number, _json_line_reason(line, exc)) from exc
             except _BadRecord as exc:
@@ -525,11 +650,16 @@ class DocumentReader:
 
     def _read_csv(self, file: io.BufferedReader) -> Iterator[Document]:
         mapping = self._mapping
-        to_document = _record_rules(mapping).document
+        to_document = _record_rules(mapping, exact=True).document  # cells are strings
         # The limit is the csv module's, for the whole process: only raised.
         if csv.field_size_limit() < MAX_CSV_CELL_LENGTH:
             csv.field_size_limit(MAX_CSV_CELL_LENGTH)
-        reader = csv.reader(self._text_lines(file), strict=True)
+        reader = csv.reader(
+            self._text_lines(file),
+            delimiter=self.csv_delimiter or DEFAULT_CSV_DELIMITER,
+            quotechar=validators.CSV_QUOTE,
+            strict=True,
+        )
         start = 1  # the line the record being read starts on
         try:
             header = next(reader, None)
@@ -573,9 +703,13 @@ class DocumentReader:
         for name in needed:
             if name not in seen:
                 reason = f"the header has no {_quote(name)} column (its columns: {_names(header)})"
-                other = _other_separator(header)
+                delimiter = self.csv_delimiter or DEFAULT_CSV_DELIMITER
+                other = _other_separator(header, delimiter)
                 if other is not None:
-                    reason += f"; columns are separated by commas, not {other!r}"
+                    reason += (
+                        f"; are its columns separated by {other!r}, not {delimiter!r}? "
+                        f"Give {_delimiter_option(other)} (csv_delimiter= in Python)"
+                    )
                 raise self._line_error(1, reason)
 
     # -- JSON -----------------------------------------------------------------
@@ -601,7 +735,7 @@ class DocumentReader:
                 f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from exc
         if type(data) is list:
-            yield from self._array_documents(data)
+            yield from self._array_documents(data, text)
         elif type(data) is dict:
             duplicate = _duplicate_object_key(text)
             if duplicate is not None:
@@ -611,19 +745,30 @@ class DocumentReader:
                     path=self.path,
                     location=f"key {_json_quote(duplicate)}",
                 )
-            yield from _object_documents(data, self._mapping, self.path)
+            yield from _object_documents(data, self._mapping, self.path, text)
         else:
             raise self._error(
                 "expected a JSON array of records or an object of key -> answer, "
                 f"got {_type_name(data)}"
             )
 
-    def _array_documents(self, records: list[Any]) -> Iterator[Document]:
-        to_document = _record_rules(self._mapping).document
+    def _array_documents(self, records: list[Any], text: str) -> Iterator[Document]:
+        to_document = _record_rules(self._mapping, exact=False).document
+        # Once a record needs it, the file read again exactly (rare; memory
+        # for a second copy of the records), and the rest taken from there.
+        exact: list[Any] | None = None
         first_record: dict[str, int] = {}
         for number, record in enumerate(records, 1):
             try:
-                document = to_document(record)
+                if exact is not None:
+                    document = to_document(exact[number - 1])
+                else:
+                    try:
+                        document = to_document(record)
+                    except _InexactNumber:
+                        exact = _exact_json(text)
+                        to_document = _record_rules(self._mapping, exact=True).document
+                        document = to_document(exact[number - 1])
             except _BadRecord as exc:
                 raise self._record_error(number, str(exc)) from None
             first = first_record.setdefault(document.key, number)
@@ -635,12 +780,21 @@ class DocumentReader:
 
 
 def _object_documents(
-    data: Mapping[Any, Any], mapping: FieldMapping, path: str
+    data: Mapping[Any, Any], mapping: FieldMapping, path: str, text: str | None = None
 ) -> Iterator[Document]:
-    to_document = _object_form_rules(mapping).document
+    """The documents of the object form; ``text`` is the JSON that orjson
+    read ``data`` from, ``None`` if ``data`` holds Python's own values."""
+    to_document = _object_form_rules(mapping, exact=text is None).document
     for key, answer in data.items():
         try:
-            document = to_document({"key": key, "answer": answer})
+            try:
+                document = to_document({"key": key, "answer": answer})
+            except _InexactNumber:
+                assert text is not None  # only orjson's values raise it
+                exact_answer = _exact_json(text)[key]
+                document = _object_form_rules(mapping, exact=True).document(
+                    {"key": key, "answer": exact_answer}
+                )
         except _BadRecord as exc:
             where = f"key {_json_quote(key) if isinstance(key, str) else repr(key)}"
             raise DataError(
@@ -667,6 +821,19 @@ def _duplicate_object_key(text: str) -> str | None:
         if key in seen:
             return str(key)
         seen.add(key)
+    return None
+
+
+def foreign_encoding(head: bytes) -> str | None:
+    """What encoding other than UTF-8 a file starting with ``head`` (its
+    first 4 bytes) seems to be in, and why, or ``None``: a byte order mark of
+    UTF-16 or UTF-32 (as a spreadsheet's "Unicode text" has), or an ASCII
+    character with a NUL byte beside it, which no text in UTF-8 starts with."""
+    for bom, name in _OTHER_BOMS:
+        if head.startswith(bom):
+            return f"{name} (it starts with a {name} byte order mark)"
+    if len(head) >= 2 and (head[0] == 0) != (head[1] == 0) and max(head[:2]) < 0x80:
+        return "UTF-16 (its first characters are ASCII with NUL bytes between them)"
     return None
 
 
@@ -701,14 +868,19 @@ def _csv_reason(exc: csv.Error) -> str:
 
 
 def read_documents(
-    path: str | Path, mapping: FieldMapping = _DEFAULT_MAPPING, *, format: str | None = None
+    path: str | Path,
+    mapping: FieldMapping = _DEFAULT_MAPPING,
+    *,
+    format: str | None = None,
+    csv_delimiter: str | None = None,
 ) -> list[Document]:
-    """Every document in a data file (see :class:`DocumentReader`).
+    """Every document in a data file (see :class:`DocumentReader`, which
+    says what ``format`` and ``csv_delimiter`` take).
 
     Raises:
         DataError: the file cannot be read, or a record is bad.
     """
-    with DocumentReader(path, mapping, format=format) as reader:
+    with DocumentReader(path, mapping, format=format, csv_delimiter=csv_delimiter) as reader:
         return list(reader)
 
 

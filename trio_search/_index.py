@@ -10,7 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from . import _codes as codes
-from ._documents import DocumentReader, FieldMapping, documents_from_mapping
+from ._documents import DocumentReader, FieldMapping, documents_from_mapping, foreign_encoding
 from ._engine import SearchIndex
 from ._errors import ConfigurationError
 from ._index_meta import IndexMeta
@@ -62,11 +62,19 @@ def load_index(path: str | Path) -> Mapping[str, str]:
         ConfigurationError: the file cannot be read or is not a valid index.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigurationError(
             f"cannot read data file {str(path)!r}: {exc.strerror or exc}", code=codes.BAD_DATA
         ) from exc
+    encoding = foreign_encoding(raw[:4])
+    if encoding is not None:
+        raise ConfigurationError(
+            f"data file {str(path)!r} looks like {encoding}; save it as UTF-8",
+            code=codes.BAD_DATA,
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigurationError(
             f"data file {str(path)!r} is not UTF-8: {exc}", code=codes.BAD_DATA
@@ -103,11 +111,13 @@ def index_of_file(
     mapping: FieldMapping | None = None,
     *,
     format: str | None = None,
+    csv_delimiter: str | None = None,
     field_queries: bool = False,
     ranking_cache_hits: int = RANKING_CACHE_HITS,
 ) -> SearchIndex:
     """Read a data file (JSON, JSON Lines or CSV) into an in-memory index,
     logging the file, the number of documents and the time it took.
+    ``format`` and ``csv_delimiter``: see :class:`DocumentReader`.
     ``field_queries`` indexes each field on its own too (see
     :attr:`~trio_search._index_meta.IndexMeta.field_queries`);
     ``ranking_cache_hits``: see :class:`SearchIndex`.
@@ -120,7 +130,7 @@ def index_of_file(
     """
     mapping = mapping or FieldMapping()
     started = time.perf_counter()
-    with DocumentReader(path, mapping, format=format) as reader:
+    with DocumentReader(path, mapping, format=format, csv_delimiter=csv_delimiter) as reader:
         meta = IndexMeta(
             mapping.key_field,
             mapping.answer_field,
@@ -143,7 +153,11 @@ def index_of_file(
 
 
 def check_data_file(
-    path: str | Path, mapping: FieldMapping | None = None, *, format: str | None = None
+    path: str | Path,
+    mapping: FieldMapping | None = None,
+    *,
+    format: str | None = None,
+    csv_delimiter: str | None = None,
 ) -> int:
     """Read a data file through without indexing it; return how many
     documents it holds (a supervisor's check before its workers index it).
@@ -151,5 +165,6 @@ def check_data_file(
     Raises:
         DataError: as :func:`index_of_file`.
     """
-    with DocumentReader(path, mapping or FieldMapping(), format=format) as reader:
+    mapping = mapping or FieldMapping()
+    with DocumentReader(path, mapping, format=format, csv_delimiter=csv_delimiter) as reader:
         return sum(1 for _ in reader)

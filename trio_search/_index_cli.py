@@ -22,6 +22,7 @@ from ._cli_common import (
     DefaultsHelpFormatter,
     OneLineErrorParser,
     add_field_mapping_options,
+    csv_delimiter_conflict,
     fail,
     field_mapping,
     stdout_gone,
@@ -97,7 +98,7 @@ lands once the change is in place: the message then says so).
 """
 
 _BUILD_HELP = """\
-Index a data file (JSON, JSON Lines or CSV) into the directory --index.
+Index a data file (JSON, JSON Lines, CSV or TSV) into the directory --index.
 
 The directory must not exist, or be empty, or hold a trio_search index: that
 index is replaced whole. The new index is built beside it (in
@@ -126,6 +127,9 @@ examples:
 
   # a file without a telling suffix
   trio-search-index build export.txt --format jsonl --index ./idx
+
+  # a spreadsheet's CSV with cells separated by semicolons
+  trio-search-index build export.csv --csv-delimiter ';' --index ./idx
 """
 
 _ADD_HELP = """\
@@ -173,7 +177,7 @@ def _add_index_option(parser: argparse.ArgumentParser) -> None:
 def _add_data_options(
     parser: argparse.ArgumentParser, title: str, defaults: tuple[str, str, str] | None = None
 ) -> None:
-    parser.add_argument("data", metavar="DATA", help="the data file: JSON, JSON Lines or CSV")
+    parser.add_argument("data", metavar="DATA", help="the data file: JSON, JSON Lines, CSV or TSV")
     _add_index_option(parser)
     add_field_mapping_options(
         parser.add_argument_group(f"data fields ({title})"), defaults=defaults
@@ -374,6 +378,9 @@ def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
         return _info_text(info)
     if command == "delete":
         return _delete_line(delete_documents(args.index, args.keys))
+    conflict = csv_delimiter_conflict(args, args.data)
+    if conflict is not None:
+        raise _UsageError(conflict)
     if command == "build":
         mapping = _mapping(args, FieldMapping())
         result = build_index(
@@ -381,6 +388,7 @@ def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
             args.index,
             mapping,
             format=args.format,
+            csv_delimiter=args.csv_delimiter,
             progress=bar,
             field_queries=args.field_queries,
         )
@@ -400,7 +408,14 @@ def _run(args: argparse.Namespace, bar: ProgressBar | None) -> str:
             args, FieldMapping(meta.key_field, meta.answer_field, meta.search_fields)
         )
     return _add_line(
-        add_documents(args.data, args.index, add_mapping, format=args.format, progress=bar)
+        add_documents(
+            args.data,
+            args.index,
+            add_mapping,
+            format=args.format,
+            csv_delimiter=args.csv_delimiter,
+            progress=bar,
+        )
     )
 
 

@@ -556,6 +556,7 @@ def build_index(
     mapping: FieldMapping | None = None,
     *,
     format: str | None = None,
+    csv_delimiter: str | None = None,
     progress: ProgressCallback | None = None,
     field_queries: bool = False,
 ) -> BuildResult:
@@ -570,6 +571,8 @@ def build_index(
         index_dir: Where the index goes.
         mapping: Which fields make up a document; the defaults if ``None``.
         format: The data format, or ``None`` to go by the suffix.
+        csv_delimiter: What separates a CSV file's cells (see
+            :class:`DocumentReader`); ``None`` for the suffix's default.
         progress: Called as documents are read.
         field_queries: Also index each field's words on their own, so that
             a query's ``fields`` may pick some fields (about twice the work).
@@ -586,7 +589,9 @@ def build_index(
     # a directory is named as such), and again once it is held.
     _check_target(target)
     with build_lock(target):
-        return _build_locked(data, target, mapping, format, progress, field_queries, started)
+        return _build_locked(
+            data, target, mapping, format, csv_delimiter, progress, field_queries, started
+        )
 
 
 def _build_locked(
@@ -594,6 +599,7 @@ def _build_locked(
     target: Path,
     mapping: FieldMapping,
     format: str | None,
+    csv_delimiter: str | None,
     progress: ProgressCallback | None,
     field_queries: bool,
     started: float,
@@ -604,7 +610,7 @@ def _build_locked(
     building = target.with_name(f"{target.name}{BUILDING_SUFFIX}{secrets.token_hex(4)}")
     aside: Path | None = None
     try:
-        with DocumentReader(data, mapping, format=format) as reader:
+        with DocumentReader(data, mapping, format=format, csv_delimiter=csv_delimiter) as reader:
             # Created inside the try that removes it: a signal landing just
             # after the directory is made must not leave it behind.
             try:
@@ -691,6 +697,7 @@ def add_documents(
     mapping: FieldMapping | None = None,
     *,
     format: str | None = None,
+    csv_delimiter: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> AddResult:
     """Insert the documents of ``data`` into an existing index, replacing
@@ -702,6 +709,8 @@ def add_documents(
         mapping: Which fields make up a document; ``None`` for the ones the
             index was built with.
         format: The data format, or ``None`` to go by the suffix.
+        csv_delimiter: What separates a CSV file's cells (see
+            :class:`DocumentReader`); ``None`` for the suffix's default.
         progress: Called as documents are read.
 
     Raises:
@@ -716,7 +725,7 @@ def add_documents(
     if mapping is None:
         mapping = FieldMapping(meta.key_field, meta.answer_field, meta.search_fields)
     index = open_tantivy_index(path)
-    reader = DocumentReader(data, mapping, format=format)
+    reader = DocumentReader(data, mapping, format=format, csv_delimiter=csv_delimiter)
     with reader, _translated(f"cannot add to {_show(path)}", path):
         writer = _open_writer(index, path)
         try:

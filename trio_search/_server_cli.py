@@ -23,6 +23,7 @@ from ._cli_common import (
     DefaultsHelpFormatter,
     OneLineErrorParser,
     add_field_mapping_options,
+    csv_delimiter_conflict,
     fail,
     field_mapping,
     has_field_mapping_options,
@@ -383,6 +384,7 @@ def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
     if args.data is not None:
         mapping = field_mapping(args)
         path, data_format, field_queries = args.data, args.format, args.field_queries
+        delimiter = args.csv_delimiter
 
         def index_data() -> SearchIndex:
             # Indexing a large file takes a while: say it has begun.
@@ -396,6 +398,7 @@ def _data_loader(args: argparse.Namespace) -> Callable[[], SearchIndex]:
                 path,
                 mapping,
                 format=data_format,
+                csv_delimiter=delimiter,
                 field_queries=field_queries,
                 ranking_cache_hits=cache_hits,
             )
@@ -641,9 +644,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if (has_field_mapping_options(args) or args.field_queries) and args.data is None:
         parser.error(
-            "--format, --key-field, --answer-field, --search-fields and --field-queries "
-            "apply to --data (an --index keeps the ones it was built with)"
+            "--format, --csv-delimiter, --key-field, --answer-field, --search-fields and "
+            "--field-queries apply to --data (an --index keeps the ones it was built with)"
         )
+    if args.data is not None and (conflict := csv_delimiter_conflict(args, args.data)):
+        parser.error(conflict)
     worker_tag = "" if args.worker is None else f"[worker {args.worker}]"
     logging.basicConfig(
         level=args.log_level,
@@ -698,7 +703,12 @@ def _start(
         if args.workers > 1:
             if args.data is not None:
                 # Each worker indexes the file; a bad one is better said once, here.
-                check_data_file(args.data, field_mapping(args), format=args.format)
+                check_data_file(
+                    args.data,
+                    field_mapping(args),
+                    format=args.format,
+                    csv_delimiter=args.csv_delimiter,
+                )
             _signals_to_trio(handlers)
             trio.run(
                 functools.partial(

@@ -90,6 +90,26 @@ def _is_ipv6_address(text: str) -> bool:
     return True
 
 
+#: What quotes a CSV cell (Python's csv module's default, and every
+#: spreadsheet's): a cell holding the delimiter or a line break is quoted.
+CSV_QUOTE = '"'
+
+
+def csv_delimiter(value: str) -> str:
+    """One character separating a CSV file's cells: not the quote, a line
+    break or NUL (which the reader must see as themselves), nor a letter or
+    digit (which cells are made of: a typo, such as ``t`` for a tab)."""
+    if not isinstance(value, str) or len(value) != 1:
+        raise ValueError(f"must be one character, not {value!r}")
+    if value == CSV_QUOTE:
+        raise ValueError(f"cannot be {CSV_QUOTE!r}, which quotes cells")
+    if value in "\r\n\x00":
+        raise ValueError(f"cannot be {value!r}: a line break or NUL cannot separate cells")
+    if value.isalnum():
+        raise ValueError(f"cannot be a letter or digit, such as {value!r}")
+    return value
+
+
 def boolean(value: bool) -> bool:
     # Not truthiness: "no" and 0 must not turn a setting on or stay off.
     if type(value) is not bool:
