@@ -24,7 +24,13 @@ from tests.helpers import (
 )
 from trio_search import BUILTIN_INDEX
 from trio_search._index_writer import build_index
-from trio_search._workers import RESTART_DELAY_INITIAL, RESTART_DELAY_MAX, restart_delay
+from trio_search import _workers
+from trio_search._workers import (
+    RESTART_DELAY_INITIAL,
+    RESTART_DELAY_MAX,
+    Supervisor,
+    restart_delay,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreading is Linux")
 
@@ -288,3 +294,22 @@ def test_workers_get_each_option_once_without_the_supervisors() -> None:
         "--log-level",
         "DEBUG",
     ]
+
+
+async def test_a_worker_start_cut_short_leaves_no_pipe_open(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.abc.Clock
+) -> None:
+    """A signal while a worker is being started cancels the start: the
+    supervisor's end of the worker's ready pipe is closed, not leaked."""
+
+    async def start_that_hangs(*_args: object, **_kwargs: object) -> trio.Process:
+        await trio.sleep_forever()
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(_workers.trio.lowlevel, "open_process", start_that_hangs)
+    supervisor = Supervisor(command=lambda number, ready_fd: ["true"], count=1)
+    before = sorted(os.listdir("/proc/self/fd"))
+    with trio.move_on_after(1) as scope:
+        await supervisor._run_once(1)
+    assert scope.cancelled_caught
+    assert sorted(os.listdir("/proc/self/fd")) == before

@@ -242,6 +242,10 @@ class Supervisor:
         except OSError as exc:
             os.close(ready_read)
             return f"could not be started: {exc}"
+        except BaseException:
+            # Cancelled while starting it (a signal), or a bug of ours.
+            os.close(ready_read)
+            raise
         finally:
             os.close(ready_write)
         ready = trio.lowlevel.FdStream(ready_read)
