@@ -22,9 +22,8 @@ from tests.helpers import (
     server_command,
     server_subprocess,
 )
-from trio_search import BUILTIN_INDEX
+from trio_search import BUILTIN_INDEX, _workers
 from trio_search._index_writer import build_index
-from trio_search import _workers
 from trio_search._workers import (
     RESTART_DELAY_INITIAL,
     RESTART_DELAY_MAX,
