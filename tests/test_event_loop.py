@@ -112,7 +112,10 @@ async def test_metrics_snapshots_are_written_in_a_worker_thread(
                 await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
             written = len(calls)
-    assert len(calls) == written + 1  # the last one, once cancelled
+    # The last one, once cancelled; and a write the cancel found in flight
+    # may have begun in its thread (noted in ``calls``) only after
+    # ``written`` was read.
+    assert len(calls) in (written + 1, written + 2)
     assert not any(calls), f"{calls.count(True)} of {len(calls)} writes on the event loop"
     assert path.exists()
 
