@@ -183,6 +183,55 @@ def test_words_with_combining_letters_are_found_as_typed_and_highlighted() -> No
         assert hit.highlight == f"{hello_world[:7]}<em>{world}</em>", typed
 
 
+#: A Chinese clause longer than a word may be (64 bytes) with no separator
+#: in it: "We meet at eight tomorrow morning at the east gate of Beijing
+#: railway station, then go to the Palace Museum together".
+CHINESE_CLAUSE = "我们明天早上八点在北京火车站东门见面然后一起去故宫博物院参观"
+
+
+def test_a_chinese_document_is_found_by_two_characters_of_a_long_clause() -> None:
+    index = index_of({"zh": f"{CHINESE_CLAUSE}。", "north": "北方的冬天很冷", "en": "Beijing"})
+    (hit,) = index.query("北京").hits
+    assert hit.key == "zh"
+    assert hit.highlight == CHINESE_CLAUSE.replace("北京", "<em>北</em><em>京</em>") + "。"
+    assert keys(index, "故宫") == ["zh"]
+    # Every character must be there: "north" holds 北 but not 京.
+    assert set(keys(index, "北")) == {"north", "zh"}
+    assert keys(index, "北极") == []
+
+
+def test_japanese_kanji_and_kana_are_found_inside_unspaced_text() -> None:
+    index = index_of(
+        {
+            "tokyo": "東京都に住んでいます",  # I live in Tokyo
+            "kyoto": "京都に行きました",  # I went to Kyoto
+            "navi": "カーナビを買いました",  # I bought a car navigation system
+            "tower": "東京タワー (Tokyo Tower)",
+        },
+        field_queries=True,
+    )
+    assert set(keys(index, "東京")) == {"tokyo", "tower"}
+    assert set(keys(index, "東京", fields=["answer"])) == {"tokyo", "tower"}
+    assert keys(index, "住んで") == ["tokyo"]
+    assert keys(index, "カーナビ") == ["navi"]
+    # The last word is still a prefix after them.
+    assert keys(index, "東京 tow") == ["tower"]
+    (hit,) = index.query("東京 住").hits
+    assert hit.highlight == "<em>東</em><em>京</em>都に<em>住</em>んでいます"
+
+
+def test_a_hindi_word_is_found_whole_and_not_by_a_piece_of_it() -> None:
+    hindi = "\u0939\u093f\u0928\u094d\u0926\u0940"  # with a virama in the middle
+    index = index_of({"hi": f"{hindi} \u092d\u093e\u0937\u093e", "en": "Hindi"})
+    (hit,) = index.query(hindi).hits
+    assert hit.key == "hi"
+    assert hit.highlight == f"<em>{hindi}</em> \u092d\u093e\u0937\u093e"
+    # Its second half, after the virama, is no word of it (it was).
+    assert keys(index, "\u0926\u0940") == []
+    # Typed up to the virama, it is the beginning of the word.
+    assert keys(index, hindi[:4]) == ["hi"]
+
+
 def test_exact_word_beats_a_typo_that_bm25_prefers() -> None:
     data = {f"warren{n}": "the rabbit ran" for n in range(20)}  # "rabbit" is common...
     data["typo"] = "white white white rabbet"  # ... "white" rare: short, said three times
@@ -759,6 +808,34 @@ def test_opening_a_data_file_as_an_index_says_how_a_program_reads_it(tmp_path: P
     with pytest.raises(ConfigurationError) as caught:
         SearchIndex.open(data)
     assert "a data file goes to --data or build (read_documents() in Python)" in str(caught.value)
+
+
+def test_an_index_of_an_older_format_is_refused_with_a_rebuild_message(tmp_path: Path) -> None:
+    # Format 1 cut words at every mark and kept Chinese and Japanese
+    # clauses whole: its words are not those queries now look for.
+    data = tmp_path / "films.jsonl"
+    data.write_text(
+        "".join(json.dumps({"key": k, "answer": a}) + "\n" for k, a in FILMS.items()),
+        encoding="utf-8",
+    )
+    index_dir = tmp_path / "idx"
+    build_index(data, index_dir)
+    generation = build_index(data, index_dir).generation  # a rebuilt one's counts on
+    meta_path = index_dir / "trio_search.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["format"] = 1
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ConfigurationError) as caught:
+        SearchIndex.open(index_dir)
+    assert caught.value.code == "bad_index"
+    assert str(caught.value) == (
+        f"{meta_path}: index format 1; this trio_search reads format 2: build the index again"
+    )
+    # Which a build in its place does, numbering its data after the old one's.
+    assert build_index(data, index_dir).generation > generation
+    index = SearchIndex.open(index_dir)
+    assert index.generation > generation
+    assert keys(index, "misty") == ["ring"]
 
 
 def test_an_index_tantivy_cannot_lock_says_why_in_words(tmp_path: Path) -> None:

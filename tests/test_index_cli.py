@@ -664,7 +664,7 @@ def test_info_text(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert values["searchable fields"] == "every string field"
     assert values["fields seen"] == "answer, body, key"
     assert values["field queries"] == "no (built without --field-queries)"
-    assert values["index format"] == "1"
+    assert values["index format"] == "2"
     assert re.fullmatch(r"\d+\.\d MiB \(\d+ bytes\)", values["size on disk"])
 
 
@@ -709,7 +709,7 @@ def test_info_json(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert info["size_bytes"] > 0
     assert info["fields"] == ["answer", "body", "key"]
     assert info["search_fields"] is None
-    assert info["format"] == 1
+    assert info["format"] == 2
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from trio_search._query import (
     typos_allowed,
 )
 from trio_search._schema import analyze, tokens
+from trio_search._words import MAX_WORD_BYTES
 
 
 def parse(**options: Any) -> tuple[str, QueryOptions]:
@@ -230,14 +231,59 @@ def test_a_word_ending_with_a_combining_letter_is_a_prefix(text: str) -> None:
     assert words(text) == [Word(text, typos_allowed(text), True)]
 
 
-def test_a_virama_separates_words_for_the_index_and_for_the_query() -> None:
+def test_a_virama_is_part_of_the_word_for_the_index_and_for_the_query() -> None:
+    # tantivy's simple tokenizer ended a word at a virama (a mark Unicode
+    # does not call alphabetic): "namaste" was two words.
     namaste = "\u0928\u092e\u0938\u094d\u0924\u0947"
-    assert analyze(namaste) == ["\u0928\u092e\u0938", "\u0924\u0947"]
-    last = "\u0924\u0947"
-    assert words(namaste) == [
-        Word("\u0928\u092e\u0938", 0, False),
-        Word(last, 0, len(last) >= MIN_PREFIX_LENGTH),
-    ]
+    assert analyze(namaste) == [namaste]
+    assert words(namaste) == [Word(namaste, typos_allowed(namaste), True)]
+
+
+#: A Chinese clause with no separator in it, longer than a word may be
+#: (MAX_WORD_BYTES): "We meet at eight tomorrow morning at the east gate of
+#: Beijing railway station, then go to the Palace Museum together".
+LONG_CLAUSE = "我们明天早上八点在北京火车站东门见面然后一起去故宫博物院参观"
+
+
+def test_chinese_and_japanese_characters_are_each_a_word() -> None:
+    # Cut at separators only, a clause was one word, dropped whole when over
+    # 64 bytes (about 21 characters).
+    assert len(LONG_CLAUSE.encode("utf-8")) > MAX_WORD_BYTES
+    assert analyze(LONG_CLAUSE) == list(LONG_CLAUSE)
+    # Kanji and kana alike; punctuation still separates; Latin and digits
+    # beside them stay words of their own.
+    assert analyze("「東京都」に住んでいます。") == list("東京都に住んでいます")
+    assert analyze("カーナビ、東京tower 2024年") == [*"カーナビ東京", "tower", "2024", "年"]
+    # Hangul puts spaces between words: its words stay whole.
+    assert analyze("서울에 살아요") == ["서울에", "살아요"]
+
+
+def test_a_chinese_or_japanese_character_is_a_word_without_typos_or_prefix() -> None:
+    assert words("東京") == [Word("東", 0, False), Word("京", 0, False)]
+    # The last word is still a prefix after them, or a word of its own.
+    tokyo = [Word("東", 0, False), Word("京", 0, False)]
+    assert words("東京 tow") == [*tokyo, Word("tow", 0, True)]
+    assert words("tower東京") == [Word("tower", 1, False), *tokyo]
+
+
+def test_marks_stay_in_their_word_but_do_not_start_one() -> None:
+    hindi = "\u0939\u093f\u0928\u094d\u0926\u0940"  # with a virama and two vowel signs
+    thai = "\u0e44\u0e21\u0e48"  # "not", ending with a tone mark
+    arabic = "\u0627\u0644\u0639\u064e\u0631\u064e\u0628\u0650\u064a\u064e\u0651\u0629"
+    assert analyze(f"{hindi} {thai}, {arabic}.") == [hindi, thai, arabic]
+    assert words(thai) == [Word(thai, 0, True)]
+    # A mark with no letter before it is no word (as before), nor is a
+    # variation selector part of one: an emoji's U+FE0F stays a separator.
+    assert analyze("\u0301x \u094d") == ["x"]
+    assert analyze("\u2764\ufe0f love 1\ufe0f\u20e3") == ["love", "1"]
+
+
+def test_a_word_typed_up_to_a_mark_is_still_a_prefix() -> None:
+    # The last character, a virama or an accent typed on its own, is no
+    # word by itself: the word it ends is still being typed.
+    assert words("\u0939\u093f\u0928\u094d") == [Word("\u0939\u093f\u0928\u094d", 0, True)]
+    assert words("cafe\u0301") == [Word("cafe", 0, True)]
+    assert words("white \u094d") == [Word("white", 1, False)]
 
 
 def test_short_last_word_is_not_a_prefix() -> None:
@@ -421,16 +467,26 @@ def test_highlight_cuts_words_as_the_analyzer_does() -> None:
     assert marked(hindi, "\u0926\u0941\u0928\u093f") == (
         "\u0928\u092e\u0938\u094d\u0924\u0947 <em>\u0926\u0941\u0928\u093f\u092f\u093e</em>"
     )
-    # A virama ends a word for the analyzer: both halves are words.
+    # A virama is part of the word for the analyzer: the word is marked whole.
     assert marked(hindi, "\u0928\u092e\u0938\u094d\u0924\u0947") == (
-        "<em>\u0928\u092e\u0938</em>\u094d<em>\u0924\u0947</em> "
-        "\u0926\u0941\u0928\u093f\u092f\u093e"
+        "<em>\u0928\u092e\u0938\u094d\u0924\u0947</em> \u0926\u0941\u0928\u093f\u092f\u093e"
     )
     shalom = "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd"
     assert marked(f"{shalom}!", shalom) == f"<em>{shalom}</em>!"
     assert (
         marked("\u24b6\u24b7\u24b8 xyz", "\u24b6\u24b7\u24b8") == "<em>\u24b6\u24b7\u24b8</em> xyz"
     )
+
+
+def test_highlight_marks_each_matched_chinese_or_japanese_character() -> None:
+    assert marked(LONG_CLAUSE, "北京 故宫") == LONG_CLAUSE.replace(
+        "北京", "<em>北</em><em>京</em>"
+    ).replace("故宫", "<em>故</em><em>宫</em>")
+    answer = "「東京都」に住んでいます"
+    assert marked(answer, "東京") == "「<em>東</em><em>京</em>都」に住んでいます"
+    hit = Hit("jp", "東京tower", 1.0, marked("東京tower", "京 tower"))
+    assert hit.highlight == "東<em>京</em><em>tower</em>"
+    assert hit.marks() == [(1, 2), (2, 7)]
 
 
 word_texts = st.text(

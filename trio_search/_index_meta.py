@@ -27,8 +27,12 @@ META_FILE = "trio_search.json"
 #: tantivy's own description of an index (its segments, its settings, its
 #: commit counter), which it replaces whole on every commit.
 TANTIVY_META = "meta.json"
-#: Version of the layout above; an index of another version is refused.
-INDEX_FORMAT = 1
+#: Version of the layout above, and of the words the text analyzer cuts
+#: (``trio_search._schema.WORD_PATTERN``): an index of another version is
+#: refused, since its words would not be those queries look for. 2: words
+#: keep their combining marks, and Chinese and Japanese characters are
+#: each a word.
+INDEX_FORMAT = 2
 
 
 @attrs.frozen
@@ -146,11 +150,18 @@ def generation_of(path: Path) -> int:
         opstamp = int(json.loads((path / TANTIVY_META).read_text(encoding="utf-8"))["opstamp"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
+    return opstamp + _generation_base(path)
+
+
+def _generation_base(path: Path) -> int:
+    """The ``generation_base`` of the index in ``path``, whatever its format
+    (so that rebuilding an index of another format, which cannot be
+    searched, goes on from its generation); 0 if none can be read."""
     try:
-        base = read_meta(path).generation_base
-    except ConfigurationError:
-        base = 0
-    return opstamp + base
+        data = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        return int(data.get("generation_base", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
 
 
 def commit_stamp(path: Path) -> tuple[int, ...]:

@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 
-A query's text is cut into words by the same analyzer the index uses
-(letters and digits, lower-cased, accents folded), so ``MORPHEUS`` and
-``Morphéus`` both look for ``morpheus``. Each word may then match:
+A query's text is cut into words as the index's text is (letters and
+digits with their marks, each Chinese or Japanese character alone;
+lower-cased, accents folded: see :mod:`trio_search._words`), so
+``MORPHEUS`` and ``Morphéus`` both look for ``morpheus``, and ``東京`` for
+``東`` and ``京``. Each word may then match:
 
 - exactly;
 - with typos, as Meilisearch allows them: one edit in a word of
@@ -25,7 +27,6 @@ Everything here is pure: no engine, no I/O.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -307,10 +308,24 @@ def typos_allowed(word: str) -> int:
     return 0
 
 
-@functools.lru_cache(maxsize=4096)
-def _is_word_char(char: str, analyze: Callable[[str], list[str]]) -> bool:
-    """Whether the analyzer keeps ``char`` as (part of) a word."""
-    return bool(analyze(char))
+#: A letter put after a query's text to tell whether the text ends inside
+#: its last word (:func:`_ends_inside_last_word`): a Latin letter, which
+#: continues a word of any script but Chinese and Japanese (whose
+#: characters are words of one character) and composes with nothing
+#: before it.
+_NEXT_LETTER = "a"
+
+
+def _ends_inside_last_word(
+    text: str, normalized: Sequence[str], analyze: Callable[[str], list[str]]
+) -> bool:
+    """Whether ``text``, whose words are ``normalized``, ends inside its
+    last word: whether a letter typed next would lengthen that word rather
+    than start another. A separator ends a word (``"rab "``), as does a
+    mark after one; a mark after a letter (a virama, a vowel sign) does
+    not, whether or not Unicode calls it alphabetic."""
+    longer = analyze(text + _NEXT_LETTER)
+    return len(longer) == len(normalized) and longer[-1] != normalized[-1]
 
 
 def query_words(
@@ -330,7 +345,12 @@ def query_words(
     if len(normalized) > MAX_QUERY_WORDS:
         raise _bad(f"query has {len(normalized)} words; at most {MAX_QUERY_WORDS}", QUERY_TOO_LONG)
     # A separator after the last word says the word is complete.
-    open_ended = options.prefix and bool(text) and _is_word_char(text[-1], analyze)
+    open_ended = (
+        options.prefix
+        and bool(normalized)
+        and len(normalized[-1]) >= MIN_PREFIX_LENGTH
+        and _ends_inside_last_word(text, normalized, analyze)
+    )
     words: list[Word] = []
     for position, word in enumerate(normalized):
         last = position == len(normalized) - 1
@@ -338,7 +358,7 @@ def query_words(
             Word(
                 text=word,
                 typos=typos_allowed(word) if options.typos else 0,
-                prefix=last and open_ended and len(word) >= MIN_PREFIX_LENGTH,
+                prefix=last and open_ended,
             )
         )
     return words

@@ -9,9 +9,10 @@ Each document is stored once, with these tantivy fields:
   key match (whatever its case) ranks first in ``query``;
 - ``answer``: the answer, stored, for replies (not searched: its analyzer
   makes no terms, which saves building a term per document);
-- ``all``: every searchable field's text, cut into words by the folding
-  analyzer (letters and digits, lower case, ASCII folding): what a query
-  searches by default;
+- ``all``: every searchable field's text, cut into words (as
+  :mod:`trio_search._words` says: letters, digits and their marks, a
+  Chinese or Japanese character alone; lower case, ASCII folding): what a
+  query searches by default;
 - ``f``: a JSON field holding each searchable field under its own name, for
   queries restricted to ``fields``; only in an index built with field
   queries (:attr:`IndexMeta.field_queries`), since it indexes every word a
@@ -40,10 +41,8 @@ import tantivy
 from . import _codes as codes
 from ._errors import ConfigurationError
 from ._index_meta import TANTIVY_META, read_meta
+from ._words import ascii_words_analyzer, index_text, indexed_text_analyzer, words_analyzer
 
-#: Longest word indexed, in bytes; longer runs of letters are not words
-#: anyone searches for (base64, hashes) and would bloat the dictionary.
-MAX_WORD_BYTES = 64
 #: Names the analyzers are registered under in every index.
 TEXT_ANALYZER = "trio_search_text"
 KEY_ANALYZER = "trio_search_key"
@@ -92,16 +91,6 @@ class DocumentLike(Protocol):
     def fields(self) -> Mapping[str, str]: ...
 
 
-def _text_analyzer() -> tantivy.TextAnalyzer:
-    return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(MAX_WORD_BYTES))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .build()
-    )
-
-
 def _key_analyzer() -> tantivy.TextAnalyzer:
     return (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
@@ -120,9 +109,19 @@ def _stored_only_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
-_TEXT = _text_analyzer()
+#: Cut a query's text, or an answer to highlight, into words: any text, and
+#: ASCII text at a third of the cost (see _analyzer_for()).
+_TEXT = words_analyzer()
+_ASCII_TEXT = ascii_words_analyzer()
+#: Cuts a searchable field's text, made by index_text(), into words.
+_INDEXED_TEXT = indexed_text_analyzer()
 _KEY = _key_analyzer()
 _STORED_ONLY = _stored_only_analyzer()
+
+
+def _analyzer_for(text: str) -> tantivy.TextAnalyzer:
+    """The analyzer that cuts ``text`` into words at the least cost."""
+    return _ASCII_TEXT if text.isascii() else _TEXT
 
 
 def encodable(text: str) -> str:
@@ -149,7 +148,8 @@ def _is_composed(text: str) -> bool:
 
 def analyze(text: str) -> list[str]:
     """``text``'s words as the index stores them (lower case, accents folded)."""
-    return _TEXT.analyze(composed(encodable(text)))
+    text = composed(encodable(text))
+    return _analyzer_for(text).analyze(text)
 
 
 def normalized_key(key: str) -> str:
@@ -175,7 +175,7 @@ def tokens(text: str) -> list[tantivy.Token] | list[PlacedWord]:
     # A lone surrogate becomes one U+FFFD: the offsets stay those of text.
     text = encodable(text)
     if _is_composed(text):
-        tokenized: list[tantivy.Token] = _TEXT.pre_tokenize(text).tokens
+        tokenized: list[tantivy.Token] = _analyzer_for(text).pre_tokenize(text).tokens
         return tokenized
     return _tokens_of_decomposed(text)
 
@@ -218,7 +218,7 @@ def _schema() -> tantivy.Schema:
 
 
 def _register_analyzers(index: tantivy.Index) -> tantivy.Index:
-    index.register_tokenizer(TEXT_ANALYZER, _TEXT)
+    index.register_tokenizer(TEXT_ANALYZER, _INDEXED_TEXT)
     index.register_tokenizer(KEY_ANALYZER, _KEY)
     index.register_tokenizer(STORED_ONLY_ANALYZER, _STORED_ONLY)
     return index
@@ -231,24 +231,31 @@ def tantivy_document(document: DocumentLike, field_queries: bool = False) -> tan
     # of Document(**kwargs), and tantivy parses a JSON string faster than it
     # converts a dict (about 7 instead of 11 us per document in all).
     key = document.key
-    fields = _composed_fields(document.fields)
+    text, by_field = _searchable(document.fields, field_queries)
     doc = tantivy.Document()
     doc.add_text("key", key)
     doc.add_text("key_norm", composed(key))
     doc.add_text("answer", document.answer)
-    doc.add_text("all", "\n".join(fields.values()))
-    if not field_queries:
+    doc.add_text("all", text)
+    if by_field is None:
         return doc
     try:
-        doc.add_json("f", _dumps(fields).decode())
+        doc.add_json("f", _dumps(by_field).decode())
     except orjson.JSONEncodeError:
-        doc.add_json("f", fields)  # a lone surrogate: tantivy refuses it too
+        doc.add_json("f", by_field)  # a lone surrogate in a name: tantivy refuses it too
     return doc
 
 
-def _composed_fields(fields: Mapping[str, str]) -> dict[str, str]:
-    """The searchable fields' text in composed form (see :func:`composed`)."""
-    return {name: composed(text) for name, text in fields.items()}
+def _searchable(
+    fields: Mapping[str, str], field_queries: bool
+) -> tuple[str, dict[str, str] | None]:
+    """The text of the fields ``all`` and, with ``field_queries``, ``f`` of
+    a document of these searchable ``fields``: composed (see
+    :func:`composed`), then cut into words by :func:`index_text`."""
+    if not field_queries:
+        return index_text(composed("\n".join(fields.values()))), None
+    by_field = {name: index_text(composed(text)) for name, text in fields.items()}
+    return " ".join(by_field.values()), by_field
 
 
 def add_document(
@@ -261,19 +268,15 @@ def add_document(
     against 31.3 us of CPU per generated document, indexing included).
     """
     key = document.key
-    fields = document.fields
-    text = "\n".join(fields.values())
-    if not text.isascii():
-        fields = _composed_fields(fields)
-        text = "\n".join(fields.values())
+    text, by_field = _searchable(document.fields, field_queries)
     record: dict[str, object] = {
         "key": key,
         "key_norm": composed(key),
         "answer": document.answer,
         "all": text,
     }
-    if field_queries:
-        record["f"] = fields if type(fields) is dict else dict(fields)
+    if by_field is not None:
+        record["f"] = by_field
     try:
         encoded = _dumps(record).decode()
     except orjson.JSONEncodeError:  # a lone surrogate: let the slow path fix it
