@@ -81,6 +81,7 @@ from ._protocol import CLOSED, NEED_DATA, MessageProtocol
 from ._proxy_protocol import ProxyHeader, ProxyHeaderParser
 from ._settings import ServerSettings
 from ._stats import ServerStats
+from ._thread_pool import JobNotWanted, ThreadPool
 from ._timer import ConnectionTimer, Waiting
 from ._transport import (
     PrefixedStream,
@@ -175,8 +176,8 @@ class ServerConnection:
         app: Answers each request.
         settings: Limits and timeouts.
         stats: Counters to update.
-        decode_limiter: Bounds the worker threads that answers needing
-            blocking work (large requests, queries on large indexes) use.
+        workers: The worker threads that answers needing blocking work
+            (large requests, queries on large indexes) run in.
         warnings: Where warnings about the client go, rate-limited per
             address (a new, unshared one if not given).
         idle: The server's register of connections waiting between requests.
@@ -189,7 +190,7 @@ class ServerConnection:
     app: Application
     settings: ServerSettings
     stats: ServerStats
-    decode_limiter: trio.CapacityLimiter
+    workers: ThreadPool
     warnings: PeerWarnings = attrs.field(factory=lambda: PeerWarnings(logger, trio.current_time))
     idle: IdleConnections = attrs.field(factory=IdleConnections)
     budget: BufferBudget = attrs.field(factory=lambda: BufferBudget(2**62))
@@ -745,13 +746,20 @@ class ServerConnection:
         # itself cannot be interrupted, and the content and query limits
         # bound it: it has no deadline.
         self._timer.wait_for(Waiting.WORK, trio.current_time() + self.settings.request_timeout)
+        transport = self._transport
+
+        def wanted() -> bool:
+            # Reset while its work waited: nobody would read the answer.
+            return not transport.peer_has_gone()
+
+        def started() -> None:
+            self._timer.wait_for(Waiting.WORK)  # no deadline once it runs
+
         while True:
-            async with self.decode_limiter:
-                if self._transport.peer_has_gone():
-                    # Reset while its work waited: nobody would read the answer.
-                    raise trio.BrokenResourceError("the client went away before its answer")
-                self._timer.wait_for(Waiting.WORK)  # no deadline once it runs
-                result = await trio.to_thread.run_sync(deferred.work)
+            try:
+                result = await self.workers.run(deferred.work, wanted, started)
+            except JobNotWanted:
+                raise trio.BrokenResourceError("the client went away before its answer") from None
             answer = deferred.finish(result)
             if isinstance(answer, Reply):
                 return answer

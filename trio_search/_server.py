@@ -56,6 +56,7 @@ from ._metrics import Metrics
 from ._net import format_address, peer_name
 from ._settings import ServerSettings
 from ._stats import ServerStats
+from ._thread_pool import ThreadPool
 from ._transport import TcpStream
 
 
@@ -93,7 +94,7 @@ class SearchServer:
     #: ``(host, port)`` of each listener, once :meth:`serve` has started.
     addresses: list[tuple[str, int]] = attrs.field(factory=list, init=False)
     _search_app: SearchApp | None = attrs.field(default=None, init=False)
-    _decode_limiter: trio.CapacityLimiter = attrs.field(init=False)
+    _workers: ThreadPool = attrs.field(init=False)
     _reload_lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _idle: IdleConnections = attrs.field(factory=IdleConnections, init=False)
     _budget: BufferBudget = attrs.field(init=False)
@@ -117,7 +118,7 @@ class SearchServer:
         if self.app is None:
             self._search_app = SearchApp(self.index, self._stats_snapshot)
             self.app = self._search_app
-        self._decode_limiter = trio.CapacityLimiter(DECODE_THREADS)
+        self._workers = ThreadPool(DECODE_THREADS)
         self._budget = BufferBudget(self.settings.max_buffered_bytes)
 
     @property
@@ -142,10 +143,7 @@ class SearchServer:
         async with self._reload_lock:
             started = time.perf_counter()
             try:
-                index = await trio.to_thread.run_sync(
-                    functools.partial(load_and_read, self.loader),
-                    limiter=self._decode_limiter,
-                )
+                index = await self._workers.run(functools.partial(load_and_read, self.loader))
             except (TrioSearchError, OSError) as exc:
                 logger.error("reload failed; still serving the previous data: %s", exc)
                 return False
@@ -524,7 +522,7 @@ class SearchServer:
             self.app,
             settings,
             stats,
-            self._decode_limiter,
+            self._workers,
             self._warnings,
             self._idle,
             self._budget,
