@@ -198,6 +198,8 @@ def test_a_chinese_document_is_found_by_two_characters_of_a_long_clause() -> Non
     # Every character must be there: "north" holds 北 but not 京.
     assert set(keys(index, "北")) == {"north", "zh"}
     assert keys(index, "北极") == []
+    # A query of more than ten characters is an ordinary one.
+    assert keys(index, CHINESE_CLAUSE[:14]) == ["zh"]
 
 
 def test_japanese_kanji_and_kana_are_found_inside_unspaced_text() -> None:

@@ -22,6 +22,7 @@ from trio_search._query import (
     MAX_QUERY_LENGTH,
     MAX_QUERY_LIMIT,
     MAX_QUERY_OFFSET,
+    MAX_QUERY_TERMS,
     MAX_QUERY_WORDS,
     MIN_PREFIX_LENGTH,
     Hit,
@@ -313,6 +314,23 @@ def test_word_limit() -> None:
     with pytest.raises(RequestError) as caught:
         words(" ".join(["rabbit"] * (MAX_QUERY_WORDS + 1)))
     assert caught.value.code == "query_too_long"
+    assert str(caught.value) == "query has 11 words of more than one character; at most 10"
+
+
+def test_words_of_one_character_count_towards_the_larger_limit() -> None:
+    # A Chinese or Japanese character is a word: a query of a dozen is an
+    # ordinary one, and each such word is one term (no typos, no prefix).
+    chinese = "北京大学计算机科学与技术系"
+    assert [word.text for word in words(chinese)] == list(chinese)
+    assert all(word.typos == 0 and not word.prefix for word in words(chinese))
+    mixed = (
+        " ".join(["rabbit"] * MAX_QUERY_WORDS) + " " + "兔" * (MAX_QUERY_TERMS - MAX_QUERY_WORDS)
+    )
+    assert len(words(mixed)) == MAX_QUERY_TERMS
+    with pytest.raises(RequestError) as caught:
+        words(mixed + "兔")
+    assert caught.value.code == "query_too_long"
+    assert str(caught.value) == f"query has {MAX_QUERY_TERMS + 1} words; at most {MAX_QUERY_TERMS}"
 
 
 # --- edit_distance ----------------------------------------------------------------

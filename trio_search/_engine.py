@@ -416,7 +416,8 @@ class SearchIndex:
 
         Raises:
             RequestError: the text has more than ``MAX_QUERY_LENGTH``
-                characters or ``MAX_QUERY_WORDS`` words (``query_too_long``,
+                characters, ``MAX_QUERY_WORDS`` words of more than one
+                character or ``MAX_QUERY_TERMS`` words (``query_too_long``,
                 with the server's message), or ``fields`` names an unknown
                 field or, on an index without field queries, not all of
                 them (``bad_query``).

@@ -47,9 +47,16 @@ MAX_QUERY_LIMIT = 100
 MAX_QUERY_OFFSET = 10_000
 #: Longest query text, in characters: a search box, not a document.
 MAX_QUERY_LENGTH = 512
-#: Most words in one query. Each word is one more term, fuzzy and prefix
-#: expansion to run; Meilisearch considers ten words too.
+#: Most words of two characters or more in one query. Each is one more
+#: term, fuzzy and prefix expansion to run; Meilisearch considers ten words
+#: too.
 MAX_QUERY_WORDS = 10
+#: Most words in one query, counting those of one character: a Chinese or
+#: Japanese character is a word of its own, and a query of a dozen of them
+#: is an ordinary one. A word of one character is one term, with no typos
+#: and no completions (shorter than ONE_TYPO_MIN_LENGTH and
+#: MIN_PREFIX_LENGTH): each adds one list of postings to intersect.
+MAX_QUERY_TERMS = 32
 #: Most fields one query may name in ``fields``.
 MAX_QUERY_FIELDS = 16
 #: Shortest word, in characters, that matches with one typo.
@@ -337,13 +344,20 @@ def query_words(
         analyze: The index's analyzer: text -> normalized words.
 
     Raises:
-        RequestError: more than :data:`MAX_QUERY_LENGTH` characters or
-            :data:`MAX_QUERY_WORDS` words (``query_too_long``).
+        RequestError: more than :data:`MAX_QUERY_LENGTH` characters,
+            :data:`MAX_QUERY_WORDS` words of more than one character or
+            :data:`MAX_QUERY_TERMS` words in all (``query_too_long``).
     """
     check_query_length(text)
     normalized = analyze(text)
-    if len(normalized) > MAX_QUERY_WORDS:
-        raise _bad(f"query has {len(normalized)} words; at most {MAX_QUERY_WORDS}", QUERY_TOO_LONG)
+    if len(normalized) > MAX_QUERY_TERMS:
+        raise _bad(f"query has {len(normalized)} words; at most {MAX_QUERY_TERMS}", QUERY_TOO_LONG)
+    longer = sum(1 for word in normalized if len(word) > 1)
+    if longer > MAX_QUERY_WORDS:
+        raise _bad(
+            f"query has {longer} words of more than one character; at most {MAX_QUERY_WORDS}",
+            QUERY_TOO_LONG,
+        )
     # A separator after the last word says the word is complete.
     open_ended = (
         options.prefix
