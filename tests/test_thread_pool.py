@@ -122,3 +122,20 @@ async def test_idle_threads_end(monkeypatch: pytest.MonkeyPatch) -> None:
     with trio.fail_after(5):
         while alive():  # noqa: ASYNC110 (threads have no Trio event)
             await trio.sleep(0.01)
+
+
+async def test_a_thread_that_cannot_start_drops_its_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = ThreadPool(1)
+
+    def refuse(_thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    ran: list[str] = []
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", refuse)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            await pool.run(lambda: ran.append("refused"))
+    # The next job starts a thread, which passes the dropped job by.
+    with trio.fail_after(5):
+        await pool.run(lambda: ran.append("next"))
+    assert ran == ["next"]

@@ -100,9 +100,13 @@ class ThreadPool:
         Neither may call Trio. ``started()``, if given, is called on the
         event loop once a thread is the job's: here, if one is free (the
         job then leaves the queue at once), else soon after a thread took
-        it. Cancelled while queued, the
-        job is dropped; while running, it is waited for (the cancellation
-        then comes at the caller's next checkpoint).
+        it. Cancelled while queued, the job is dropped; while running, it
+        is waited for (the cancellation then comes at the caller's next
+        checkpoint).
+
+        Raises:
+            RuntimeError: a thread was needed and could not be started
+                (the job is dropped).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         job = _Job(
@@ -117,8 +121,17 @@ class ThreadPool:
             # A thread is free for it, or one more is started for it.
             at_once = len(self._jobs) <= self._idle
             if not at_once and self._live < self.threads:
+                thread = threading.Thread(
+                    target=self._serve, name="trio_search worker", daemon=True
+                )
+                try:
+                    thread.start()
+                except BaseException:
+                    # (RuntimeError: the process may start no more threads.)
+                    # Nobody will wait for the job: no thread may take it.
+                    job.state = _State.DROPPED
+                    raise
                 self._live += 1
-                threading.Thread(target=self._serve, name="trio_search worker", daemon=True).start()
                 at_once = True
             if at_once:
                 job.started = None  # said here, not from the thread
