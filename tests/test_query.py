@@ -496,15 +496,20 @@ def test_highlight_cuts_words_as_the_analyzer_does() -> None:
     )
 
 
-def test_highlight_marks_each_matched_chinese_or_japanese_character() -> None:
-    assert marked(LONG_CLAUSE, "北京 故宫") == LONG_CLAUSE.replace(
-        "北京", "<em>北</em><em>京</em>"
-    ).replace("故宫", "<em>故</em><em>宫</em>")
+def test_highlight_marks_matched_chinese_or_japanese_characters_in_runs() -> None:
+    # Each character is a word; the characters matched side by side (the
+    # query's word as a reader sees it) are one mark.
+    assert marked(LONG_CLAUSE, "北京 故宫") == LONG_CLAUSE.replace("北京", "<em>北京</em>").replace(
+        "故宫", "<em>故宫</em>"
+    )
     answer = "「東京都」に住んでいます"
-    assert marked(answer, "東京") == "「<em>東</em><em>京</em>都」に住んでいます"
+    assert marked(answer, "東京") == "「<em>東京</em>都」に住んでいます"
+    assert marked(answer, "東 都") == "「<em>東</em>京<em>都</em>」に住んでいます"
     hit = Hit("jp", "東京tower", 1.0, marked("東京tower", "京 tower"))
-    assert hit.highlight == "東<em>京</em><em>tower</em>"
-    assert hit.marks() == [(1, 2), (2, 7)]
+    assert hit.highlight == "東<em>京tower</em>"
+    assert hit.marks() == [(1, 7)]
+    # Words apart stay apart, whatever separates them.
+    assert marked("white rabbit", "white rabbit") == "<em>white</em> <em>rabbit</em>"
 
 
 word_texts = st.text(
@@ -518,10 +523,14 @@ word_texts = st.text(
 def test_highlight_finds_the_words_the_analyzer_finds(text: str) -> None:
     text = text.encode("utf-8", "replace").decode("utf-8")  # answers hold no lone surrogates
     every_word = [Word(word, 0, False) for word in analyze(text)]
-    marked_words = highlight(text, every_word, tokens).split(HIGHLIGHT_START)[1:]
-    assert [analyze(part.split(HIGHLIGHT_END)[0]) for part in marked_words] == [
-        [word] for word in analyze(text)
+    marks = [
+        part.split(HIGHLIGHT_END)[0]
+        for part in highlight(text, every_word, tokens).split(HIGHLIGHT_START)[1:]
     ]
+    # Every word marked, in order; words side by side (Chinese or Japanese
+    # characters) share a mark. In ASCII text words are never side by side.
+    assert [word for mark in marks for word in analyze(mark)] == analyze(text)
+    assert all(len(analyze(mark)) == 1 for mark in marks if mark.isascii())
 
 
 @given(

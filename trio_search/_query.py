@@ -536,8 +536,14 @@ def highlight_all(
             next_mark += 1
             if cut and word_stop == stop:
                 continue  # a word the cut may have shortened: left unmarked
-            parts += (text[end:word_start], HIGHLIGHT_START)
-            parts += (text[word_start:word_stop], HIGHLIGHT_END)
+            if word_start == end and parts and parts[-1] == HIGHLIGHT_END:
+                # Right after the word marked before, as Chinese and
+                # Japanese characters (each a word) are: one mark for both.
+                parts[-1] = text[word_start:word_stop]
+                parts.append(HIGHLIGHT_END)
+            else:
+                parts += (text[end:word_start], HIGHLIGHT_START)
+                parts += (text[word_start:word_stop], HIGHLIGHT_END)
             end = word_stop
         parts.append(text[end:stop])
         if cut:
