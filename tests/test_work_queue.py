@@ -11,10 +11,12 @@ import trio
 import trio.testing
 
 from tests.helpers import json_request, read_messages, read_until_eof, result_of
+from tests.test_metrics import parse, value
 from tests.test_shutdown import MemoryListener
 from trio_search import (
     Deferred,
     Message,
+    Metrics,
     Reply,
     RequestError,
     SearchApp,
@@ -108,3 +110,38 @@ async def test_work_of_a_client_that_reset_is_dropped(nursery: trio.Nursery) -> 
             await trio.sleep(0.01)
     assert app.done == 2  # the third was never run
     assert server.stats.errors["connection_lost"] == 1
+
+
+async def test_the_worker_threads_show_in_the_metrics(nursery: trio.Nursery) -> None:
+    # Busy threads and work queued for them are what an operator needs to
+    # see when costly queries pile up.
+    app = GatedApp()
+    server = SearchServer(ServerSettings(port=0), app=app, metrics=Metrics())
+    (host, port), *_ = await nursery.start(server.serve)
+
+    def gauges() -> tuple[float, float]:
+        samples = parse(server.metrics_exposition())
+        return (
+            value(samples, "trio_search_worker_threads_busy"),
+            value(samples, "trio_search_worker_jobs_queued"),
+        )
+
+    with trio.fail_after(20):
+        assert gauges() == (0, 0)
+        clients = [await trio.open_tcp_stream(host, port) for _ in range(3)]
+        for client in clients:
+            await client.send_all(SLOW)
+        while gauges() != (2, 1):  # noqa: ASYNC110 (threads have no Trio event)
+            await trio.sleep(0.01)
+        await trio.sleep(0.1)  # the third waits that long at least
+        app.gate.set()
+        for client in clients:
+            (answer,) = await read_messages(client, 1)
+            assert result_of(answer) == {"result": "slow answer"}
+            await client.aclose()
+        while gauges() != (0, 0):  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    samples = parse(server.metrics_exposition())
+    assert value(samples, "trio_search_worker_queue_wait_seconds_count") == 3
+    # The third waited for one of the first two to finish.
+    assert value(samples, "trio_search_worker_queue_wait_seconds_sum") >= 0.1

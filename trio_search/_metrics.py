@@ -70,6 +70,8 @@ GAUGE_AGGREGATION = {
     f"{NAMESPACE}_index_documents": "max",
     f"{NAMESPACE}_index_generation": "max",
     f"{NAMESPACE}_index_last_reload_timestamp_seconds": "max",
+    f"{NAMESPACE}_worker_threads_busy": "sum",
+    f"{NAMESPACE}_worker_jobs_queued": "sum",
 }
 
 
@@ -101,6 +103,9 @@ class Metrics:
     index_last_reload: Gauge = attrs.field(init=False)
     query_cache_hits: Counter = attrs.field(init=False)
     query_cache_stored: Counter = attrs.field(init=False)
+    worker_queue_wait: Histogram = attrs.field(init=False)
+    worker_threads_busy: Gauge = attrs.field(init=False)
+    worker_jobs_queued: Gauge = attrs.field(init=False)
     #: The query cache's totals when last synced (see :meth:`query_cache_counted`).
     _query_cache_seen: tuple[int, int] = attrs.field(default=(0, 0), init=False)
     _requests_by_action: dict[str, Any] = attrs.field(init=False)
@@ -192,6 +197,26 @@ class Metrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.worker_queue_wait = Histogram(
+            "worker_queue_wait_seconds",
+            "Time blocking work (a costly query, a large request's decoding, a reload) "
+            "waited for a worker thread, in seconds.",
+            buckets=LATENCY_BUCKETS,
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.worker_threads_busy = Gauge(
+            "worker_threads_busy",
+            "Worker threads running blocking work now.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.worker_jobs_queued = Gauge(
+            "worker_jobs_queued",
+            "Blocking work waiting for a worker thread now.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         # Children bound once: each labels() call costs a lock and a lookup.
         self._requests_by_action = {action: self.requests.labels(action) for action in ACTIONS}
         self._other_requests = self._requests_by_action["other"]
@@ -259,6 +284,17 @@ class Metrics:
         self.query_cache_hits.inc(hits - seen_hits if hits >= seen_hits else hits)
         self.query_cache_stored.inc(stored - seen_stored if stored >= seen_stored else stored)
         self._query_cache_seen = (hits, stored)
+
+    def worker_waited(self, seconds: float) -> None:
+        """Count blocking work that waited ``seconds`` for a worker thread
+        (called in that thread)."""
+        self.worker_queue_wait.observe(seconds)
+
+    def workers_counted(self, busy: int, queued: int) -> None:
+        """Describe the worker threads now: how many run work, and how much
+        work waits for them (read before a scrape or snapshot)."""
+        self.worker_threads_busy.set(busy)
+        self.worker_jobs_queued.set(queued)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format (version 0.0.4, served as

@@ -118,7 +118,8 @@ class SearchServer:
         if self.app is None:
             self._search_app = SearchApp(self.index, self._stats_snapshot)
             self.app = self._search_app
-        self._workers = ThreadPool(DECODE_THREADS)
+        waited = None if self.metrics is None else self.metrics.worker_waited
+        self._workers = ThreadPool(DECODE_THREADS, waited)
         self._budget = BufferBudget(self.settings.max_buffered_bytes)
 
     @property
@@ -251,7 +252,10 @@ class SearchServer:
         return snapshot
 
     def update_index_metrics(self) -> None:
-        """Bring the index gauges up to date (before a scrape or snapshot)."""
+        """Bring the index and worker-thread gauges up to date (before a
+        scrape or snapshot)."""
+        if self.metrics is not None:
+            self.metrics.workers_counted(self._workers.running, self._workers.queued)
         index = self.search_index
         if self.metrics is not None and index is not None:
             self.metrics.index_loaded(index.documents, index.generation, index.loaded_at)

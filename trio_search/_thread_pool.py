@@ -66,6 +66,7 @@ class _Job:
     started: Callable[[], object] | None
     task: trio.lowlevel.Task
     token: trio.lowlevel.TrioToken
+    queued_at: float = attrs.field(factory=time.monotonic)
     state: _State = _State.QUEUED
 
 
@@ -75,9 +76,12 @@ class ThreadPool:
 
     Args:
         threads: How many jobs run at once.
+        waited: Called in the worker thread, as each job starts, with the
+            seconds it waited in the queue (for metrics); must not block.
     """
 
     threads: int
+    waited: Callable[[float], object] | None = None
     #: The queued jobs, and the counts below: all under ``_ready``'s lock,
     #: so that a job never waits while a thread could take it.
     _jobs: collections.deque[_Job] = attrs.field(factory=collections.deque, init=False)
@@ -85,6 +89,19 @@ class ThreadPool:
     #: Threads running, and those of them waiting for a job.
     _live: int = attrs.field(default=0, init=False)
     _idle: int = attrs.field(default=0, init=False)
+    #: Jobs running now.
+    _running: int = attrs.field(default=0, init=False)
+
+    @property
+    def running(self) -> int:
+        """How many jobs run now."""
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        """How many jobs wait for a thread (those cancelled while waiting
+        included, until a thread passes them by)."""
+        return len(self._jobs)
 
     async def run(
         self,
@@ -168,9 +185,14 @@ class ThreadPool:
                 if job.state is _State.DROPPED:
                     continue
                 job.state = _State.RUNNING
+                self._running += 1
             if job.started is not None:
                 job.token.run_sync_soon(job.started)
+            if self.waited is not None:
+                self.waited(time.monotonic() - job.queued_at)
             result = outcome.capture(self._run, job)
+            with self._ready:
+                self._running -= 1
             job.token.run_sync_soon(trio.lowlevel.reschedule, job.task, result)
             del job, result  # nothing of the job kept alive while waiting
 
