@@ -670,6 +670,10 @@ UTF16_NO_BOM = (
     "the file looks like UTF-16 (its first characters are ASCII with NUL bytes between them); "
     "save it as UTF-8"
 )
+UTF32_NO_BOM = (
+    "the file looks like UTF-32 (its first character is ASCII with three NUL bytes beside it); "
+    "save it as UTF-8"
+)
 
 WHOLE_FILE: dict[str, tuple[str, bytes, str]] = {
     "empty jsonl": ("d.jsonl", b"", "the file is empty"),
@@ -715,6 +719,12 @@ WHOLE_FILE: dict[str, tuple[str, bytes, str]] = {
         '[{"key": "a"}]'.encode("utf-16-be"),
         UTF16_NO_BOM,
     ),
+    # Not UTF-16, which the little-endian form's first two bytes look like,
+    # nor a byte that is not UTF-8 or a header of '\x00\x00\x00k...'.
+    "UTF-32 LE csv, no BOM": ("d.csv", "key,answer\na,x\n".encode("utf-32-le"), UTF32_NO_BOM),
+    "UTF-32 BE csv, no BOM": ("d.csv", "key,answer\na,x\n".encode("utf-32-be"), UTF32_NO_BOM),
+    "UTF-32 BE jsonl, no BOM": ("d.jsonl", GOOD.encode("utf-32-be"), UTF32_NO_BOM),
+    "UTF-32 LE json, no BOM": ("d.json", '{"a": "é"}'.encode("utf-32-le"), UTF32_NO_BOM),
 }
 
 

@@ -828,10 +828,16 @@ def foreign_encoding(head: bytes) -> str | None:
     """What encoding other than UTF-8 a file starting with ``head`` (its
     first 4 bytes) seems to be in, and why, or ``None``: a byte order mark of
     UTF-16 or UTF-32 (as a spreadsheet's "Unicode text" has), or an ASCII
-    character with a NUL byte beside it, which no text in UTF-8 starts with."""
+    character with one NUL byte beside it (UTF-16) or three (UTF-32), which
+    no text in UTF-8 starts with."""
     for bom, name in _OTHER_BOMS:
         if head.startswith(bom):
             return f"{name} (it starts with a {name} byte order mark)"
+    first = head[:4]
+    if len(first) == 4 and 0 < max(first) < 0x80 and first.count(0) == 3 and first[1:3] == b"\0\0":
+        # An ASCII character in UTF-32, little- or big-endian (tested before
+        # UTF-16, whose test the little-endian form passes).
+        return "UTF-32 (its first character is ASCII with three NUL bytes beside it)"
     if len(head) >= 2 and (head[0] == 0) != (head[1] == 0) and max(head[:2]) < 0x80:
         return "UTF-16 (its first characters are ASCII with NUL bytes between them)"
     return None
