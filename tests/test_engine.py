@@ -165,6 +165,21 @@ def test_a_decomposed_key_is_matched_exactly() -> None:
     assert keys(index, "caf\u00e9")[0] == "cafe\u0301"
 
 
+def test_a_word_starting_with_a_mark_is_highlighted_in_place_beside_decomposed_text() -> None:
+    # U+064B (an Arabic tanwin) is a letter to Unicode, so a word of its own
+    # after a space or at an answer's start. A page holding a decomposed
+    # answer is placed cluster by cluster: the line break between answers,
+    # or the space before the word, was taken into its mark.
+    tanwin = "\u064bab"
+    index = index_of({"nfd": f"{tanwin} cafe\u0301", "alone": tanwin, "after": f"x {tanwin}"})
+    hits = {hit.key: hit for hit in index.query(tanwin).hits}
+    assert hits["nfd"].highlight == f"<em>{tanwin}</em> cafe\u0301"
+    assert hits["alone"].highlight == f"<em>{tanwin}</em>"
+    assert hits["after"].highlight == f"x <em>{tanwin}</em>"
+    marks = {key: hit.marks() for key, hit in hits.items()}
+    assert marks == {"nfd": [(0, 3)], "alone": [(0, 3)], "after": [(2, 5)]}
+
+
 def test_a_long_decomposed_word_is_one_word() -> None:
     # Twenty "é" typed as twenty letters, each with its accent after it.
     word = "e\u0301" * 20

@@ -180,18 +180,33 @@ def tokens(text: str) -> list[tantivy.Token] | list[PlacedWord]:
     return _tokens_of_decomposed(text)
 
 
+#: The general categories (first letters) of the characters a word may
+#: hold: letters, digits and marks.
+_WORD_CATEGORIES = "LNM"
+
+
 def _tokens_of_decomposed(text: str) -> list[PlacedWord]:
     """:func:`tokens` for a text not in composed form: each letter with the
     marks that follow it is composed on its own, so that every character of
     the composed text comes from one such cluster of ``text``, and a word's
     place in ``text`` runs from its first cluster's start to its last one's
-    end."""
+    end.
+
+    Marks after a character that is no part of a word (a space, the line
+    break between a page's answers) are a cluster of their own: nothing
+    composes with those, and a mark that is a word by itself (an Arabic
+    tanwin, a Hebrew point after a space) must not begin at them.
+    """
     pieces: list[str] = []
     starts: list[int] = []  # per composed character: its cluster's start in text
     ends: list[int] = []  # and its cluster's end
     start = 0
     for position in range(1, len(text) + 1):
-        if position < len(text) and unicodedata.combining(text[position]):
+        if (
+            position < len(text)
+            and unicodedata.combining(text[position])
+            and unicodedata.category(text[start])[0] in _WORD_CATEGORIES
+        ):
             continue
         piece = unicodedata.normalize("NFC", text[start:position])
         pieces.append(piece)
