@@ -16,8 +16,10 @@ accents folded (tantivy's ASCII folding), and dropped if longer than
   an Arabic or Hebrew point. The simple tokenizer ended a word at each of
   those that Unicode does not call alphabetic, so ``हिन्दी`` was two
   words, and a query for one half matched unrelated words. A mark does not
-  start a word, and variation selectors (U+FE0F after an emoji) are not
-  marks of a word but separators, as before;
+  start a word unless Unicode calls it alphabetic (``Other_Alphabetic``:
+  most vowel signs and points; the simple tokenizer kept those too), and
+  variation selectors (U+FE0F after an emoji) are not marks of a word but
+  separators, as before;
 - each character of the scripts written without spaces between words,
   Chinese and Japanese (Han, Hiragana, Katakana: :data:`UNIGRAM_SCRIPTS`),
   on its own (a *unigram*, with any marks after it). Cut at separators
