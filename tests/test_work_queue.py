@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 
 import trio
 import trio.testing
@@ -145,3 +146,39 @@ async def test_the_worker_threads_show_in_the_metrics(nursery: trio.Nursery) -> 
     assert value(samples, "trio_search_worker_queue_wait_seconds_count") == 3
     # The third waited for one of the first two to finish.
     assert value(samples, "trio_search_worker_queue_wait_seconds_sum") >= 0.1
+
+
+def stall_the_event_loop(seconds: float) -> None:
+    """Keep the event loop from running anything for ``seconds``."""
+    time.sleep(seconds)
+
+
+async def test_work_a_thread_takes_as_its_deadline_passes_is_answered(
+    nursery: trio.Nursery,
+) -> None:
+    # The deadline of work waiting for a thread passes after a thread took it
+    # but before the event loop heard (the loop was busy): the work runs to
+    # its end, and neither its answer nor the next request's may be lost to
+    # the spent timer (they were: "overloaded" for the next work, which never
+    # waited, or, over a stream the kernel does not take at once, a send
+    # timeout and no answer).
+    app = GatedApp()
+    server = SearchServer(ServerSettings(port=0, request_timeout=0.5, idle_timeout=600), app=app)
+    listener = MemoryListener(nursery)
+    await nursery.start(server.serve, [listener])
+    busy = [listener.connect(), listener.connect()]
+    for client in busy:
+        await client.send_all(SLOW)
+    await trio.sleep(0.1)  # both threads taken
+    late = listener.connect()
+    await late.send_all(SLOW + SLOW)
+    await trio.sleep(0.1)  # the first queued, its deadline 0.5 s away
+    app.gate.set()  # the threads finish, and one takes it at once...
+    stall_the_event_loop(0.6)  # ...while the loop is busy past its deadline
+    with trio.fail_after(10):
+        answers = await read_messages(late, 2)
+    assert [result_of(answer) for answer in answers] == [{"result": "slow answer"}] * 2
+    for client in busy:
+        (answer,) = await read_messages(client, 1)
+        assert result_of(answer) == {"result": "slow answer"}
+    assert "overloaded" not in server.stats.errors

@@ -102,7 +102,8 @@ class _Outcome(enum.Enum):
     #: The connection is over: the peer closed, broke the framing, or a
     #: shutdown reached it.
     ENDED = "ended"
-    #: The timer fired just as bytes arrived: the bytes win, and serving goes
+    #: The timer fired just as bytes arrived, or as a worker thread took the
+    #: work it was waiting for: the bytes or the work win, and serving goes
     #: on under a new timer.
     TIMER_SPENT = "timer spent"
 
@@ -544,6 +545,13 @@ class ServerConnection:
                 replies.append(self._counted(await self._respond_in_worker(batch.work)))
                 batch = self._answer_ready(protocol)
                 replies += batch.replies
+                if self._timer.spent:
+                    # The work's deadline passed after a thread took it, before
+                    # the event loop heard (running work has no deadline): the
+                    # timer is spent, and would cut the next wait short. Serve
+                    # on under a new one, these replies first.
+                    self._handed_over = batch._replace(replies=replies)
+                    return _Outcome.TIMER_SPENT
             if batch.broken is not None:
                 # Answer what arrived intact, then report the broken framing.
                 self._report_error(batch.broken)
