@@ -139,3 +139,44 @@ async def test_a_thread_that_cannot_start_drops_its_job(monkeypatch: pytest.Monk
     with trio.fail_after(5):
         await pool.run(lambda: ran.append("next"))
     assert ran == ["next"]
+
+
+async def test_queued_counts_the_jobs_still_waiting_and_running_those_running() -> None:
+    pool = ThreadPool(1)
+    gate, first_started = threading.Event(), threading.Event()
+
+    def first() -> None:
+        first_started.set()
+        assert gate.wait(10)
+
+    second = trio.CancelScope()
+
+    async def run_second() -> None:
+        with second:
+            await pool.run(lambda: None)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pool.run, first)
+        await trio.to_thread.run_sync(first_started.wait)
+        nursery.start_soon(run_second)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (pool.running, pool.queued) == (1, 1)
+        # Cancelled while queued: no longer counted, though no thread has
+        # passed its job by yet.
+        second.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert (pool.running, pool.queued) == (1, 0)
+        gate.set()
+    assert (pool.running, pool.queued) == (0, 0)
+
+
+async def test_a_failing_wait_counter_does_not_lose_the_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken_counter(_seconds: float) -> None:
+        raise ValueError("metrics bug")
+
+    pool = ThreadPool(1, waited=broken_counter)
+    with trio.fail_after(5):
+        assert await pool.run(lambda: "answered") == "answered"
+    assert "counting a worker thread's wait failed" in caplog.text

@@ -42,6 +42,8 @@ import attrs
 import outcome
 import trio
 
+from ._log import logger
+
 T = TypeVar("T")
 
 #: Seconds a worker thread waits for a job before it ends: as long as
@@ -89,8 +91,9 @@ class ThreadPool:
     #: Threads running, and those of them waiting for a job.
     _live: int = attrs.field(default=0, init=False)
     _idle: int = attrs.field(default=0, init=False)
-    #: Jobs running now.
+    #: Jobs running now, and jobs queued that no cancel has dropped.
     _running: int = attrs.field(default=0, init=False)
+    _waiting: int = attrs.field(default=0, init=False)
 
     @property
     def running(self) -> int:
@@ -99,9 +102,8 @@ class ThreadPool:
 
     @property
     def queued(self) -> int:
-        """How many jobs wait for a thread (those cancelled while waiting
-        included, until a thread passes them by)."""
-        return len(self._jobs)
+        """How many jobs wait for a thread (not those cancelled meanwhile)."""
+        return self._waiting
 
     async def run(
         self,
@@ -135,6 +137,7 @@ class ThreadPool:
         )
         with self._ready:
             self._jobs.append(job)
+            self._waiting += 1
             # A thread is free for it, or one more is started for it.
             at_once = len(self._jobs) <= self._idle
             if not at_once and self._live < self.threads:
@@ -147,6 +150,7 @@ class ThreadPool:
                     # (RuntimeError: the process may start no more threads.)
                     # Nobody will wait for the job: no thread may take it.
                     job.state = _State.DROPPED
+                    self._waiting -= 1
                     raise
                 self._live += 1
                 at_once = True
@@ -160,6 +164,7 @@ class ThreadPool:
             with self._ready:
                 if job.state is _State.QUEUED:
                     job.state = _State.DROPPED
+                    self._waiting -= 1
                     return trio.lowlevel.Abort.SUCCEEDED
             return trio.lowlevel.Abort.FAILED
 
@@ -185,11 +190,16 @@ class ThreadPool:
                 if job.state is _State.DROPPED:
                     continue
                 job.state = _State.RUNNING
+                self._waiting -= 1
                 self._running += 1
             if job.started is not None:
                 job.token.run_sync_soon(job.started)
             if self.waited is not None:
-                self.waited(time.monotonic() - job.queued_at)
+                try:
+                    self.waited(time.monotonic() - job.queued_at)
+                except Exception:
+                    # A bug in the metrics must not leave the job unanswered.
+                    logger.exception("counting a worker thread's wait failed")
             result = outcome.capture(self._run, job)
             with self._ready:
                 self._running -= 1
